@@ -1,0 +1,111 @@
+"""Parsing and judging predictions.
+
+A learner types a number, a little arithmetic on numbers, or None. The text is parsed with
+`ast` and evaluated by walking a whitelist of node types: nothing typed is ever run.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from autograd_tutor.model import EXACT, Tolerance, Value
+
+MAX_INPUT_LENGTH = 200
+MAX_EXPONENT = 64
+MAX_MAGNITUDE = 1e300
+
+_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+}
+
+
+class AnswerError(ValueError):
+    """The text is not a prediction; the message says what to type instead."""
+
+
+def parse_value(text: str) -> Value:
+    """Turn what the learner typed into a float or None, or raise AnswerError."""
+    text = text.strip()
+    if not text:
+        raise AnswerError("type a number (like 6.5 or 13/2) or None")
+    if len(text) > MAX_INPUT_LENGTH:
+        raise AnswerError(f"that is longer than {MAX_INPUT_LENGTH} characters; type a number")
+    if text.lower() in {"none", "null"}:
+        return None
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise AnswerError(f"can't read {text!r}: type a number (like 6.5 or 13/2) or None") from None
+    try:
+        value = _evaluate(tree.body)
+    except RecursionError:
+        raise AnswerError("that expression is nested too deeply") from None
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise AnswerError("that number is too large; type a finite number")
+    return value
+
+
+def _evaluate(node: ast.expr) -> float:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise AnswerError(f"only numbers are allowed, not {node.value!r}")
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_evaluate(node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        return _apply(node.op, left, right)
+    if isinstance(node, ast.Name):
+        raise AnswerError(f"{node.id!r} is a name; predict a number (or None)")
+    raise AnswerError("only numbers, + - * / ** and parentheses are allowed")
+
+
+def _apply(op: ast.operator, left: float, right: float) -> float:
+    if isinstance(op, ast.Pow):
+        if abs(right) > MAX_EXPONENT:
+            raise AnswerError(f"exponents above {MAX_EXPONENT} are not needed here")
+        if left < 0 and not float(right).is_integer():
+            raise AnswerError("a negative number to a fractional power is not a real number")
+    if isinstance(op, ast.Div) and right == 0:
+        raise AnswerError("division by zero")
+    try:
+        return _BINARY[type(op)](left, right)
+    except (OverflowError, ZeroDivisionError):
+        raise AnswerError("that number is too large; type a finite number") from None
+
+
+def is_close(predicted: Value, actual: Value, tolerance: Tolerance = EXACT) -> bool:
+    """True when the prediction matches: None only matches None; numbers within tolerance."""
+    if predicted is None or actual is None:
+        return predicted is None and actual is None
+    return math.isclose(
+        predicted, actual, rel_tol=tolerance.relative, abs_tol=tolerance.absolute
+    )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    correct: bool
+    misconception: str | None = None
+    explanation: str = ""
+
+
+def format_value(value: Value, digits: int = 4) -> str:
+    """Readable, stable formatting: integers without decimals, None as None."""
+    if value is None:
+        return "None"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".")

@@ -1,0 +1,123 @@
+"""Small frozen dataclasses shared by the content, the engine and the presentation.
+
+Nothing here imports torch: exercises describe their computations as code strings and
+callables that receive the namespace the code ran in, so listing exercises stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A value a learner can predict or PyTorch can produce: a number, or None (no gradient).
+Value = float | None
+Namespace = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close a prediction must be. `relative` for exact gradients, `absolute` for estimates."""
+
+    relative: float = 1e-6
+    absolute: float = 1e-9
+
+    @property
+    def is_estimate(self) -> bool:
+        return self.absolute >= 1e-3
+
+    def describe(self) -> str:
+        return f"±{self.absolute:g}" if self.is_estimate else "exact"
+
+
+EXACT = Tolerance()
+
+
+def estimate(absolute: float) -> Tolerance:
+    return Tolerance(relative=0.0, absolute=absolute)
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A wrong mental model: `wrong_value` runs that model on the step's namespace."""
+
+    name: str
+    explanation: str
+    wrong_value: Callable[[Namespace], Value]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One quantity the learner predicts before PyTorch runs.
+
+    `actual` reads PyTorch's value from the namespace the step's code ran in; `by_hand`
+    computes the same quantity from the chain-rule formula, without autograd.
+    """
+
+    id: str
+    label: str
+    actual: Callable[[Namespace], Value]
+    by_hand: Callable[[Namespace], Value]
+    by_hand_text: str
+    hints: tuple[str, ...] = ()
+    tolerance: Tolerance = EXACT
+    concept: str = ""
+    misconceptions: tuple[Misconception, ...] = ()
+    wrong_feedback: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook cell: prose, the exact code that runs, predictions, then the explanation."""
+
+    title: str
+    setup: str
+    code: str
+    predictions: tuple[Prediction, ...] = ()
+    explanation: str = ""
+    # Extra figures or derived data a step produces after it runs (name -> callable(ns, plots_dir)).
+    after: Callable[[Namespace, Any], Mapping[str, Any]] | None = None
+    # Names whose forward values the reveal shows (e.g. ("y",) or ("h", "h_act", "y")).
+    show_values: tuple[str, ...] = ()
+    # The expected exception, when the lesson is that PyTorch refuses (Exercise 5).
+    expects_error: bool = False
+    # The tensor whose autograd graph the reveal draws, and the names of its tensors.
+    graph_output: str | None = None
+
+
+@dataclass(frozen=True)
+class Exercise:
+    number: int
+    title: str
+    level: str
+    intro: str
+    steps: tuple[Step, ...]
+    closing: str = ""
+    concepts: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def predictions(self) -> tuple[Prediction, ...]:
+        return tuple(p for step in self.steps for p in step.predictions)
+
+    @property
+    def prediction_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.predictions)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What happened to one prediction in one run; this is what the progress file records."""
+
+    exercise: int
+    id: str
+    prediction: Value
+    actual: Value
+    by_hand: Value
+    correct: bool | None
+    skipped: bool
+    typed: str = ""
+    hints_used: int = 0
+    misconception: str | None = None
+    concept: str = ""
+    time: str = ""
+    run: str = ""
