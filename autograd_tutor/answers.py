@@ -10,7 +10,6 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from autograd_tutor.model import EXACT, Tolerance, Value
 
@@ -86,26 +85,36 @@ def _apply(op: ast.operator, left: float, right: float) -> float:
         raise AnswerError("that number is too large; type a finite number") from None
 
 
+def parse_choice(text: str, choices: tuple[str, ...]) -> str:
+    """Match what was typed against a prediction's named choices, ignoring case."""
+    wanted = text.strip().lower()
+    for choice in choices:
+        if wanted == choice.lower():
+            return choice
+    raise AnswerError("type one of: " + ", ".join(choices))
+
+
+def parse_prediction(text: str, choices: tuple[str, ...] = ()) -> Value:
+    return parse_choice(text, choices) if choices else parse_value(text)
+
+
 def is_close(predicted: Value, actual: Value, tolerance: Tolerance = EXACT) -> bool:
     """True when the prediction matches: None only matches None; numbers within tolerance."""
     if predicted is None or actual is None:
         return predicted is None and actual is None
+    if isinstance(predicted, str) or isinstance(actual, str):
+        return predicted == actual
     return math.isclose(
         predicted, actual, rel_tol=tolerance.relative, abs_tol=tolerance.absolute
     )
-
-
-@dataclass(frozen=True)
-class Judgement:
-    correct: bool
-    misconception: str | None = None
-    explanation: str = ""
 
 
 def format_value(value: Value, digits: int = 4) -> str:
     """Readable, stable formatting: integers without decimals, None as None."""
     if value is None:
         return "None"
+    if isinstance(value, str):
+        return value
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")

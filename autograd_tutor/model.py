@@ -6,13 +6,17 @@ callables that receive the namespace the code ran in, so listing exercises stays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-# A value a learner can predict or PyTorch can produce: a number, or None (no gradient).
-Value = float | None
+# A value a learner can predict or PyTorch can produce: a number, None (no gradient),
+# or one of a prediction's named choices (e.g. "w" or "b").
+Value = float | str | None
 Namespace = dict[str, Any]
+# Text that may depend on what the code computed (filled in only after the reveal).
+Text = str | Callable[[Namespace], str]
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,15 @@ class Prediction:
     label: str
     actual: Callable[[Namespace], Value]
     by_hand: Callable[[Namespace], Value]
-    by_hand_text: str
+    by_hand_text: Text
     hints: tuple[str, ...] = ()
     tolerance: Tolerance = EXACT
     concept: str = ""
     misconceptions: tuple[Misconception, ...] = ()
+    # The general explanation for a wrong answer that matches no misconception.
     wrong_feedback: str = ""
+    # When set, the answer is one of these words instead of a number.
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,9 +81,9 @@ class Step:
     setup: str
     code: str
     predictions: tuple[Prediction, ...] = ()
-    explanation: str = ""
-    # Extra figures or derived data a step produces after it runs (name -> callable(ns, plots_dir)).
-    after: Callable[[Namespace, Any], Mapping[str, Any]] | None = None
+    explanation: Text = ""
+    # Runs after the reveal (figures, demonstrations); returns markdown lines to show.
+    after: Callable[[Namespace, Path], list[str]] | None = None
     # Names whose forward values the reveal shows (e.g. ("y",) or ("h", "h_act", "y")).
     show_values: tuple[str, ...] = ()
     # The expected exception, when the lesson is that PyTorch refuses (Exercise 5).

@@ -1,0 +1,17 @@
+"""Every test gets its own progress directory, a fixed width, no forced colour and headless plots."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def tutor_env(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOGRAD_TUTOR_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    return home
