@@ -38,7 +38,7 @@ def parse_value(text: str) -> Value:
     """Turn what the learner typed into a float or None, or raise AnswerError."""
     text = text.strip()
     if not text:
-        raise AnswerError("type a number (like 6.5 or 13/2) or None")
+        raise AnswerError("type a number (like 2.5 or 7/4) or None")
     if len(text) > MAX_INPUT_LENGTH:
         raise AnswerError(f"that is longer than {MAX_INPUT_LENGTH} characters; type a number")
     if text.lower() in {"none", "null"}:
@@ -46,7 +46,7 @@ def parse_value(text: str) -> Value:
     try:
         tree = ast.parse(text.replace("^", "**"), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        raise AnswerError(f"can't read {text!r}: type a number (like 6.5 or 13/2) or None") from None
+        raise AnswerError(f"can't read {text!r}: type a number (like 2.5 or 7/4) or None") from None
     try:
         value = _evaluate(tree.body)
     except RecursionError:

@@ -289,9 +289,9 @@ class Session:
                 raise
             self.ns["_error"] = error
         lines = self.output.take()
-        error = self.ns.get("_error")
-        if error is not None:
-            lines.append(f"PyTorch raised {type(error).__name__}: {error}")
+        raised = self.ns.get("_error")
+        if raised is not None:
+            lines.append(f"PyTorch raised {type(raised).__name__}: {raised}")
         if show_output:
             self.ui.program_output(lines)
 

@@ -22,7 +22,7 @@ from autograd_tutor.store import ExerciseStatus
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
 INPUT_HELP = (
-    "Type a number (34, -3, 6.5, 13/2, 3*9 + 4*3 - 5) or None.  "
+    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.  "
     "? = hint   skip = show the answer   q = quit"
 )
 
@@ -156,7 +156,7 @@ class UI:
                 Text(row.label),
                 Text(row.predicted),
                 Text(format_value(row.actual)),
-                Text(f"{format_value(row.by_hand)}  = {row.by_hand_text}", overflow="fold"),
+                Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})", overflow="fold"),
                 Text(mark, style=style),
             )
         self.out.print(table)

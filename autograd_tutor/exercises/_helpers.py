@@ -21,13 +21,3 @@ def grad_of(name: str) -> Callable[[Namespace], Value]:
         return None if grad is None else float(grad.item())
 
     return read
-
-
-def recorded(key: str) -> Callable[[Namespace], Value]:
-    """Reads a value the engine snapshotted right after a step ran (see session.snapshot)."""
-
-    def read(ns: Namespace) -> Value:
-        value: Value = ns["_recorded"][key]
-        return value
-
-    return read

@@ -17,7 +17,10 @@ def _h_act(ns: Namespace) -> float:
     return _v(ns, "x") * _v(ns, "w1") + _v(ns, "b")
 
 
-SIGN_FLIP = "You lost a sign: w2 is negative, and every gradient that flows back through it carries that sign."
+SIGN_FLIP = (
+    "You lost a sign: w2 is negative, and every gradient that flows back through it "
+    "carries that sign."
+)
 LOCAL_ONLY = (
     "That is only the local derivative of this step. The chain rule multiplies it by the "
     "gradient arriving from above, dy/dh_act = w2."
@@ -63,7 +66,7 @@ def _predictions() -> tuple[Prediction, ...]:
                 Misconception("sign-error", SIGN_FLIP, lambda ns: -_v(ns, "w2") * _v(ns, "x")),
                 Misconception(
                     "w1-for-x",
-                    "You used w1 where x belongs: the derivative of x · w1 with respect to w1 is x.",
+                    "You used w1 where x belongs: d(x · w1)/dw1 is x.",
                     lambda ns: _v(ns, "w2") * _v(ns, "w1"),
                 ),
                 Misconception("local-only", LOCAL_ONLY, lambda ns: _v(ns, "x")),
@@ -94,7 +97,7 @@ def _predictions() -> tuple[Prediction, ...]:
                 ),
                 Misconception(
                     "sign-error",
-                    "h_act is positive here; no minus sign reaches w2, because w2 is the last step.",
+                    "h_act is positive here; no minus sign reaches w2: w2 is the last step.",
                     lambda ns: -_h_act(ns),
                 ),
             ),
@@ -116,7 +119,7 @@ def _predictions() -> tuple[Prediction, ...]:
                 Misconception("sign-error", SIGN_FLIP, lambda ns: -_v(ns, "w2")),
                 Misconception(
                     "bias-value",
-                    "That is b's value. A gradient says how y changes when b changes, not what b is.",
+                    "That is b's value. A gradient says how y changes when b changes.",
                     lambda ns: _v(ns, "b"),
                 ),
             ),

@@ -77,7 +77,7 @@ SECOND = Step(
             by_hand=lambda ns: _fresh(ns) + _fresh(ns),
             by_hand_text="previous x.grad + 2x",
             hints=(
-                "Does backward() replace x.grad, or do something else with the value already there?",
+                "Does backward() replace x.grad, or do something with the value already there?",
                 "backward() ADDS the new gradient to whatever .grad already holds.",
             ),
             concept="accumulation",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograd_tutor.answers import format_value
-from autograd_tutor.exercises._helpers import grad_of, item, recorded
+from autograd_tutor.exercises._helpers import grad_of, item
 from autograd_tutor.model import Exercise, Misconception, Namespace, Prediction, Step
 
 
