@@ -150,6 +150,14 @@ def show_table(ui: UI, store: Store) -> None:
     data = store.load()
     numbers = [exercise.number for exercise in exercises.EXERCISES]
     ui.say(ui.exercise_table(exercises.EXERCISES, statuses(data, numbers)))
+    from datetime import UTC, datetime
+
+    from autograd_tutor import review
+
+    due = review.due(data["attempts"], datetime.now(UTC))
+    if due:
+        ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
+                "autograd-tutor review", "yellow")
 
 
 @app.command("list")
@@ -214,8 +222,10 @@ def next_command_(
 
 def run_exercise(
     exercise: Exercise, *, reveal: bool, answers: dict[str, str], as_json: bool,
-    plots: Path | None, graph: str,
+    plots: Path | None, graph: str, json_extra: Callable[[Any], dict[str, Any]] | None = None,
+    then: str | None = None,
 ) -> None:
+    """Run one exercise (or a generated practice set) and report it; exit codes as above."""
     from autograd_tutor.session import Options, Quit, Session
 
     env = Environment.from_system()
@@ -227,19 +237,166 @@ def run_exercise(
 
     def emit_json() -> None:
         if as_json:
-            print(json.dumps(session.to_json()), file=env.stdout, flush=True)
+            report = json_extra(session) if json_extra else session.to_json()
+            print(json.dumps(report), file=env.stdout, flush=True)
 
+    again = then or f"autograd-tutor exercise {exercise.number}"
     with friendly_exits(ui, on_stop=emit_json):
         try:
             session.run()
         except Quit:
             emit_json()
-            ui.text(f"Stopped. Your answers so far are saved; continue with: "
-                    f"autograd-tutor exercise {exercise.number}", "bold")
+            ui.text(f"Stopped. Your answers so far are saved; continue with: {again}", "bold")
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
-    ui.summary(exercise, correct, asked, next_command(store))
+    ui.summary(exercise, correct, asked, then or next_command(store))
     emit_json()
+
+
+ConceptOpt = Annotated[str | None, typer.Option("--concept", "-c", metavar="NAME",
+                                                help="Only this concept (see --list).")]
+CountOpt = Annotated[int, typer.Option("--count", "-n", min=1, max=50,
+                                       help="How many problems.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Same seed, same problems "
+                                             "(default: a new seed, printed).")]
+
+
+def practice_json(seed: int) -> Callable[[Any], dict[str, Any]]:
+    def build(session: Any) -> dict[str, Any]:
+        titles = {p.id: step.title for step in session.exercise.steps for p in step.predictions}
+        items = []
+        for outcome in session.outcomes:
+            prediction = outcome.guess.prediction
+            items.append({"concept": prediction.concept,
+                          "question": f"{titles[prediction.id]}: predict {prediction.label}",
+                          **outcome.to_json()})
+        return {"seed": seed, "completed": session.completed, "items": items}
+
+    return build
+
+
+def concept_list() -> str:
+    from autograd_tutor.practice import CONCEPTS
+
+    return "\n".join(f"  {name:<13} {text}" for name, text in CONCEPTS.items())
+
+
+@app.command("practice")
+def practice_command(
+    concept: ConceptOpt = None,
+    count: CountOpt = 5,
+    seed: SeedOpt = None,
+    reveal: RevealOpt = False,
+    as_json: JsonOpt = False,
+    list_concepts: Annotated[bool, typer.Option("--list", help="List the concepts.")] = False,
+) -> None:
+    """Fresh problems for a concept: polynomial, chain-rule, accumulation, zeroing,
+    gd-step, detach."""
+    from autograd_tutor import practice
+
+    if list_concepts:
+        print(concept_list())
+        return
+    if concept is not None and concept not in practice.CONCEPTS:
+        raise typer.BadParameter(f"{concept!r} is not a concept; choose one of: "
+                                 + ", ".join(practice.CONCEPTS), param_hint="--concept")
+    seed = seed if seed is not None else random_seed()
+    problems = practice.generate(concept, count, seed)
+    again = f"autograd-tutor practice --seed {seed}" + (f" --concept {concept}" if concept else "")
+    run_exercise(problems, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=practice_json(seed), then=again)
+
+
+def random_seed() -> int:
+    return int.from_bytes(os.urandom(3), "big")
+
+
+@app.command("review")
+def review_command(
+    count: CountOpt = 3,
+    reveal: RevealOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Practise the concepts you missed, when they are due (Leitner boxes)."""
+    from datetime import UTC, datetime
+
+    from autograd_tutor import practice, review
+
+    ui = UI(Environment.from_system(), as_json=as_json)
+    attempts = open_store(ui).load()["attempts"]
+    now = datetime.now(UTC)
+    due = review.due(attempts, now)
+    if not due:
+        upcoming = review.schedule(attempts, now)
+        if upcoming:
+            first = upcoming[0]
+            ui.text(f"Nothing is due. Next review: {first.concept}, "
+                    f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
+        else:
+            ui.text("Nothing to review: the queue fills with concepts you miss.")
+        if as_json:
+            print(json.dumps({"due": [], "items": []}))
+        return
+    seed = random_seed()
+    chosen = due[:count]
+    ui.text(f"Due for review: {', '.join(chosen)}", "bold")
+    problems = practice.generate_mix(chosen, seed)
+
+    def report(session: Any) -> dict[str, Any]:
+        return {"due": chosen, **practice_json(seed)(session)}
+
+    run_exercise(problems, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=report, then="autograd-tutor review")
+
+
+@app.command("progress")
+def progress_command(as_json: JsonOpt = False) -> None:
+    """Your history: attempts, first-try accuracy, streaks and common misconceptions."""
+    from autograd_tutor import stats
+
+    ui = UI(Environment.from_system(), as_json=as_json)
+    data = open_store(ui).load()
+    rows = data["attempts"]
+    per_exercise, per_concept = stats.by_exercise(rows), stats.by_concept(rows)
+    if as_json:
+        print(json.dumps({
+            "attempts": rows,
+            "exercises": {summary.name: summary.to_json() for summary in per_exercise},
+            "concepts": {summary.name: summary.to_json() for summary in per_concept},
+            "checks": data["checks"],
+        }))
+        return
+    if not rows:
+        ui.text("No predictions recorded yet. Start with: autograd-tutor exercise 1")
+        return
+    ui.say(ui.progress_table("Progress by exercise", per_exercise))
+    ui.say(ui.progress_table("Progress by concept", per_concept))
+
+
+ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,
+                                                help="Only this exercise (default: all).")]
+
+
+@app.command("reset")
+def reset_command(
+    number: ResetArg = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Clear your recorded progress, for all exercises or for exercise N."""
+    chosen = parse_number(number) if number is not None else None
+    ui = UI(Environment.from_system())
+    store = open_store(ui)
+    what = f"exercise {chosen.number}" if chosen else "all exercises"
+    if not yes:
+        with friendly_exits(ui):
+            answer = ui.ask(f"Delete the recorded progress of {what}? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            ui.text("Nothing deleted.")
+            raise typer.Exit(EXIT_FAILED)
+    if not store.reset(chosen.number if chosen else None):
+        ui.error(f"could not reset the progress in {store.home}.")
+        raise typer.Exit(EXIT_FAILED)
+    ui.text(f"Progress of {what} deleted.")
 
 
 # Entry point --------------------------------------------------------------------------

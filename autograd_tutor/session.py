@@ -189,7 +189,9 @@ class Session:
         for index, step in enumerate(self.exercise.steps, start=1):
             self.run_step(step, index, total)
         self.completed = True
-        self.store.complete(self.exercise.number, self.run_id)
+        # A --reveal run is a demonstration: the learner predicted nothing, so it stays open.
+        if not self.options.reveal and self.exercise.number > 0:
+            self.store.complete(self.exercise.number, self.run_id)
         self.ui.markdown(self.exercise.closing)
         return self.outcomes
 

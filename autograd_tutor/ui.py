@@ -18,6 +18,7 @@ from rich.text import Text
 from autograd_tutor.answers import format_value
 from autograd_tutor.env import Environment
 from autograd_tutor.model import Exercise, Step, Value
+from autograd_tutor.stats import Summary
 from autograd_tutor.store import ExerciseStatus
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
@@ -113,7 +114,8 @@ class UI:
         return table
 
     def exercise_header(self, exercise: Exercise) -> None:
-        title = Text(f"Exercise {exercise.number}: {exercise.title}  ({exercise.level})")
+        name = f"Exercise {exercise.number}: " if exercise.number > 0 else ""
+        title = Text(f"{name}{exercise.title}  ({exercise.level})")
         self.out.print(Panel(title, box=self.box, style="bold"))
         self.markdown(exercise.intro)
 
@@ -168,9 +170,27 @@ class UI:
 
     def summary(self, exercise: Exercise, correct: int, asked: int, next_command: str) -> None:
         score = f"{correct} of {asked} predictions right" if asked else "no predictions scored"
-        lines = Text(f"Exercise {exercise.number} complete: {score}.\n")
+        name = f"Exercise {exercise.number}" if exercise.number > 0 else exercise.title
+        lines = Text(f"{name} complete: {score}.\n")
         lines.append(Text(f"Next: {next_command}", style="bold"))
         self.out.print(Panel(lines, box=self.box))
+
+    def progress_table(self, title: str, summaries: Sequence[Summary]) -> Table:
+        table = Table(title=title, box=self.box, title_justify="left")
+        table.add_column(title.split()[-1].capitalize().rstrip("s"))
+        table.add_column("Attempts", justify="right")
+        table.add_column("First try right", justify="right")
+        table.add_column("Streak", justify="right")
+        table.add_column("Misconceptions seen most")
+        for summary in summaries:
+            accuracy = summary.first_try_accuracy
+            first = "-" if accuracy is None else (
+                f"{summary.first_try_correct}/{summary.first_tries} ({accuracy:.0%})"
+            )
+            seen = ", ".join(f"{name} ×{count}" for name, count in summary.misconceptions)
+            table.add_row(Text(summary.name), str(summary.attempts), first,
+                          str(summary.streak), Text(seen or "-"))
+        return table
 
     def graph(self, renderable: RenderableType) -> None:
         self.out.print(renderable)

@@ -1,0 +1,380 @@
+"""Practice generators: every answer is checked against PyTorch and an independent formula.
+
+`actual` (PyTorch, float32) and `by_hand` (plain floats) are compared for every prediction;
+each concept also gets a check computed here, from the code text alone: a finite difference,
+torch.autograd.grad on a float64 re-run, or a re-run of a modified program.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograd_tutor.answers import is_close
+from autograd_tutor.model import Namespace, Prediction, Step, Tolerance, Value
+from autograd_tutor.practice import CONCEPTS, generate, generate_mix
+
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+NAMES = st.sampled_from(sorted(CONCEPTS))
+CLOSE = Tolerance(relative=1e-9, absolute=1e-9)
+APART = Tolerance(relative=1e-3, absolute=1e-3)
+PROPERTY = settings(max_examples=100, deadline=None)
+
+
+def run(code: str) -> Namespace:
+    ns: Namespace = {"torch": torch}
+    exec(code, ns)
+    return ns
+
+
+@contextmanager
+def float64() -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def read(ns: Namespace, label: str) -> Value:
+    """The predicted quantity read straight from the namespace, without the generator."""
+    if label.endswith(".grad"):
+        grad = ns[label.removesuffix(".grad")].grad
+        return None if grad is None else grad.item()
+    return float(ns[label].item())
+
+
+def same(a: Value, b: Value, tolerance: Tolerance = CLOSE) -> bool:
+    return is_close(a, b, tolerance)
+
+
+def steps(concept: str | None, seed: int, count: int = 3) -> tuple[Step, ...]:
+    return generate(concept, count, seed).steps
+
+
+# --- every concept: PyTorch, by_hand and a float64 re-run agree ---------------------------
+
+
+@PROPERTY
+@given(seed=SEEDS, concept=NAMES)
+def test_actual_matches_pytorch_and_the_formula(seed: int, concept: str) -> None:
+    for step in steps(concept, seed):
+        ns = run(step.code)
+        with float64():
+            ns64 = run(step.code)
+        for p in step.predictions:
+            actual = p.actual(ns)
+            assert same(actual, read(ns, p.label), Tolerance(0.0, 0.0))
+            assert is_close(p.by_hand(ns), actual, p.tolerance), (step.code, p.id)
+            assert same(p.by_hand(ns), read(ns64, p.label)), (step.code, p.id)
+
+
+# --- one concept-specific check each, computed from the code text ------------------------
+
+
+def assigned(code: str, name: str) -> str:
+    """The source of the right-hand side assigned to `name` (first assignment)."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == name:
+            return ast.unparse(node.value)
+    raise AssertionError(f"{name} is not assigned in\n{code}")
+
+
+def tensor_literal(code: str, name: str) -> float:
+    call = ast.parse(assigned(code, name), mode="eval").body
+    assert isinstance(call, ast.Call)
+    return float(ast.literal_eval(call.args[0]))
+
+
+def without(code: str, marker: str) -> str:
+    return "\n".join(line for line in code.splitlines() if marker not in line) + "\n"
+
+
+def autograd(code: str, output: str, labels: list[str]) -> list[Value]:
+    """Gradients by torch.autograd.grad in float64, with the code's own backward() removed."""
+    with float64():
+        ns = run(without(code, ".backward()"))
+        leaves = [ns[label.removesuffix(".grad")] for label in labels]
+        grads = torch.autograd.grad(ns[output], leaves, allow_unused=True)
+    return [None if g is None else g.item() for g in grads]
+
+
+def misconception(p: Prediction, name: str) -> Value:
+    (match,) = [m for m in p.misconceptions if m.name == name]
+    return match.wrong_value({})
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_polynomial_matches_a_finite_difference(seed: int) -> None:
+    for step in steps("polynomial", seed):
+        (p,) = step.predictions
+        expression = assigned(step.code, "y")
+        x = tensor_literal(step.code, "x")
+
+        def f(t: float, expression: str = expression) -> float:
+            return float(eval(expression, {"x": t}))
+
+        h = 1e-4
+        slope = (f(x + h) - f(x - h)) / (2 * h)
+        actual = p.actual(run(step.code))
+        assert isinstance(actual, float)
+        assert math.isclose(actual, slope, rel_tol=1e-6, abs_tol=1e-5)
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_chain_rule_matches_autograd_grad(seed: int) -> None:
+    for step in steps("chain-rule", seed):
+        labels = [p.label for p in step.predictions]
+        ns = run(step.code)
+        expected = autograd(step.code, "y", labels)
+        assert [p.actual(ns) for p in step.predictions] == pytest.approx(expected)
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_accumulation_is_k_times_one_backward(seed: int) -> None:
+    for step in steps("accumulation", seed):
+        (p,) = step.predictions
+        k = int(re.findall(r"range\((\d+)\)", step.code)[0])
+        once = p.actual(run(step.code.replace(f"range({k})", "range(1)")))
+        actual = p.actual(run(step.code))
+        assert actual is not None and once is not None
+        assert actual == k * once
+        assert misconception(p, "replaced-not-accumulated") == once
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_zeroing_keeps_only_what_follows_zero(seed: int) -> None:
+    for step in steps("zeroing", seed):
+        (p,) = step.predictions
+        first_line, rest = step.code.split("\n", 1)
+        after_zero = rest.split("x.grad.zero_()\n", 1)[1]
+        assert p.actual(run(step.code)) == p.actual(run(first_line + "\n" + after_zero))
+        ignored = p.actual(run(without(step.code, "zero_()")))
+        assert misconception(p, "zero-ignored") == ignored
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_gd_step_is_w_minus_lr_times_grad(seed: int) -> None:
+    for step in steps("gd-step", seed):
+        grad_p, w_p = step.predictions
+        ns = run(step.code)
+        (grad,) = autograd(step.code.split("loss.backward()")[0], "loss", ["w.grad"])
+        assert grad_p.actual(ns) == pytest.approx(grad)
+        assert grad is not None
+        expected = tensor_literal(step.code, "w") - ns["lr"] * grad
+        assert w_p.actual(ns) == pytest.approx(expected, rel=1e-6, abs=1e-5)
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_detach_matches_autograd_and_pass_through(seed: int) -> None:
+    for step in steps("detach", seed):
+        labels = [p.label for p in step.predictions]
+        ns = run(step.code)
+        assert [p.actual(ns) for p in step.predictions] == pytest.approx(
+            autograd(step.code, "c", labels)
+        )
+        # The wrong model "detach is a pass-through", run for real: drop the detach.
+        a = next(p for p in step.predictions if p.label == "a.grad")
+        through = a.actual(run(step.code.replace(".detach()", "")))
+        assert misconception(a, "detach-pass-through") == through
+
+
+def test_detach_covers_both_a_cut_and_a_partial_cut() -> None:
+    answers = {
+        p.actual(run(s.code)) is None
+        for seed in range(20)
+        for s in steps("detach", seed)
+        for p in s.predictions
+        if p.label == "a.grad"
+    }
+    assert answers == {True, False}
+
+
+# --- reproducible, readable, and wrong models never equal the answer ---------------------
+
+
+def snapshot(steps_: tuple[Step, ...]) -> list[object]:
+    return [
+        (
+            s.title,
+            s.setup,
+            s.code,
+            [
+                (
+                    p.id,
+                    p.by_hand({}),
+                    p.by_hand_text,
+                    p.hints,
+                    [(m.name, m.wrong_value({})) for m in p.misconceptions],
+                )
+                for p in s.predictions
+            ],
+        )
+        for s in steps_
+    ]
+
+
+@PROPERTY
+@given(seed=SEEDS, concept=st.one_of(st.none(), NAMES))
+def test_a_seed_reproduces_the_same_problems(seed: int, concept: str | None) -> None:
+    first, again = steps(concept, seed, 4), steps(concept, seed, 4)
+    assert snapshot(first) == snapshot(again)
+    assert [p.actual(run(s.code)) for s in first for p in s.predictions] == [
+        p.actual(run(s.code)) for s in again for p in s.predictions
+    ]
+
+
+@given(seed=SEEDS, concept=st.one_of(st.none(), NAMES), count=st.integers(1, 8))
+@settings(max_examples=30, deadline=None)
+def test_a_larger_count_only_appends(seed: int, concept: str | None, count: int) -> None:
+    assert (
+        snapshot(steps(concept, seed, count)) == snapshot(steps(concept, seed, count + 4))[:count]
+    )
+
+
+@given(seed=SEEDS, names=st.lists(NAMES, min_size=1, max_size=6))
+@settings(max_examples=30, deadline=None)
+def test_generate_mix_gives_one_problem_per_named_concept(seed: int, names: list[str]) -> None:
+    exercise = generate_mix(names, seed)
+    assert [s.predictions[0].concept for s in exercise.steps] == names
+    assert snapshot(exercise.steps) == snapshot(generate_mix(names, seed).steps)
+    for step in exercise.steps:
+        ns = run(step.code)
+        for p in step.predictions:
+            assert is_close(p.by_hand(ns), p.actual(ns), p.tolerance)
+
+
+def test_generate_mix_refuses_unknown_or_no_concepts() -> None:
+    with pytest.raises(ValueError, match="chain-rule"):
+        generate_mix(["polynomial", "backprop"], 1)
+    with pytest.raises(ValueError):
+        generate_mix([], 1)
+
+
+def test_different_seeds_give_different_problems() -> None:
+    codes = {steps("polynomial", seed, 1)[0].code for seed in range(30)}
+    assert len(codes) > 20
+
+
+def significant_digits(number: float) -> int:
+    digits = repr(abs(number)).replace(".", "").lstrip("0").rstrip("0")
+    return max(len(digits), 1)
+
+
+@PROPERTY
+@given(seed=SEEDS, concept=NAMES)
+def test_numbers_stay_readable(seed: int, concept: str) -> None:
+    for step in steps(concept, seed):
+        assert "#" not in step.code
+        for node in ast.walk(ast.parse(step.code)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+                assert significant_digits(node.value) <= 4, step.code
+                assert abs(node.value) <= 10, step.code
+        for p in step.predictions:
+            answer = p.actual(run(step.code))
+            assert answer is None or isinstance(answer, float)
+            if answer is not None:
+                assert abs(answer) <= 1000
+                assert round(answer, 3) == pytest.approx(answer, abs=1e-5)
+
+
+@PROPERTY
+@given(seed=SEEDS, concept=NAMES)
+def test_no_misconception_gives_the_right_answer(seed: int, concept: str) -> None:
+    for step in steps(concept, seed):
+        ns = run(step.code)
+        for p in step.predictions:
+            assert len(p.misconceptions) >= 2
+            assert len({m.name for m in p.misconceptions}) == len(p.misconceptions)
+            values = [m.wrong_value(ns) for m in p.misconceptions]
+            for value in values:
+                assert not is_close(value, p.actual(ns), APART), (step.code, p.id)
+                assert not is_close(value, p.by_hand(ns), p.tolerance)
+            # Two wrong models with one number could not tell the learner which one it was.
+            for i, value in enumerate(values):
+                assert not any(is_close(value, other, APART) for other in values[:i])
+
+
+# --- the shape the engine relies on ------------------------------------------------------
+
+
+@PROPERTY
+@given(seed=SEEDS, concept=st.one_of(st.none(), NAMES))
+def test_predictions_are_well_formed(seed: int, concept: str | None) -> None:
+    exercise = generate(concept, 5, seed)
+    assert (exercise.number, exercise.level) == (0, "Practice")
+    assert len(set(exercise.prediction_ids)) == len(exercise.prediction_ids)
+    for n, step in enumerate(exercise.steps, start=1):
+        for p in step.predictions:
+            assert p.id == f"p{n}.{p.label}"
+            assert p.concept in CONCEPTS
+            assert concept is None or p.concept == concept
+            assert 2 <= len(p.hints) <= 3
+            assert p.by_hand_text and p.wrong_feedback
+    assert set(exercise.concepts) == {p.concept for p in exercise.predictions}
+
+
+@given(seed=SEEDS)
+@settings(max_examples=20, deadline=None)
+def test_steps_are_self_contained(seed: int) -> None:
+    """Run in reverse order in one shared namespace, each step still gives its own answers."""
+    problems = steps(None, seed, 6)
+    alone = [[p.actual(run(s.code)) for p in s.predictions] for s in problems]
+    shared: Namespace = {"torch": torch}
+    together = []
+    for s in reversed(problems):
+        exec(s.code, shared)
+        together.append([p.actual(shared) for p in s.predictions])
+    assert list(reversed(together)) == alone
+
+
+def test_a_mix_of_six_covers_every_concept() -> None:
+    for seed in range(10):
+        assert sorted(generate(None, 6, seed).concepts) == sorted(CONCEPTS)
+
+
+def test_every_concept_has_a_description() -> None:
+    assert set(CONCEPTS) == {
+        "polynomial",
+        "chain-rule",
+        "accumulation",
+        "zeroing",
+        "gd-step",
+        "detach",
+    }
+    assert all(text and "\n" not in text for text in CONCEPTS.values())
+
+
+def test_unknown_concept_lists_the_valid_names() -> None:
+    with pytest.raises(ValueError) as error:
+        generate("backprop", 3, 1)
+    for name in CONCEPTS:
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize("count", [0, -1, 51])
+def test_count_out_of_range_is_refused(count: int) -> None:
+    with pytest.raises(ValueError, match="count"):
+        generate(None, count, 1)
+
+
+def test_importing_practice_does_not_import_torch() -> None:
+    code = "import sys, autograd_tutor.practice; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
