@@ -18,12 +18,9 @@ def _h_act(ns: Namespace) -> float:
 
 
 SIGN_FLIP = (
-    "You lost a sign: w2 is negative, and every gradient that flows back through it "
-    "carries that sign."
-)
-LOCAL_ONLY = (
-    "That is only the local derivative of this step. The chain rule multiplies it by the "
-    "gradient arriving from above, dy/dh_act = w2."
+    "You lost the minus sign. The gradient arriving from the top is dy/dh_act = w2 = -1, "
+    "and everything below h_act is multiplied by it: leaving that factor out, or its sign, "
+    "gives this number."
 )
 
 
@@ -47,7 +44,6 @@ def _predictions() -> tuple[Prediction, ...]:
                     "You used x where w1 belongs: dh/dx is the other factor of the product, w1.",
                     lambda ns: _v(ns, "w2") * _v(ns, "x"),
                 ),
-                Misconception("local-only", LOCAL_ONLY, lambda ns: _v(ns, "w1")),
             ),
             wrong_feedback="Multiply the local derivatives along the path from y down to x.",
         ),
@@ -69,7 +65,6 @@ def _predictions() -> tuple[Prediction, ...]:
                     "You used w1 where x belongs: d(x · w1)/dw1 is x.",
                     lambda ns: _v(ns, "w2") * _v(ns, "w1"),
                 ),
-                Misconception("local-only", LOCAL_ONLY, lambda ns: _v(ns, "x")),
             ),
             wrong_feedback="Multiply dy/dh = w2 by dh/dw1 = x.",
         ),
@@ -92,13 +87,9 @@ def _predictions() -> tuple[Prediction, ...]:
                 ),
                 Misconception(
                     "output-not-gradient",
-                    "That is y, the output. dy/dw2 is the factor w2 is multiplied by: h_act.",
+                    "That is y, the output (or h_act with a stray minus sign). dy/dw2 is the "
+                    "factor w2 is multiplied by: h_act, which is positive.",
                     lambda ns: _h_act(ns) * _v(ns, "w2"),
-                ),
-                Misconception(
-                    "sign-error",
-                    "h_act is positive here; no minus sign reaches w2: w2 is the last step.",
-                    lambda ns: -_h_act(ns),
                 ),
             ),
             wrong_feedback="y = h_act · w2, so dy/dw2 = h_act.",
@@ -115,7 +106,6 @@ def _predictions() -> tuple[Prediction, ...]:
             ),
             concept="chain-rule",
             misconceptions=(
-                Misconception("local-only", LOCAL_ONLY, lambda ns: 1.0),
                 Misconception("sign-error", SIGN_FLIP, lambda ns: -_v(ns, "w2")),
                 Misconception(
                     "bias-value",
@@ -137,7 +127,6 @@ def _predictions() -> tuple[Prediction, ...]:
             ),
             concept="chain-rule",
             misconceptions=(
-                Misconception("local-only", LOCAL_ONLY, lambda ns: 1.0),
                 Misconception("sign-error", SIGN_FLIP, lambda ns: -_v(ns, "w2")),
                 Misconception(
                     "non-leaf-none",
