@@ -25,6 +25,7 @@ from autograd_tutor.ui import UI
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
+CODING_EXERCISE = 4
 
 app = typer.Typer(
     name="autograd-tutor",
@@ -184,23 +185,106 @@ GraphOpt = Annotated[str, typer.Option("--graph", metavar="VIEW", help="Autograd
                                        "view after each reveal: tree, table, paths or none.")]
 
 
+FastOpt = Annotated[bool, typer.Option("--fast", help="Skip the live training animation "
+                                       "(Exercise 4); the results are the same.")]
+ShowOpt = Annotated[bool, typer.Option("--show", help="Also open the figures in windows "
+                                       "when a display is available.")]
+CodeOpt = Annotated[bool, typer.Option("--code", help="Exercise 4: write the training-loop "
+                                       "scaffold to FILE for you to finish, then run "
+                                       "'autograd-tutor check 4 FILE'.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="With --code: overwrite FILE if it "
+                                        "exists.")]
+FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
+                                                help="With --code: where to write the "
+                                                "scaffold (default: train_loop.py).")]
+
+
 @app.command("exercise")
 def exercise_command(
     number: NumberArg,
+    file: FileArg = None,
     reveal: RevealOpt = False,
     answer: AnswerOpt = None,
     as_json: JsonOpt = False,
     plots: PlotsOpt = None,
     graph: GraphOpt = "tree",
+    fast: FastOpt = False,
+    show: ShowOpt = False,
+    code: CodeOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Work through exercise N: read, predict, then see what PyTorch computes."""
     chosen = parse_number(number)
+    if code:
+        write_scaffold(chosen, file, force)
+        return
+    if file is not None:
+        raise typer.BadParameter("a FILE is only used with --code", param_hint="FILE")
     answers = parse_answers(chosen, answer or [])
     if graph not in GRAPH_VIEWS:
         raise typer.BadParameter(f"{graph!r} is not a view; choose one of "
                                  + ", ".join(GRAPH_VIEWS), param_hint="--graph")
     run_exercise(chosen, reveal=reveal, answers=answers, as_json=as_json, plots=plots,
-                 graph=graph)
+                 graph=graph, fast=fast, show=show)
+
+
+def require_coding_exercise(exercise: Exercise) -> None:
+    if exercise.number != CODING_EXERCISE:
+        raise typer.BadParameter(f"only exercise {CODING_EXERCISE} has a coding mode",
+                                 param_hint="N")
+
+
+def write_scaffold(exercise: Exercise, file: Path | None, force: bool) -> None:
+    from autograd_tutor import checker
+
+    require_coding_exercise(exercise)
+    ui = UI(Environment.from_system())
+    path = file if file is not None else checker.default_scaffold_path()
+    try:
+        written = checker.write_scaffold(path, force=force)
+    except checker.ScaffoldExistsError:
+        ui.error(f"{path} already exists; choose another FILE or add --force to overwrite it.")
+        raise typer.Exit(EXIT_FAILED) from None
+    except OSError as error:
+        ui.error(f"can't write {path}: {error.strerror or error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    ui.text(f"Wrote the training-loop scaffold to {written}.", "bold")
+    ui.text("Fill in the five TODOs, run it with: python " + str(written))
+    ui.text(f"then check it with: autograd-tutor check {CODING_EXERCISE} {written}")
+
+
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, metavar="SECONDS",
+                                           help="Time limit for your file's training.")]
+
+
+@app.command("check")
+def check_command(
+    number: NumberArg,
+    file: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
+                                                help="Your training loop "
+                                                "(default: train_loop.py).")] = None,
+    timeout: TimeoutOpt = 20.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run your finished training loop and explain what is right or wrong with it."""
+    from dataclasses import asdict
+
+    from autograd_tutor import checker
+
+    chosen = parse_number(number)
+    require_coding_exercise(chosen)
+    ui = UI(Environment.from_system(), as_json=as_json)
+    path = file if file is not None else checker.default_scaffold_path()
+    with friendly_exits(ui):
+        ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
+        report = checker.check_file(path, timeout=timeout)
+    verdict_style = "bold green" if report.passed else "bold red"
+    for line in checker.format_report(report):
+        ui.text(line, verdict_style if line.startswith(("check", "problem:")) else "")
+    open_store(ui).record_check(CODING_EXERCISE, report.passed, str(path))
+    if as_json:
+        print(json.dumps(asdict(report), default=str))
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
 
 
 @app.command("next")
@@ -217,13 +301,14 @@ def next_command_(
         if as_json:
             print(json.dumps({"exercise": None, "done": True}))
         return
-    run_exercise(upcoming, reveal=reveal, answers={}, as_json=as_json, plots=None, graph="tree")
+    run_exercise(upcoming, reveal=reveal, answers={}, as_json=as_json, plots=None, graph="tree",
+                 fast=False, show=False)
 
 
 def run_exercise(
     exercise: Exercise, *, reveal: bool, answers: dict[str, str], as_json: bool,
-    plots: Path | None, graph: str, json_extra: Callable[[Any], dict[str, Any]] | None = None,
-    then: str | None = None,
+    plots: Path | None, graph: str, fast: bool = False, show: bool = False,
+    json_extra: Callable[[Any], dict[str, Any]] | None = None, then: str | None = None,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
     from autograd_tutor.session import Options, Quit, Session
@@ -232,7 +317,8 @@ def run_exercise(
     ui = UI(env, as_json=as_json)
     store = open_store(ui)
     plots_dir = plots if plots is not None else home_dir() / "plots"
-    options = Options(reveal=reveal, answers=answers, plots_dir=plots_dir, graph_view=graph)
+    options = Options(reveal=reveal, answers=answers, plots_dir=plots_dir, graph_view=graph,
+                      fast=fast, show=show)
     session = Session(exercise, ui, store, options)
 
     def emit_json() -> None:
@@ -397,6 +483,39 @@ def reset_command(
         ui.error(f"could not reset the progress in {store.home}.")
         raise typer.Exit(EXIT_FAILED)
     ui.text(f"Progress of {what} deleted.")
+
+
+ExprArg = Annotated[str, typer.Argument(metavar="EXPR", show_default=False, help=(
+    "An expression in variables, numbers, + - * / **, parentheses and sin cos tan exp log "
+    "sqrt abs tanh sigmoid relu, e.g. 'x**3 + 2*x**2 - 5*x + 1'."))]
+AtOpt = Annotated[list[str] | None, typer.Option("--at", metavar="NAME=VALUE",
+                                                 help="A variable's value, e.g. x=3 "
+                                                 "(one per variable, repeatable).")]
+ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Graph view: tree, "
+                                      "table, paths or none.")]
+PredictOpt = Annotated[bool, typer.Option("--predict", help="Ask for each gradient before "
+                                          "showing it.")]
+DepthOpt = Annotated[int | None, typer.Option("--depth", min=1, metavar="N",
+                                              help="Show at most N levels of the tree.")]
+
+
+@app.command("graph")
+def graph_command(
+    expression: ExprArg,
+    at: AtOpt = None,
+    view: ViewOpt = "tree",
+    predict: PredictOpt = False,
+    as_json: JsonOpt = False,
+    depth: DepthOpt = None,
+) -> None:
+    """Any expression: its value, each gradient, and the graph PyTorch builds for it."""
+    from autograd_tutor.playground import run_graph
+
+    ui = UI(Environment.from_system(), as_json=as_json)
+    with friendly_exits(ui):
+        status = run_graph(expression, at or [], view=view, predict=predict, as_json=as_json,
+                           depth=depth, ui=ui)
+    raise typer.Exit(status)
 
 
 # Entry point --------------------------------------------------------------------------

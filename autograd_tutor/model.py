@@ -20,6 +20,14 @@ Text = str | Callable[[Namespace], str]
 
 
 @dataclass(frozen=True)
+class Figures:
+    """Where a step's figures go, and whether to open them in windows too."""
+
+    directory: Path
+    show: bool = False
+
+
+@dataclass(frozen=True)
 class Tolerance:
     """How close a prediction must be. `relative` for exact gradients, `absolute` for estimates."""
 
@@ -83,7 +91,9 @@ class Step:
     predictions: tuple[Prediction, ...] = ()
     explanation: Text = ""
     # Runs after the reveal (figures, demonstrations); returns markdown lines to show.
-    after: Callable[[Namespace, Path], list[str]] | None = None
+    after: Callable[[Namespace, Figures], list[str]] | None = None
+    # Show a live training view while the code's `for ... in range(n)` loop runs.
+    live: bool = False
     # Names whose forward values the reveal shows (e.g. ("y",) or ("h", "h_act", "y")).
     show_values: tuple[str, ...] = ()
     # The expected exception, when the lesson is that PyTorch refuses (Exercise 5).

@@ -18,6 +18,7 @@ from autograd_tutor.answers import AnswerError, format_value, is_close, parse_pr
 from autograd_tutor.model import (
     Attempt,
     Exercise,
+    Figures,
     Misconception,
     Namespace,
     Prediction,
@@ -261,7 +262,7 @@ class Session:
             try:
                 guess.value = parse_prediction(typed, prediction.choices)
             except AnswerError as problem:
-                self.ui.text(f"Not counted: {problem}.", "yellow")
+                self.ui.text(f"Not counted: {problem}.", "yellow", soft_wrap=True)
                 continue
             guess.typed = typed
             return guess
@@ -283,6 +284,11 @@ class Session:
         self.ns["torch"] = torch
         self.ns["print"] = self.output
         self.ns.pop("_error", None)
+        if step.live and show_output:
+            from autograd_tutor.training_view import live_range
+
+            animate = self.ui.env.interactive and not self.options.fast
+            self.ns["range"] = live_range(self.ui.out, self.ns, animate=animate)
         code = compile(step.code, f"<exercise {self.exercise.number}: {step.title}>", "exec")
         try:
             exec(code, self.ns)  # the tutor's own exercise code, never learner input
@@ -290,6 +296,8 @@ class Session:
             if not step.expects_error:
                 raise
             self.ns["_error"] = error
+        finally:
+            self.ns.pop("range", None)
         lines = self.output.take()
         raised = self.ns.get("_error")
         if raised is not None:
@@ -335,7 +343,7 @@ class Session:
     def run_after(self, step: Step) -> list[str]:
         assert step.after is not None
         try:
-            return step.after(self.ns, self.options.plots_dir)
+            return step.after(self.ns, Figures(self.options.plots_dir, self.options.show))
         except OSError as error:
             self.ui.warn(f"could not save a figure in {self.options.plots_dir}: "
                          f"{error.strerror or error}")

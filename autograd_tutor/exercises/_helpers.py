@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from autograd_tutor.model import Namespace, Value
+from autograd_tutor.model import Figures, Namespace, Value
 
 
 def item(ns: Namespace, name: str) -> float:
@@ -21,3 +22,14 @@ def grad_of(name: str) -> Callable[[Namespace], Value]:
         return None if grad is None else float(grad.item())
 
     return read
+
+
+def publish(figures: dict[str, Any], target: Figures) -> list[str]:
+    """Save each figure as NAME.png in the plots folder; open windows when asked and possible."""
+    from autograd_tutor import plots  # matplotlib only when figures are drawn
+
+    lines = [f"Saved figure: `{plots.save(figure, target.directory / (name + '.png'))}`"
+             for name, figure in figures.items()]
+    if target.show and not plots.show(figures.values()):
+        lines.append("No display is available to show the figures; they are saved above.")
+    return lines

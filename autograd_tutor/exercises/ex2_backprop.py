@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from autograd_tutor.exercises._helpers import grad_of, item
-from autograd_tutor.model import Exercise, Misconception, Namespace, Prediction, Step
+from autograd_tutor.model import (
+    Exercise,
+    Figures,
+    Misconception,
+    Namespace,
+    Prediction,
+    Step,
+)
 
 
 def _v(ns: Namespace, name: str) -> float:
@@ -166,7 +172,7 @@ def _predictions() -> tuple[Prediction, ...]:
     )
 
 
-def _without_retain_grad(ns: Namespace, plots: Path) -> list[str]:
+def _without_retain_grad(ns: Namespace, figures: Figures) -> list[str]:
     """Show, from PyTorch itself, what reading a non-leaf's .grad does without retain_grad()."""
     torch = ns["torch"]
     x = torch.tensor(item(ns, "x"), requires_grad=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from autograd_tutor.exercises._helpers import grad_of, item
+from autograd_tutor.exercises._helpers import grad_of, item, publish
 from autograd_tutor.model import (
     Exercise,
+    Figures,
     Misconception,
     Namespace,
     Prediction,
@@ -357,20 +356,21 @@ def _train_explanation(ns: Namespace) -> str:
     )
 
 
-def _save_figures(ns: Namespace, plots: Path) -> list[str]:
-    from autograd_tutor import plots as figures  # matplotlib only when figures are drawn
+def _save_figures(ns: Namespace, target: Figures) -> list[str]:
+    from autograd_tutor import plots  # matplotlib only when figures are drawn
 
     xs, ys = _data(ns)
     w, b = item(ns, "w"), item(ns, "b")
-    saved = [
-        figures.save(figures.loss_figure(list(ns["losses"])), plots / "exercise4-loss.png"),
-        figures.save(figures.fit_figure(xs, ys, w, b), plots / "exercise4-fit.png"),
-        figures.save(
-            figures.least_squares_figure(xs, ys, w, b, *least_squares(ns)),
-            plots / "exercise4-least-squares.png",
-        ),
-    ]
-    return [f"Saved figure: `{path}`" for path in saved]
+    return publish(
+        {
+            "exercise4-loss": plots.loss_figure(list(ns["losses"])),
+            "exercise4-fit": plots.fit_figure(xs, ys, w, b),
+            "exercise4-least-squares": plots.least_squares_figure(
+                xs, ys, w, b, *least_squares(ns)
+            ),
+        },
+        target,
+    )
 
 
 TRAIN = Step(
@@ -459,6 +459,7 @@ TRAIN = Step(
     ),
     explanation=_train_explanation,
     after=_save_figures,
+    live=True,
 )
 
 EXERCISE = Exercise(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from autograd_tutor.answers import format_value
-from autograd_tutor.exercises._helpers import grad_of, item
-from autograd_tutor.model import Exercise, Misconception, Namespace, Prediction, Step
+from autograd_tutor.exercises._helpers import grad_of, item, publish
+from autograd_tutor.model import (
+    Exercise,
+    Figures,
+    Misconception,
+    Namespace,
+    Prediction,
+    Step,
+)
 
 
 def _a(ns: Namespace) -> float:
@@ -131,16 +136,15 @@ WITH = Step(
 )
 
 
-def _diagram(ns: Namespace, plots: Path) -> list[str]:
-    from autograd_tutor import plots as figures  # matplotlib only when figures are drawn
+def _diagram(ns: Namespace, target: Figures) -> list[str]:
+    from autograd_tutor import plots  # matplotlib only when figures are drawn
 
-    recorded_grads = ns["_recorded"]
-    figure = figures.detach_figure(
-        grad_without=f"grad={format_value(recorded_grads['a.grad'])}",
-        grad_with=f"grad={format_value(recorded_grads['a.grad@detach'])}",
+    grads = ns["_recorded"]
+    figure = plots.detach_figure(
+        grad_without=f"grad={format_value(grads['a.grad'])}",
+        grad_with=f"grad={format_value(grads['a.grad@detach'])}",
     )
-    path = figures.save(figure, plots / "exercise5-detach.png")
-    return [f"Saved figure: `{path}`"]
+    return publish({"exercise5-detach": figure}, target)
 
 
 PARTIAL = Step(

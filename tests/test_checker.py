@@ -1,0 +1,265 @@
+"""`check 4`: the scaffold, and each fixture in tests/fixtures/check4 gets the matching verdict.
+
+Expected values are computed here, independently: the notebook's data is regenerated with
+torch and the least-squares fit comes from numpy's lstsq, not from the checker.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autograd_tutor import checker
+from autograd_tutor.checker import (
+    CheckReport,
+    ScaffoldExistsError,
+    check_file,
+    default_scaffold_path,
+    format_report,
+    scaffold_text,
+    write_scaffold,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "check4"
+TOLERANCE = 0.05
+ANSI = re.compile(r"\x1b\[")
+
+SOLUTION = {
+    'todo("Step 1: the forward pass")  # TODO: write this': "w * X + b",
+    'todo("Step 2: the loss")  # TODO: write this': "((y_true - y_pred) ** 2).mean()",
+    "    # TODO: write this (one line)\n": "    loss.backward()\n",
+    "    # TODO: write this (a `with torch.no_grad():` block that updates w and b)\n": (
+        "    with torch.no_grad():\n"
+        "        w -= learning_rate * w.grad\n"
+        "        b -= learning_rate * b.grad\n"
+    ),
+    "    # TODO: write this (reset w.grad and b.grad)\n": (
+        "    w.grad.zero_()\n    b.grad.zero_()\n"
+    ),
+}
+
+
+def notebook_data() -> tuple[np.ndarray, np.ndarray]:
+    torch.manual_seed(42)
+    X = torch.linspace(-3, 3, 20)
+    y_true = 2 * X + 1 + torch.randn(20) * 0.3
+    return X.double().numpy(), y_true.double().numpy()
+
+
+def lstsq_fit() -> tuple[float, float]:
+    x, y = notebook_data()
+    design = np.column_stack([x, np.ones_like(x)])
+    (w, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(w), float(b)
+
+
+@cache
+def fixture_report(name: str) -> CheckReport:
+    """Each fixture runs once per session: every run starts a Python process with torch."""
+    return check_file(FIXTURES / name)
+
+
+# --- the scaffold -------------------------------------------------------------------------
+
+
+def test_default_scaffold_path_is_train_loop_in_the_current_folder():
+    path = default_scaffold_path()
+    assert path.name == "train_loop.py"
+    assert not path.is_absolute()
+
+
+def test_write_scaffold_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "loops" / "mine.py"
+    assert write_scaffold(path, force=False) == path
+    assert path.read_text() == scaffold_text()
+
+    path.write_text("# my work\n")
+    with pytest.raises(ScaffoldExistsError):
+        write_scaffold(path, force=False)
+    assert path.read_text() == "# my work\n"
+
+    write_scaffold(path, force=True)
+    assert path.read_text() == scaffold_text()
+
+
+def test_scaffold_is_valid_python_with_five_todos_in_the_loop():
+    tree = ast.parse(scaffold_text())
+    loops = [node for node in tree.body if isinstance(node, ast.For)]
+    assert len(loops) == 1
+    loop = loops[0]
+    assert ast.unparse(loop.iter) == "range(200)"
+    body = ast.get_source_segment(scaffold_text(), loop) or ""
+    assert body.count("TODO") == 5
+    assert "losses.append(loss.item())" in body
+
+
+def test_scaffold_sets_up_the_notebook_data():
+    setup = scaffold_text().split("for step in range(200):")[0]
+    ns: dict = {}
+    exec(setup, ns)
+    x, y = notebook_data()
+    assert np.array_equal(ns["X"].double().numpy(), x)
+    assert np.array_equal(ns["y_true"].double().numpy(), y)
+    for name in ("w", "b"):
+        assert ns[name].item() == 0.0
+        assert ns[name].requires_grad and ns[name].is_leaf
+    assert ns["learning_rate"] == 0.01
+    assert ns["losses"] == []
+
+
+def test_unfinished_scaffold_says_so(tmp_path):
+    report = check_file(write_scaffold(tmp_path / "train_loop.py", force=False))
+    assert not report.passed
+    assert report.names == ["unfinished"]
+    assert "Step 1" in report.diagnoses[0].explanation
+
+
+def test_scaffold_with_the_todos_filled_in_passes(tmp_path):
+    text = scaffold_text()
+    for todo, code in SOLUTION.items():
+        assert todo in text, todo
+        text = text.replace(todo, code)
+    path = tmp_path / "train_loop.py"
+    path.write_text(text)
+    report = check_file(path)
+    assert report.passed, format_report(report)
+
+
+# --- correct solutions --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["correct.py", "correct_sgd.py"])
+def test_correct_solutions_pass(name):
+    report = fixture_report(name)
+    w_ls, b_ls = lstsq_fit()
+    assert report.passed, format_report(report)
+    assert report.diagnoses == []
+    assert report.loss_falls
+    assert report.steps == 200
+    assert report.w_ls == pytest.approx(w_ls, abs=1e-6)
+    assert report.b_ls == pytest.approx(b_ls, abs=1e-6)
+    assert report.w is not None and abs(report.w - w_ls) <= TOLERANCE
+    assert report.b is not None and abs(report.b - b_ls) <= TOLERANCE
+    assert report.final_loss is not None and report.first_loss is not None
+    assert report.final_loss < report.first_loss
+
+
+def test_the_learners_output_stays_in_the_child(capfd):
+    report = fixture_report("correct.py")
+    assert "Step 200" in report.output
+    assert "Step 200" not in capfd.readouterr().out
+
+
+# --- mistakes -----------------------------------------------------------------------------
+
+MISTAKES = [
+    ("no_zero_grad.py", "gradients_not_zeroed", "zero_()"),
+    ("no_no_grad.py", "update_tracked", checker.LEAF_INPLACE),
+    ("rebound.py", "rebound", "non-leaf"),
+    ("sign_flipped.py", "sign_flipped", "subtracting"),
+    ("missing_names.py", "missing_names", "w, b"),
+]
+
+
+@pytest.mark.parametrize(("name", "diagnosis", "phrase"), MISTAKES)
+def test_each_mistake_gets_its_explanation(name, diagnosis, phrase):
+    report = fixture_report(name)
+    assert not report.passed
+    assert report.names == [diagnosis]
+    assert phrase in report.diagnoses[0].explanation
+
+
+def test_accumulating_gradients_make_the_loss_swing():
+    report = fixture_report("no_zero_grad.py")
+    assert report.w is not None and report.b is not None
+    w_ls, b_ls = lstsq_fit()
+    assert abs(report.b - b_ls) > TOLERANCE
+
+
+def test_rebinding_reports_pytorchs_non_leaf_warning():
+    report = fixture_report("rebound.py")
+    assert any("not a leaf Tensor" in warning for warning in report.warnings)
+
+
+def test_a_flipped_sign_makes_the_loss_rise():
+    report = fixture_report("sign_flipped.py")
+    assert not report.loss_falls
+    assert report.final_loss is not None and report.first_loss is not None
+    assert report.final_loss > report.first_loss
+
+
+def test_an_endless_loop_is_stopped_by_the_time_limit():
+    started = time.monotonic()
+    report = check_file(FIXTURES / "infinite_loop.py", timeout=3)
+    elapsed = time.monotonic() - started
+    assert not report.passed
+    assert report.names == ["time_limit"]
+    assert "3 s" in report.diagnoses[0].explanation
+    assert elapsed < 3 + checker.STARTUP_GRACE
+
+
+def test_the_hard_kill_catches_what_the_alarm_cannot(tmp_path, monkeypatch):
+    path = tmp_path / "stuck.py"
+    # A blocked signal never reaches Python's handler, so only the parent's kill stops this.
+    path.write_text(
+        "import signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "while True:\n    time.sleep(0.1)\n"
+    )
+    monkeypatch.setattr(checker, "STARTUP_GRACE", 2.0)
+    report = check_file(path, timeout=1)
+    assert report.names == ["time_limit"]
+
+
+def test_a_syntax_error_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("import torch\n\nfor step in range(200)\n    pass\n")
+    report = check_file(path)
+    assert report.names == ["syntax_error"]
+    assert "line 3" in report.diagnoses[0].explanation
+
+
+def test_a_missing_file_is_reported_without_running(tmp_path):
+    report = check_file(tmp_path / "nowhere.py")
+    assert not report.passed
+    assert report.names == ["file_not_found"]
+
+
+def test_reading_grad_before_backward_is_explained(tmp_path):
+    text = (FIXTURES / "correct.py").read_text().replace("    loss.backward()\n", "")
+    path = tmp_path / "no_backward.py"
+    path.write_text(text)
+    report = check_file(path)
+    assert report.names == ["no_backward"]
+    assert "loss.backward()" in report.diagnoses[0].explanation
+
+
+# --- the least-squares target and the text report -----------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_least_squares_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=30)
+    y = 3 * x - 2 + rng.normal(size=30)
+    w, b = checker.least_squares(x.tolist(), y.tolist())
+    slope, intercept = np.polyfit(x, y, 1)
+    assert w == pytest.approx(slope, rel=1e-9)
+    assert b == pytest.approx(intercept, rel=1e-9, abs=1e-9)
+
+
+def test_format_report_is_plain_lines():
+    passed = format_report(fixture_report("correct.py"))
+    failed = format_report(fixture_report("no_zero_grad.py"))
+    for lines in (passed, failed):
+        assert all(isinstance(line, str) and not ANSI.search(line) for line in lines)
+        assert not any("[/" in line for line in lines)  # no rich markup either
+    assert "passed" in passed[0] and "not passed" not in passed[0]
+    assert "not passed" in failed[0]
+    assert any("Gradients are never zeroed" in line for line in failed)
