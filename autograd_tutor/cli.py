@@ -452,11 +452,17 @@ def progress_command(as_json: JsonOpt = False) -> None:
             "checks": data["checks"],
         }))
         return
-    if not rows:
+    if not rows and not data["checks"]:
         ui.text("No predictions recorded yet. Start with: autograd-tutor exercise 1")
         return
     ui.say(ui.progress_table("Progress by exercise", per_exercise))
     ui.say(ui.progress_table("Progress by concept", per_concept))
+    checks = data["checks"]
+    if checks:
+        last = checks[-1]
+        verdict = "passed" if last.get("passed") else "not passed yet"
+        ui.text(f"check {CODING_EXERCISE}: {verdict} ({last.get('file')}, {last.get('time')}; "
+                f"{sum(1 for c in checks if c.get('passed'))} of {len(checks)} checks passed)")
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,
