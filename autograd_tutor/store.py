@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from autograd_tutor.model import Attempt
 
 SCHEMA_VERSION = 2
@@ -111,6 +109,9 @@ class Store:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return empty()
+        except UnicodeDecodeError:
+            self._move_aside("not UTF-8 text")
+            return empty()
         except (IsADirectoryError, PermissionError, NotADirectoryError, OSError) as error:
             self._warn_once(f"can't read progress file {self.path}: {_reason(error)}; "
                             "progress will not be saved this run")
@@ -139,6 +140,8 @@ class Store:
         """Re-read, apply `change`, write atomically, all under the lock. False if not saved."""
         if self.read_only:
             return False
+        from filelock import FileLock, Timeout  # ~20 ms: only runs that write pay for it
+
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.home / (FILE_NAME + ".lock")), timeout=LOCK_TIMEOUT):

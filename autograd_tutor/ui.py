@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from rich import box
-from rich.console import Console, RenderableType
-from rich.markdown import Markdown
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.rule import Rule
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -41,6 +41,65 @@ def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
     )
 
 
+def _markdown(text: str) -> RenderableType:
+    """rich.markdown pulls in markdown-it (~40 ms): imported on first use, so `list` and
+    `--help` never pay for it."""
+    from rich.markdown import Markdown
+
+    return Markdown(text)
+
+
+class Fitted:
+    """A table that never cuts a word or a number to '…' on a narrow terminal.
+
+    When every column fits at its narrowest (each cell's longest word, numbers whole), the
+    table is drawn as it is; otherwise each row becomes a small block of `header: value`
+    lines, which wrap like prose. Rich would otherwise squeeze the columns and truncate.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Measured against a very wide console: a narrow one caps each column's minimum.
+        needed = Measurement.get(console, options.update_width(10_000), self.table).minimum
+        if needed <= options.max_width:
+            yield self.table
+            return
+        yield from self._stacked()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table).clamp(max_width=options.max_width)
+
+    def _stacked(self) -> Iterable[RenderableType]:
+        table = self.table
+        if table.title:
+            yield _as_text(table.title, str(table.title_style or "table.title"))
+        columns = table.columns
+        cells = [list(column.cells) for column in columns]
+        marker = "#" if _as_text(columns[0].header).plain.strip() == "#" else ""
+        for index in range(table.row_count):
+            yield Text(marker).append_text(_as_text(cells[0][index], "bold"))
+            for column, column_cells in zip(columns[1:], cells[1:], strict=True):
+                value = _as_text(column_cells[index])
+                if not value.plain.strip():
+                    continue
+                header = _as_text(column.header).plain.strip()
+                line = Text(f"{header}: ", style="dim") if header else Text()
+                yield Padding(line.append_text(value), (0, 0, 0, 2))
+
+
+def _as_text(cell: object, style: str = "") -> Text:
+    if isinstance(cell, Text):
+        text = cell.copy()
+        if style:
+            text.stylize(style)
+        text.overflow = "fold"
+        text.no_wrap = False
+        return text
+    return Text(str(cell), style=style, overflow="fold")
+
+
 class UI:
     """The learner-facing output. `out` is stdout, or stderr when stdout carries JSON."""
 
@@ -53,25 +112,26 @@ class UI:
     # Plain messages -------------------------------------------------------------------
 
     def say(self, message: str | RenderableType = "") -> None:
-        self.out.print(message)
+        self.out.print(Fitted(message) if isinstance(message, Table) else message)
 
-    def text(self, message: str, style: str = "") -> None:
-        self.out.print(Text(message, style=style))
+    def text(self, message: str, style: str = "", soft_wrap: bool = False) -> None:
+        self.out.print(Text(message, style=style), soft_wrap=soft_wrap)
 
     def warn(self, message: str) -> None:
-        self.err.print(Text(f"warning: {message}", style="yellow"))
+        # soft_wrap: one physical line even in a log or a pipe; a terminal wraps it itself.
+        self.err.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.err.print(Text(f"error: {message}", style="bold red"))
+        self.err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
 
     def markdown(self, text: str) -> None:
         if text:
-            self.out.print(Markdown(text))
+            self.out.print(_markdown(text))
             self.out.print()
 
     def markdown_lines(self, lines: Iterable[str]) -> None:
         for line in lines:
-            self.out.print(Markdown(line))
+            self.out.print(_markdown(line))
 
     # Prompts --------------------------------------------------------------------------
 
@@ -121,9 +181,16 @@ class UI:
 
     def step_header(self, step: Step, index: int, total: int) -> None:
         label = f"Step {index}/{total}: {step.title}" if total > 1 else step.title
-        self.out.print(Rule(Text(label, style="bold"), style="blue"))
+        title = Text(label, style="bold")
+        if title.cell_len + 6 > self.out.width:  # a Rule would cut the title to '…'
+            self.out.print(Rule(style="blue"))
+            self.out.print(title)
+        else:
+            self.out.print(Rule(title, style="blue"))
 
     def code(self, code: str) -> None:
+        from rich.syntax import Syntax  # pygments: only when code is shown
+
         syntax = Syntax(
             code.rstrip("\n"), "python", theme="ansi_dark", background_color="default",
             word_wrap=True,
@@ -161,11 +228,11 @@ class UI:
                 Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})", overflow="fold"),
                 Text(mark, style=style),
             )
-        self.out.print(table)
+        self.out.print(Fitted(table))
         for row in rows:
             if row.feedback:
                 self.out.print(Text(f"Why {row.label} is not {row.predicted}:", style="red"))
-                self.out.print(Markdown(row.feedback))
+                self.out.print(_markdown(row.feedback))
         self.out.print()
 
     def summary(self, exercise: Exercise, correct: int, asked: int, next_command: str) -> None:
@@ -193,7 +260,7 @@ class UI:
         return table
 
     def graph(self, renderable: RenderableType) -> None:
-        self.out.print(renderable)
+        self.out.print(Fitted(renderable) if isinstance(renderable, Table) else renderable)
         self.out.print()
 
 

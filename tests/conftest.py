@@ -1,4 +1,4 @@
-"""Every test gets its own progress directory, a fixed width, no forced colour and headless plots."""
+"""Each test gets its own progress directory, a fixed width, no forced colour, headless plots."""
 
 from __future__ import annotations
 
