@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -181,6 +182,8 @@ class Session:
         self.ns: Namespace = {"_recorded": {}}
         self.output = ProgramOutput()
         self._told_how = False
+        self.recorder: Any = None
+        self.graph: Any = None
 
     # The flow -------------------------------------------------------------------------
 
@@ -290,14 +293,20 @@ class Session:
             animate = self.ui.env.interactive and not self.options.fast
             self.ns["range"] = live_range(self.ui.out, self.ns, animate=animate)
         code = compile(step.code, f"<exercise {self.exercise.number}: {step.title}>", "exec")
-        try:
-            exec(code, self.ns)  # the tutor's own exercise code, never learner input
-        except Exception as error:
-            if not step.expects_error:
-                raise
-            self.ns["_error"] = error
-        finally:
-            self.ns.pop("range", None)
+        recorder = self.recorder_for(step)
+        attempts_before = len(recorder.attempts) if recorder else 0
+        with recorder if recorder is not None else nullcontext():
+            try:
+                exec(code, self.ns)  # the tutor's own exercise code, never learner input
+            except Exception as error:
+                if not step.expects_error:
+                    raise
+                self.ns["_error"] = error
+            finally:
+                self.ns.pop("range", None)
+        self.graph = None
+        if recorder is not None and len(recorder.attempts) > attempts_before:
+            self.graph = recorder.attempts[-1].named(self.ns)
         lines = self.output.take()
         raised = self.ns.get("_error")
         if raised is not None:
@@ -329,6 +338,27 @@ class Session:
             run=self.run_id,
         )
 
+    def recorder_for(self, step: Step) -> Any:
+        """One recorder for the whole run, so a graph shows forward values from earlier steps.
+        Training loops run unrecorded: hooks on 200 backward passes would only slow them."""
+        if self.options.graph_view == "none" or step.live:
+            return None
+        if self.recorder is None:
+            from autograd_tutor.graph import GraphRecorder
+
+            self.recorder = GraphRecorder()
+        return self.recorder
+
+    def show_graph(self) -> None:
+        if self.graph is None:
+            return
+        from autograd_tutor.graph_view import needs_ascii, render
+
+        out = self.ui.out
+        ascii_only = self.ui.env.dumb or needs_ascii(out)
+        self.ui.graph(render(self.graph, self.options.graph_view, width=out.width,
+                             ascii=ascii_only))
+
     # Revealing ------------------------------------------------------------------------
 
     def reveal(self, step: Step, outcomes: list[Outcome]) -> None:
@@ -336,6 +366,8 @@ class Session:
         self.ui.values(values)
         if outcomes:
             self.ui.reveal([self.row(outcome) for outcome in outcomes])
+        if step.graph_output or step.expects_error:
+            self.show_graph()
         self.ui.markdown(render_text(step.explanation, self.ns))
         if step.after is not None:
             self.ui.markdown_lines(self.run_after(step))

@@ -20,7 +20,7 @@ TRAINING_PATTERN = (
 )
 
 FIRST = Step(
-    title="Step 1: a first backward pass",
+    title="A first backward pass",
     setup=(
         "PyTorch has a habit that catches almost everyone. To see it, run the same "
         "backward pass a few times and predict `x.grad` before each one.\n\n"
@@ -62,7 +62,7 @@ FIRST = Step(
 )
 
 SECOND = Step(
-    title="Step 2: backward again, without zeroing",
+    title="Backward again, without zeroing",
     setup=(
         "Build `y = x ** 2` again from the same `x` and call `backward()` a second time. "
         "Nothing touches `x.grad` in between.\n\n"
@@ -109,7 +109,7 @@ SECOND = Step(
 )
 
 THIRD = Step(
-    title="Step 3: the fix, zero_() before backward",
+    title="The fix: zero_() before backward",
     setup=(
         "Now reset the gradient in place with `x.grad.zero_()`, then do the forward and "
         "backward pass once more."

@@ -1,0 +1,264 @@
+"""The `graph` command: value, gradients and view; --predict prompts; --json; usage errors.
+Expected numbers come from formulas or separate torch computations, never from the tool."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from autograd_tutor.cli import app
+from autograd_tutor.env import Environment
+from autograd_tutor.graph_view import number
+from autograd_tutor.playground import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, run_graph
+from autograd_tutor.ui import UI
+
+
+@dataclass
+class Run:
+    status: int
+    out: str
+    err: str
+
+
+def play(expression: str, *at: str, stdin: str = "", **options) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdin=io.StringIO(stdin), stdout=out, stderr=err, stdin_isatty=False,
+                      stdout_isatty=False, stderr_isatty=False, no_color=True, dumb=False)
+    ui = UI(env, as_json=options.get("as_json", False))
+    ui.out.width = ui.err.width = 100
+    status = run_graph(expression, list(at), ui=ui, **options)
+    return Run(status, out.getvalue(), err.getvalue())
+
+
+def grads_of(fn, **values: float) -> tuple[float, dict[str, float]]:
+    tensors = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+               for n, v in values.items()}
+    out = fn(**tensors)
+    grads = torch.autograd.grad(out, list(tensors.values()))
+    return out.item(), {n: g.item() for n, g in zip(tensors, grads, strict=True)}
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# Human output --------------------------------------------------------------------------
+
+
+def test_polynomial_paths_view():
+    x = 3.0
+    run = play("x**3 + 2*x**2 - 5*x + 1", "x=3", view="paths")
+    assert run.status == EXIT_OK and run.err == ""
+    text = flat(run.out)
+    assert f"value f = {number(x**3 + 2 * x**2 - 5 * x + 1)}" in text
+    assert f"df/dx = {number(3 * x**2 + 4 * x - 5)}" in text
+    assert "27 + 12 - 5 = 34 = x.grad" in text
+
+
+@pytest.mark.parametrize("view", ["tree", "table", "paths"])
+def test_two_variables_every_view(view):
+    value, grads = grads_of(lambda x, w: x * w + torch.sin(x), x=1.0, w=2.0)
+    run = play("x*w + sin(x)", "x=1", "w=2", view=view)
+    text = flat(run.out)
+    assert run.status == EXIT_OK
+    assert f"value f = {number(value)}" in text
+    assert f"df/dx = {number(grads['x'])}" in text and f"df/dw = {number(grads['w'])}" in text
+    assert "Autograd graph of f" in text
+
+
+def test_view_none_prints_no_graph():
+    run = play("x**2", "x=3", view="none")
+    assert run.status == EXIT_OK and "Autograd graph" not in run.out
+    assert f"df/dx = {number(2 * 3.0)}" in flat(run.out)
+
+
+def test_at_values_use_the_answer_syntax():
+    run = play("x**2", "x=-1/2")
+    assert f"df/dx = {number(2 * -0.5)}" in flat(run.out)
+
+
+def test_no_variables():
+    run = play("2 + 3")
+    assert run.status == EXIT_OK
+    assert f"value f = {number(2 + 3)}" in flat(run.out) and "nothing to differentiate" in run.out
+
+
+def test_expression_that_is_a_single_variable():
+    run = play("x", "x=4")
+    assert run.status == EXIT_OK and "dx/dx" not in run.out
+    assert "df/dx = 1" in flat(run.out)
+
+
+def test_depth_limits_the_tree():
+    run = play("sin(cos(tan(exp(x))))", "x=0.1", depth=2)
+    assert "below depth" in run.out
+
+
+def test_dumb_terminal_gets_ascii():
+    out = io.StringIO()
+    env = Environment(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=False,
+                      stdout_isatty=False, stderr_isatty=False, no_color=True, dumb=True)
+    assert run_graph("x*x + x", ["x=2"], ui=UI(env)) == EXIT_OK
+    assert out.getvalue().isascii()
+
+
+# JSON ----------------------------------------------------------------------------------
+
+
+def test_json_is_one_object_with_independent_numbers():
+    value, grads = grads_of(lambda x, w: x**2 * w + torch.exp(w), x=3.0, w=0.5)
+    run = play("x**2*w + exp(w)", "x=3", "w=0.5", as_json=True)
+    assert run.status == EXIT_OK and run.err == ""
+    data = json.loads(run.out)
+    assert run.out.strip().count("\n") == 0
+    assert {"expression", "value", "gradients", "nodes", "edges"} <= set(data)
+    assert data["expression"] == "x**2*w + exp(w)"
+    assert math.isclose(data["value"], value, rel_tol=1e-12)
+    assert data["gradients"].keys() == grads.keys()
+    for name, grad in grads.items():
+        assert math.isclose(data["gradients"][name], grad, rel_tol=1e-12)
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert all({"id", "op", "value", "grad"} <= set(n) for n in data["nodes"])
+    assert all({"from", "to", "local", "contribution"} <= set(e) for e in data["edges"])
+    leaf = next(n for n in data["nodes"] if n["name"] == "x")
+    into_x = [e["contribution"] for e in data["edges"] if e["to"] == leaf["id"]]
+    assert math.isclose(sum(into_x), grads["x"], rel_tol=1e-12)
+    assert nodes[0]["name"] == "f" and math.isclose(nodes[0]["value"], value, rel_tol=1e-12)
+
+
+def test_json_not_a_number_is_null():
+    data = json.loads(play("log(x)", "x=-1", as_json=True).out)
+    assert data["value"] is None
+    assert data["gradients"]["x"] == pytest.approx(1 / -1.0)
+
+
+def test_json_with_predictions_keeps_stdout_clean():
+    run = play("x**2", "x=3", as_json=True, predict=True, stdin=f"{2 * 3}\n")
+    data = json.loads(run.out)
+    assert data["predictions"]["x"]["correct"] is True
+    assert "Predict d(x**2)/dx" in run.err and "right" in run.err
+
+
+# Predictions ---------------------------------------------------------------------------
+
+
+def test_predict_asks_before_revealing():
+    _, grads = grads_of(lambda x, w: x * w, x=2.0, w=5.0)
+    answers = f"{number(grads['x'])}\n{number(grads['w'] + 1)}\n"
+    run = play("x*w", "x=2", "w=5", predict=True, stdin=answers)
+    assert run.status == EXIT_OK
+    first_prompt = run.out.index("Predict d(x*w)/dx at x=2, w=5")
+    assert run.out.index("Predict d(x*w)/dw") > first_prompt
+    reveal = run.out.index("df/dx =")
+    assert reveal > run.out.index("Predict d(x*w)/dw")  # nothing revealed before the answers
+    text = flat(run.out)
+    assert f"you predicted {number(grads['x'])}: right" in text
+    assert f"you predicted {number(grads['w'] + 1)}: wrong" in text
+
+
+def test_predict_hint_skip_and_invalid_input():
+    run = play("x*w", "x=2", "w=5", predict=True, stdin="?\n?\n?\nnot a number\n10\nskip\n")
+    assert run.status == EXIT_OK
+    assert run.out.count("Predict d(x*w)/dx") == 5  # asked again after each hint and the error
+    assert "Hint 1/2" in run.out and "Hint 2/2" in run.out and "No more hints" in run.out
+    assert "Not counted" in run.out
+    assert "you skipped" in run.out
+
+
+def test_predict_four_significant_digits_are_enough():
+    _, grads = grads_of(lambda x: torch.sin(x), x=1.0)
+    typed = f"{grads['x']:.4f}"
+    run = play("sin(x)", "x=1", predict=True, stdin=typed + "\n")
+    assert f"you predicted {typed}: right" in flat(run.out)
+
+
+def test_end_of_input_is_exit_1_with_one_line():
+    run = play("x**2", "x=3", predict=True, stdin="")
+    assert run.status == EXIT_STOPPED
+    assert run.err.strip().count("\n") == 0 and "input ended" in run.err
+
+
+def test_q_stops():
+    run = play("x**2", "x=3", predict=True, stdin="q\n")
+    assert run.status == EXIT_STOPPED and "df/dx" not in run.out
+
+
+# Usage errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expression", "at", "fragment"), [
+    ("x*w", ["x=1"], "no value for w"),
+    ("x*w", [], "no value for x, w"),
+    ("x", ["x=1", "y=2"], "--at y: not in the expression"),
+    ("x", ["x"], "write NAME=NUMBER"),
+    ("x", ["x=abc"], "--at 'x=abc'"),
+    ("x", ["x=1", "x=2"], "given twice"),
+    ("x", ["x=None"], "needs a number"),
+    ("x", ["1x=2"], "not a variable name"),
+    ("x +", ["x=1"], "cannot read the expression"),
+    ("__import__('os')", [], "unknown function '__import__'"),
+    ("x.real", ["x=1"], "attribute access"),
+    ("x**1000", ["x=1"], "exponents larger than"),
+    ("", [], "empty"),
+])
+def test_usage_errors_exit_2_with_one_line(expression, at, fragment):
+    run = play(expression, *at)
+    assert run.status == EXIT_USAGE
+    assert run.out == ""
+    assert run.err.startswith("error: ") and run.err.strip().count("\n") == 0
+    assert fragment in run.err
+
+
+def test_bad_view_and_depth():
+    assert play("x", "x=1", view="sideways").status == EXIT_USAGE
+    assert play("x", "x=1", depth=0).status == EXIT_USAGE
+
+
+# Through the CLI -----------------------------------------------------------------------
+
+
+def test_cli_graph_command():
+    x = 3.0
+    result = CliRunner().invoke(app, ["graph", "x**3 + 2*x**2 - 5*x + 1", "--at", "x=3",
+                                      "--view", "paths"])
+    assert result.exit_code == 0, result.output
+    assert f"df/dx = {number(3 * x**2 + 4 * x - 5)}" in flat(result.output)
+
+
+def test_cli_graph_json_and_usage_error():
+    result = CliRunner().invoke(app, ["graph", "x*w", "--at", "x=2", "--at", "w=-1", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["gradients"] == {"x": -1.0, "w": 2.0}
+    result = CliRunner().invoke(app, ["graph", "x*w", "--at", "x=2"])
+    assert result.exit_code == 2 and "no value for w" in result.output
+
+
+def test_predict_in_a_real_terminal():
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, ["-m", "autograd_tutor", "graph", "x**2*w", "--at",
+                                           "x=3", "--at", "w=2", "--predict", "--view", "tree"],
+                          dimensions=(40, 100), env=env, encoding="utf-8", timeout=60)
+    child.expect(r"Predict d\(x\*\*2\*w\)/dx")
+    child.sendline("?")
+    child.expect("Hint 1/2")
+    child.expect(r"Predict d\(x\*\*2\*w\)/dx")
+    child.sendline(number(2 * 3.0 * 2.0))  # d/dx of x**2*w
+    child.expect(r"Predict d\(x\*\*2\*w\)/dw")
+    child.sendline(number(3.0**2 + 1))  # off by one
+    child.expect(pexpect.EOF)
+    text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", child.before)
+    child.close()
+    assert child.exitstatus == 0
+    assert f"you predicted {number(2 * 3.0 * 2.0)}: right" in text
+    assert f"you predicted {number(3.0**2 + 1)}: wrong" in text
+    assert "Autograd graph of f" in text
