@@ -30,6 +30,7 @@ CODING_EXERCISE = 4
 app = typer.Typer(
     name="autograd-tutor",
     help="Learn PyTorch's autograd by predicting gradients before PyTorch reveals them.",
+    epilog="Start with: autograd-tutor exercise 1   (or just: autograd-tutor)",
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -161,7 +162,7 @@ def show_table(ui: UI, store: Store) -> None:
                 "autograd-tutor review", "yellow")
 
 
-@app.command("list")
+@app.command("list", short_help="The exercises with your status and score.")
 def list_command() -> None:
     """List the exercises with your status and score."""
     ui = UI(Environment.from_system())
@@ -199,7 +200,7 @@ FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=Fal
                                                 "scaffold (default: train_loop.py).")]
 
 
-@app.command("exercise")
+@app.command("exercise", short_help="Work through exercise N (1 to 5): predict, then see.")
 def exercise_command(
     number: NumberArg,
     file: FileArg = None,
@@ -257,7 +258,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, meta
                                            help="Time limit for your file's training.")]
 
 
-@app.command("check")
+@app.command("check", short_help="Check your Exercise 4 training loop (see exercise 4 --code).")
 def check_command(
     number: NumberArg,
     file: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
@@ -287,7 +288,7 @@ def check_command(
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
 
 
-@app.command("next")
+@app.command("next", short_help="Run the first exercise you have not finished.")
 def next_command_(
     reveal: RevealOpt = False,
     as_json: JsonOpt = False,
@@ -367,7 +368,7 @@ def concept_list() -> str:
     return "\n".join(f"  {name:<13} {text}" for name, text in CONCEPTS.items())
 
 
-@app.command("practice")
+@app.command("practice", short_help="Fresh problems per concept (--list shows them).")
 def practice_command(
     concept: ConceptOpt = None,
     count: CountOpt = 5,
@@ -397,7 +398,7 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(3), "big")
 
 
-@app.command("review")
+@app.command("review", short_help="Practise the concepts you missed, when due.")
 def review_command(
     count: CountOpt = 3,
     reveal: RevealOpt = False,
@@ -435,7 +436,7 @@ def review_command(
                  graph="none", json_extra=report, then="autograd-tutor review")
 
 
-@app.command("progress")
+@app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
 def progress_command(as_json: JsonOpt = False) -> None:
     """Your history: attempts, first-try accuracy, streaks and common misconceptions."""
     from autograd_tutor import stats
@@ -469,7 +470,7 @@ ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=Fals
                                                 help="Only this exercise (default: all).")]
 
 
-@app.command("reset")
+@app.command("reset", short_help="Clear recorded progress (all, or exercise N).")
 def reset_command(
     number: ResetArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -505,7 +506,7 @@ DepthOpt = Annotated[int | None, typer.Option("--depth", min=1, metavar="N",
                                               help="Show at most N levels of the tree.")]
 
 
-@app.command("graph")
+@app.command("graph", short_help="Any expression: value, gradients, PyTorch's graph.")
 def graph_command(
     expression: ExprArg,
     at: AtOpt = None,
