@@ -26,6 +26,7 @@ from autograd_tutor.ui import UI
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
 CODING_EXERCISE = 4
+SAVED = "your answers so far are saved"
 
 app = typer.Typer(
     name="autograd-tutor",
@@ -89,20 +90,23 @@ def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
 
 
 @contextmanager
-def friendly_exits(ui: UI, on_stop: Callable[[], None] | None = None) -> Iterator[None]:
-    """Ctrl-C and end of input end the run with a message and the right status, no traceback."""
+def friendly_exits(
+    ui: UI, on_stop: Callable[[], None] | None = None, kept: str = SAVED
+) -> Iterator[None]:
+    """Ctrl-C and end of input end the run with a message and the right status, no traceback.
+    `kept` says what happened to the learner's work."""
     try:
         yield
     except KeyboardInterrupt:
         if on_stop:
             on_stop()
         ui.err.print()
-        ui.error("interrupted; your answers so far are saved.")
+        ui.error(f"interrupted; {kept}.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except EOFError:
         if on_stop:
             on_stop()
-        ui.error("input ended before every prediction was made; your answers so far are saved.")
+        ui.error(f"input ended before an answer was given; {kept}.")
         raise typer.Exit(EXIT_FAILED) from None
 
 
@@ -260,7 +264,8 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, meta
 
 @app.command("check", short_help="Check your Exercise 4 training loop (see exercise 4 --code).")
 def check_command(
-    number: NumberArg,
+    number: Annotated[str, typer.Argument(metavar="N", show_default=False,
+                                          help="The exercise: 4 (the one with code).")],
     file: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
                                                 help="Your training loop "
                                                 "(default: train_loop.py).")] = None,
@@ -389,7 +394,9 @@ def practice_command(
                                  + ", ".join(practice.CONCEPTS), param_hint="--concept")
     seed = seed if seed is not None else random_seed()
     problems = practice.generate(concept, count, seed)
-    again = f"autograd-tutor practice --seed {seed}" + (f" --concept {concept}" if concept else "")
+    concept_option = f" --concept {concept}" if concept else ""
+    again = (f"autograd-tutor practice{concept_option} for new problems "
+             f"(add --seed {seed} to repeat these)")
     run_exercise(problems, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=practice_json(seed), then=again)
 
@@ -481,7 +488,7 @@ def reset_command(
     store = open_store(ui)
     what = f"exercise {chosen.number}" if chosen else "all exercises"
     if not yes:
-        with friendly_exits(ui):
+        with friendly_exits(ui, kept="nothing was deleted"):
             answer = ui.ask(f"Delete the recorded progress of {what}? [y/N] ")
         if answer.strip().lower() not in {"y", "yes"}:
             ui.text("Nothing deleted.")
@@ -530,6 +537,11 @@ def graph_command(
 
 def main() -> Any:
     """Console-script entry: no traceback ever reaches the learner unless they ask for it."""
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that can't encode "−" or "²" gets "?" rather than a crash.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     try:
         return app()
     except KeyboardInterrupt:

@@ -36,10 +36,14 @@ class Tolerance:
 
     @property
     def is_estimate(self) -> bool:
-        return self.absolute >= 1e-3
+        return self.absolute >= 1e-3 or self.relative >= 1e-3
 
     def describe(self) -> str:
-        return f"±{self.absolute:g}" if self.is_estimate else "exact"
+        if not self.is_estimate:
+            return "exact"
+        if self.relative >= 1e-3:
+            return f"±{self.relative:.0%}"
+        return f"±{self.absolute:g}"
 
 
 EXACT = Tolerance()
@@ -47,6 +51,11 @@ EXACT = Tolerance()
 
 def estimate(absolute: float) -> Tolerance:
     return Tolerance(relative=0.0, absolute=absolute)
+
+
+def within_percent(percent: float) -> Tolerance:
+    """For numbers the learner derives from earlier (rounded) reveals."""
+    return Tolerance(relative=percent / 100, absolute=1e-9)
 
 
 @dataclass(frozen=True)

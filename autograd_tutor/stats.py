@@ -50,9 +50,9 @@ def streak(rows: list[Row]) -> int:
 
 def summarise(name: str, rows: list[Row]) -> Summary:
     rows = scored(rows)
-    first: dict[tuple[Any, Any], Row] = {}
+    first: dict[tuple[Any, ...], Row] = {}
     for row in rows:
-        first.setdefault((row.get("exercise"), row.get("id")), row)
+        first.setdefault(_question(row), row)
     seen = Counter(row["misconception"] for row in rows if row.get("misconception"))
     return Summary(
         name=name,
@@ -81,6 +81,14 @@ def by_exercise(rows: list[Row]) -> list[Summary]:
 def by_concept(rows: list[Row]) -> list[Summary]:
     groups = group(rows, lambda row: row.get("concept") or None)
     return [summarise(name, items) for name, items in sorted(groups.items())]
+
+
+def _question(row: Row) -> tuple[Any, ...]:
+    """What counts as the same question: an exercise's prediction ID, or one practice
+    problem (generated afresh for every run, so its ID repeats across runs)."""
+    if row.get("exercise") in (None, 0):
+        return (0, row.get("run"), row.get("id"))
+    return (row.get("exercise"), row.get("id"))
 
 
 def _exercise_name(number: Any) -> str | None:

@@ -23,7 +23,7 @@ from autograd_tutor.store import ExerciseStatus
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
 INPUT_HELP = (
-    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.  "
+    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n"
     "? = hint   skip = show the answer   q = quit"
 )
 
@@ -137,10 +137,11 @@ class UI:
 
     def ask(self, prompt: str) -> str:
         """One line of input. Raises EOFError when input ends."""
-        if self.env.stdin_isatty:
-            return self.out.input(Text(prompt, style="bold cyan"))
         self.out.print(Text(prompt, style="bold cyan"), end="")
+        # Flushed, or a pipe after stdout (`| tee log`) would hold the prompt back.
         self.out.file.flush()
+        if self.env.stdin_isatty:
+            return input()
         line = self.env.stdin.readline()
         if not line:
             self.out.print()
@@ -174,8 +175,10 @@ class UI:
         return table
 
     def exercise_header(self, exercise: Exercise) -> None:
-        name = f"Exercise {exercise.number}: " if exercise.number > 0 else ""
-        title = Text(f"{name}{exercise.title}  ({exercise.level})")
+        if exercise.number > 0:
+            title = Text(f"Exercise {exercise.number}: {exercise.title}  ({exercise.level})")
+        else:
+            title = Text(exercise.title)
         self.out.print(Panel(title, box=self.box, style="bold"))
         self.markdown(exercise.intro)
 
