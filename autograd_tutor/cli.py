@@ -355,12 +355,14 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Same seed, s
 
 def practice_json(seed: int) -> Callable[[Any], dict[str, Any]]:
     def build(session: Any) -> dict[str, Any]:
-        titles = {p.id: step.title for step in session.exercise.steps for p in step.predictions}
+        steps = {p.id: step for step in session.exercise.steps for p in step.predictions}
         items = []
         for outcome in session.outcomes:
             prediction = outcome.guess.prediction
+            step = steps[prediction.id]
             items.append({"concept": prediction.concept,
-                          "question": f"{titles[prediction.id]}: predict {prediction.label}",
+                          "question": step.setup,
+                          "code": step.code,
                           **outcome.to_json()})
         return {"seed": seed, "completed": session.completed, "items": items}
 
