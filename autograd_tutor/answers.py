@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable
 
 from autograd_tutor.model import EXACT, Tolerance, Value
@@ -30,6 +31,13 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
 }
 
 
+# Python warns about some typos ("1if 2") while parsing; a learner should see our one-line
+# message, not a SyntaxWarning. A filter for this parser's own filename, set once: a
+# catch_warnings block would race with the thread that imports torch meanwhile.
+_SOURCE = "<prediction>"
+warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"<prediction>\Z")
+
+
 class AnswerError(ValueError):
     """The text is not a prediction; the message says what to type instead."""
 
@@ -44,7 +52,7 @@ def parse_value(text: str) -> Value:
     if text.lower() in {"none", "null"}:
         return None
     try:
-        tree = ast.parse(text.replace("^", "**"), mode="eval")
+        tree = ast.parse(text.replace("^", "**"), filename=_SOURCE, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise AnswerError(f"can't read {text!r}: type a number (like 2.5 or 7/4) or None") from None
     try:

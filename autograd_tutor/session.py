@@ -6,6 +6,7 @@ before the learner has answered it.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
 from collections.abc import Mapping
@@ -41,10 +42,16 @@ class Quit(Exception):
 
 
 class TorchLoader:
-    """Imports torch in a background thread while the learner reads and thinks."""
+    """Imports torch in a background thread while the learner reads and thinks.
 
-    def __init__(self) -> None:
+    `then` names modules to warm up after torch, e.g. matplotlib for an exercise that draws
+    figures, so its last reveal does not wait for them either; get() waits for torch only.
+    """
+
+    def __init__(self, then: tuple[str, ...] = ()) -> None:
+        self._then = then
         self._thread: threading.Thread | None = None
+        self._torch_ready = threading.Event()
         self._error: BaseException | None = None
 
     def start(self) -> None:
@@ -57,10 +64,18 @@ class TorchLoader:
             import torch  # noqa: F401  (warms the module cache for get())
         except BaseException as error:  # reported by get() in the main thread
             self._error = error
+            return
+        finally:
+            self._torch_ready.set()
+        for name in self._then:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the main thread imports it again when needed and reports it
+                return
 
     def get(self) -> ModuleType:
         if self._thread is not None:
-            self._thread.join()
+            self._torch_ready.wait()
         if self._error is not None:
             raise self._error
         import torch
@@ -176,7 +191,9 @@ class Session:
         self.store = store
         self.options = options
         self.run_id = uuid.uuid4().hex[:12]
-        self.loader = TorchLoader()
+        # While the learner thinks, matplotlib can load too, for the figures at the end.
+        draws = not options.reveal and any(step.after is not None for step in exercise.steps)
+        self.loader = TorchLoader(then=("autograd_tutor.plots",) if draws else ())
         self.outcomes: list[Outcome] = []
         self.completed = False
         self.ns: Namespace = {"_recorded": {}}
@@ -303,7 +320,9 @@ class Session:
                     raise
                 self.ns["_error"] = error
             finally:
-                self.ns.pop("range", None)
+                live = self.ns.pop("range", None)
+                if live is not None:
+                    live.close()  # a Ctrl-C mid-loop must not leave the live view running
         self.graph = None
         if recorder is not None and len(recorder.attempts) > attempts_before:
             self.graph = recorder.attempts[-1].named(self.ns)

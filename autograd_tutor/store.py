@@ -125,9 +125,16 @@ class Store:
 
     def _move_aside(self, reason: str) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{FILE_NAME}.damaged-{stamp}-{os.getpid()}")
+        name = f"{FILE_NAME}.damaged-{stamp}-{os.getpid()}"
+        target = self.path.with_name(name)
+        count = 1
+        while target.exists():  # never replace an earlier damaged copy
+            count += 1
+            target = self.path.with_name(f"{name}-{count}")
         try:
             os.replace(self.path, target)
+        except FileNotFoundError:
+            return  # another run moved it aside a moment ago
         except OSError as error:
             self.read_only = True
             self._warn_once(f"progress file {self.path} is damaged ({reason}) and could not "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -92,12 +93,16 @@ def _view(ns: Mapping[str, Any], done: int, total: int, width: int) -> Renderabl
     return grid
 
 
-def _animated(console: Console, ns: Mapping[str, Any], steps: range, delay: float) -> Iterator[int]:
+def _animated(
+    console: Console, ns: Mapping[str, Any], steps: range, delay: float, lives: list[Live]
+) -> Generator[int, None, None]:
     total = len(steps)
     width = max(1, min(MAX_SPARK_WIDTH, console.width - 8))
     # A generator owns the Live: breaking out of the loop, or an error in it, closes the
     # generator, which leaves the `with` and stops the display.
-    with Live(_view(ns, 0, total, width), console=console, auto_refresh=False) as live:
+    live = Live(_view(ns, 0, total, width), console=console, auto_refresh=False)
+    lives.append(live)
+    with live:
         for done, index in enumerate(steps, start=1):
             yield index
             live.update(_view(ns, done, total, width), refresh=True)
@@ -105,9 +110,43 @@ def _animated(console: Console, ns: Mapping[str, Any], steps: range, delay: floa
                 time.sleep(delay)
 
 
+class LiveRange:
+    """What `live_range` returns: callable like `range`, and `close()` ends any live view.
+
+    A Ctrl-C can leave a Live running with the cursor hidden: in the loop's body the owning
+    generator stays suspended at its `yield`, and during the Live's first refresh rich does
+    not stop it (it only catches Exception). The engine calls `close()` however the loop
+    ended, and close() stops whatever is still live.
+    """
+
+    def __init__(self, console: Console, ns: Mapping[str, Any], show: bool, duration: float):
+        self._console, self._ns, self._show, self._duration = console, ns, show, duration
+        self._open: list[Generator[int, None, None]] = []
+        self._lives: list[Live] = []
+
+    def __call__(self, *args: int) -> Iterator[int]:
+        indices = range(*args)  # bad arguments fail here, as range() itself would
+        if not self._show:
+            return iter(indices)
+        steps = _animated(self._console, self._ns, indices,
+                          self._duration / max(1, len(indices)), self._lives)
+        self._open.append(steps)
+        return steps
+
+    def close(self) -> None:
+        while self._open:
+            self._open.pop().close()  # GeneratorExit at the yield: the Live stops cleanly
+        while self._lives:
+            live = self._lives.pop()
+            if live.is_started:
+                with suppress(Exception):  # a half-started Live may lack its render hook
+                    live.stop()
+                self._console.show_cursor(True)
+
+
 def live_range(
     console: Console, ns: Mapping[str, Any], animate: bool, duration: float = 2.0
-) -> Callable[[int], Iterator[int]]:
+) -> LiveRange:
     """A stand-in for `range` that animates the training as the loop runs.
 
     Takes range's arguments and yields the same numbers. After each step it shows
@@ -115,12 +154,4 @@ def live_range(
     terminal, it is plain iteration and writes nothing. `duration` is roughly how long the
     animation lasts in seconds (the real steps are too fast to watch); 0 for no pause.
     """
-    show = animate and console.is_terminal
-
-    def steps(*args: int) -> Iterator[int]:
-        indices = range(*args)  # bad arguments fail here, as range() itself would
-        if not show:
-            return iter(indices)
-        return _animated(console, ns, indices, duration / max(1, len(indices)))
-
-    return steps
+    return LiveRange(console, ns, animate and console.is_terminal, duration)

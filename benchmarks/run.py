@@ -1,0 +1,421 @@
+"""Benchmarks for autograd-tutor: each command against a baseline measured in the same run.
+
+    python benchmarks/run.py [--runs N] [--only KEYS] [--markdown]
+
+Every measurement runs N times after a warm-up (the slow ones, Exercise 4 and the reveal,
+about half as often), alternating with its baseline so that changes in machine load hit both
+alike. The table shows medians and the ratio tool/baseline against the targets of the
+"Fast and unbreakable" issue. Wall time is `time.perf_counter` around a child process; peak
+memory and CPU time are the child's own `ru_maxrss` and user+system time from `os.wait4`.
+The CPU ratio is shown for information: on a busy machine it moves less than wall time.
+Only the standard library is needed; with pexpect installed the prompt benchmarks get a
+real pseudo-terminal, without it stdin is a pipe. Works on Linux and macOS.
+
+PASS/FAIL is printed per target; the exit status is 0 unless a benchmark itself crashes.
+
+Hook: if benchmarks/graph_bench.py exists it is run afterwards with the same Python and
+`--runs N`, and its output is shown under its own heading (skip it with --no-graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BASELINES = HERE / "baselines"
+PROMPT_TIMEOUT = 60.0
+HEAVY = ("torch", "matplotlib")
+KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports")
+NAN = float("nan")
+
+
+# Running children ---------------------------------------------------------------------
+
+
+def tool_command() -> list[str]:
+    """The installed console script next to this Python, else `python -m autograd_tutor`."""
+    script = Path(sys.executable).parent / "autograd-tutor"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("autograd-tutor")
+    return [found] if found else [sys.executable, "-m", "autograd_tutor"]
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def baseline(name: str, *args: str) -> list[str]:
+    return python(str(BASELINES / name), *args)
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    peak_mb: float = NAN
+    cpu: float = NAN
+
+
+def maxrss_mb(ru_maxrss: int) -> float:
+    """ru_maxrss is in kilobytes on Linux and in bytes on macOS."""
+    return ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else ru_maxrss / 1024
+
+
+def run_once(cmd: Sequence[str], env: dict[str, str]) -> Sample:
+    """Wall time, peak RSS and CPU time of one child, output discarded; failing is a crash."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.stderr is not None
+    errors = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {child.returncode}:\n{errors}")
+    return Sample(seconds, maxrss_mb(usage.ru_maxrss), usage.ru_utime + usage.ru_stime)
+
+
+def _spawn(cmd: Sequence[str], env: dict[str, str]) -> Any:
+    import pexpect
+
+    return pexpect.spawn(cmd[0], list(cmd[1:]), env=env, dimensions=(40, 100),
+                         encoding="utf-8", timeout=PROMPT_TIMEOUT)
+
+
+def have_pexpect() -> bool:
+    try:
+        import pexpect  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def time_to_text(cmd: Sequence[str], env: dict[str, str], text: str) -> Sample:
+    """Seconds from start until `text` appears on the child's output, then stop the child.
+
+    With pexpect the child gets a real pseudo-terminal, as a learner's shell would give it;
+    without pexpect stdin is a pipe (the tutor then reads answers line by line).
+    """
+    if not have_pexpect():
+        return _time_to_text_piped(cmd, env, text)
+    start = time.perf_counter()
+    child = _spawn(cmd, env)
+    try:
+        child.expect_exact(text)
+        return Sample(time.perf_counter() - start)
+    finally:
+        child.terminate(force=True)
+
+
+def _time_to_text_piped(cmd: Sequence[str], env: dict[str, str], text: str) -> Sample:
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    assert child.stdout is not None
+    seen = b""
+    try:
+        while text.encode() not in seen:
+            chunk = os.read(child.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"{' '.join(cmd)} ended before printing {text!r}")
+            seen += chunk
+        return Sample(time.perf_counter() - start)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def answer_to_reveal(cmd: Sequence[str], env: dict[str, str], prompt: str, answer: str,
+                     reveal: str) -> Sample:
+    """Answer at once when the prompt appears; seconds from start until the reveal shows."""
+    start = time.perf_counter()
+    child = _spawn(cmd, env)
+    try:
+        child.expect_exact(prompt)
+        child.sendline(answer)
+        child.expect_exact(reveal)
+        return Sample(time.perf_counter() - start)
+    finally:
+        child.terminate(force=True)
+
+
+# Measurements -------------------------------------------------------------------------
+
+Measure = Callable[[], Sample]
+
+
+@dataclass
+class Row:
+    name: str
+    tool: str
+    base: str
+    target: float | None  # ratio tool/baseline at most this, or None for information only
+    unit: str = "s"
+    offset: float = 0.0  # added to the baseline (the "+ 40 MB" of the memory target)
+    tool_samples: list[Sample] = field(default_factory=list)
+    base_samples: list[Sample] = field(default_factory=list)
+
+    def _values(self, samples: list[Sample]) -> list[float]:
+        return [sample.peak_mb if self.unit == "MB" else sample.seconds for sample in samples]
+
+    @property
+    def tool_median(self) -> float:
+        return statistics.median(self._values(self.tool_samples))
+
+    @property
+    def base_median(self) -> float:
+        return statistics.median(self._values(self.base_samples)) + self.offset
+
+    @property
+    def ratio(self) -> float:
+        return self.tool_median / self.base_median
+
+    @property
+    def cpu_ratio(self) -> float:
+        if self.unit != "s":
+            return NAN
+        tool = statistics.median(sample.cpu for sample in self.tool_samples)
+        base = statistics.median(sample.cpu for sample in self.base_samples)
+        return tool / base if base else NAN
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return "info"
+        return "PASS" if self.ratio <= self.target else "FAIL"
+
+
+def interleave(runs: int, warmups: int, tool: Measure,
+               base: Measure) -> tuple[list[Sample], list[Sample]]:
+    """Alternate tool and baseline so that changes in machine load hit both alike."""
+    for _ in range(warmups):
+        tool()
+        base()
+    tool_samples, base_samples = [], []
+    for index in range(runs):
+        if index % 2 == 0:
+            tool_samples.append(tool())
+            base_samples.append(base())
+        else:
+            base_samples.append(base())
+            tool_samples.append(tool())
+    return tool_samples, base_samples
+
+
+def heavy_imports(args: Sequence[str], env: dict[str, str]) -> list[str]:
+    """Which of torch and matplotlib a command leaves in sys.modules when it ends."""
+    code = (
+        "import sys\n"
+        "from autograd_tutor.cli import main\n"
+        f"sys.argv = ['autograd-tutor', *{list(args)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+    )
+    done = subprocess.run(python("-c", code), env=env, capture_output=True, text=True,
+                          check=False)
+    for line in done.stderr.splitlines():
+        if line.startswith("HEAVY="):
+            return [name for name in line[len("HEAVY="):].split(",") if name]
+    raise RuntimeError(f"import check of {' '.join(args)} failed:\n{done.stderr}")
+
+
+def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[str]]:
+    tool = tool_command()
+    env = {**os.environ, "AUTOGRAD_TUTOR_HOME": str(work / "home"), "MPLBACKEND": "Agg",
+           "COLUMNS": "100"}
+    for name in ("FORCE_COLOR", "NO_COLOR", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    pty_env = {**env, "TERM": "xterm-256color"}
+    slow_runs = max(3, (runs + 1) // 2)
+    rows: list[Row] = []
+    notes: list[str] = []
+
+    def wall(cmd: Sequence[str]) -> Measure:
+        return lambda: run_once(cmd, env)
+
+    def wanted(key: str) -> bool:
+        return not only or key in only
+
+    def measure(row: Row, tool_fn: Measure, base_fn: Measure, count: int = runs,
+                warmups: int = 1) -> None:
+        print(f"  {row.name} ({count} runs) ...", file=sys.stderr, flush=True)
+        row.tool_samples, row.base_samples = interleave(count, warmups, tool_fn, base_fn)
+        rows.append(row)
+
+    help_text = subprocess.run([*tool, "--help"], env=env, capture_output=True, text=True,
+                               check=True).stdout
+
+    # (a) --help against a one-command Typer app's --help
+    if wanted("help"):
+        measure(Row("--help", "autograd-tutor --help", "typer app --help", 1.25),
+                wall([*tool, "--help"]), wall(baseline("typer_help.py", "--help")))
+
+    # (b) list (and progress) against a Typer command printing a five-row rich table
+    if wanted("list"):
+        measure(Row("list", "autograd-tutor list", "typer + rich table", 1.25),
+                wall([*tool, "list"]), wall(baseline("typer_table.py")))
+    if wanted("progress") and "progress" in help_text.split():
+        measure(Row("progress", "autograd-tutor progress", "typer + rich table", 1.25),
+                wall([*tool, "progress"]), wall(baseline("typer_table.py")))
+
+    # (c) exercise 1: start to the first prediction prompt, against `list`
+    if wanted("prompt"):
+        measure(Row("first prompt", "exercise 1 to 'Predict'", "autograd-tutor list", 2.0),
+                lambda: time_to_text([*tool, "exercise", "1"], pty_env, "Predict"),
+                wall([*tool, "list"]))
+
+    # (c') answered at once: how long the reveal waits, against a bare `import torch`
+    if wanted("reveal") and have_pexpect():
+        measure(Row("reveal, answered at once", "exercise 1 to the reveal",
+                    "python -c 'import torch'", None),
+                lambda: answer_to_reveal([*tool, "exercise", "1", "--graph", "none"], pty_env,
+                                         "Predict", "34", "Your predictions"),
+                wall(python("-c", "import torch")), count=slow_runs)
+
+    # (d) exercise 4 with figures against the notebook's code as a plain script
+    if wanted("ex4"):
+        plots_tool, plots_base = work / "plots-tool", work / "plots-notebook"
+        measure(Row("exercise 4 --reveal", "exercise 4 --reveal --plots", "notebook script",
+                    1.2),
+                wall([*tool, "exercise", "4", "--reveal", "--plots", str(plots_tool)]),
+                wall(baseline("notebook_ex4.py", str(plots_base))), count=slow_runs)
+
+    # (e) peak memory of exercise 1 against `import torch` + 40 MB
+    if wanted("memory"):
+        measure(Row("peak memory", "exercise 1 --answer", "import torch + 40 MB", 1.0,
+                    unit="MB", offset=40.0),
+                wall([*tool, "exercise", "1", "--answer", "x.grad=34"]),
+                wall(python("-c", "import torch")), count=slow_runs, warmups=0)
+
+    if wanted("imports"):
+        for args in (["--help"], ["list"], ["progress"]):
+            heavy = heavy_imports(args, env)
+            verdict = "PASS" if not heavy else "FAIL"
+            imported = ", ".join(heavy) if heavy else "neither torch nor matplotlib"
+            notes.append(f"{verdict}  autograd-tutor {' '.join(args)} imports {imported}")
+    return rows, notes
+
+
+# Report -------------------------------------------------------------------------------
+
+
+def fmt(value: float, unit: str) -> str:
+    return f"{value:.3f} s" if unit == "s" else f"{value:.0f} MB"
+
+
+def table(rows: Sequence[Row], markdown: bool) -> str:
+    header = ("measurement", "tool", "baseline", "tool median", "baseline median", "ratio",
+              "target", "result", "CPU ratio")
+    lines = [(row.name, row.tool, row.base, fmt(row.tool_median, row.unit),
+              fmt(row.base_median, row.unit), f"{row.ratio:.2f}x",
+              "-" if row.target is None else f"<= {row.target:g}x", row.verdict,
+              "-" if math.isnan(row.cpu_ratio) else f"{row.cpu_ratio:.2f}x") for row in rows]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cells) + " |" for cells in lines]
+        return "\n".join(out)
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+
+    def render(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([render(header), render(["-" * w for w in widths]),
+                      *(render(cells) for cells in lines)])
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        done = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
+                              capture_output=True, text=True, check=False)
+        if done.stdout.strip():
+            return done.stdout.strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    code = ("import importlib.metadata as m; print(', '.join(f'{n} {m.version(n)}' for n in "
+            "('torch', 'typer', 'rich', 'matplotlib')))")
+    versions = subprocess.run(python("-c", code), capture_output=True, text=True,
+                              check=False).stdout.strip()
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs "
+            f"({cpu_model()}), Python {platform.python_version()}, {versions}")
+
+
+def load() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return ""
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def run_graph_bench(runs: int) -> int:
+    script = HERE / "graph_bench.py"
+    if not script.exists():
+        print("\ngraph capture: benchmarks/graph_bench.py not present (hook left for it)")
+        return 0
+    print("\ngraph capture and rendering (benchmarks/graph_bench.py):", flush=True)
+    return subprocess.run(python(str(script), "--runs", str(runs)), check=False).returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--runs", type=int, default=11, help="timed runs per measurement")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--no-graph", action="store_true", help="skip graph_bench.py")
+    parser.add_argument("--only", default="", metavar="KEYS",
+                        help="comma-separated subset of: " + ",".join(KEYS))
+    options = parser.parse_args(argv)
+    only = {key.strip() for key in options.only.split(",") if key.strip()}
+    if only - set(KEYS):
+        parser.error(f"unknown --only keys: {', '.join(sorted(only - set(KEYS)))}")
+    print(f"autograd-tutor benchmarks: medians of {options.runs} runs", file=sys.stderr)
+    before = load()
+    with tempfile.TemporaryDirectory(prefix="autograd-tutor-bench-") as temp:
+        rows, notes = benchmark(options.runs, Path(temp), only)
+    print(f"\nmachine: {machine()}")
+    if before:
+        print(f"load: before {before}; after {load()}")
+    print()
+    print(table(rows, options.markdown))
+    print()
+    for note in notes:
+        print(note)
+    failed = [row.name for row in rows if row.verdict == "FAIL"]
+    print(f"\n{len(failed)} target(s) missed" + (f": {', '.join(failed)}" if failed else ""),
+          flush=True)
+    graph_status = 0 if options.no_graph else run_graph_bench(options.runs)
+    if graph_status != 0:
+        print(f"graph_bench.py exited with status {graph_status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
