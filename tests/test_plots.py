@@ -56,12 +56,21 @@ def test_fit_figure_labels_the_learned_and_true_lines():
     assert "True: y = 2x + 1" in labels
 
 
-def test_least_squares_figure_shows_both_lines_and_the_parameter_plane():
-    fig = plots.least_squares_figure(X, Y, 1.5, 0.4, 1.9533, 1.0648)
-    assert len(fig.axes) >= 2
-    labels = texts(fig)
+def test_fit_figure_can_show_the_least_squares_line_beside_the_learned_one():
+    labels = texts(plots.fit_figure(X, Y, 1.5, 0.4, (1.9533, 1.0648)))
     assert "Least squares: y = 1.95x + 1.06" in labels
     assert "Learned: y = 1.50x + 0.40" in labels
+
+
+def test_least_squares_figure_draws_the_training_path_to_the_solution():
+    path = [(0.0, 0.0), (0.8, 0.1), (1.5, 0.4)]
+    fig = plots.least_squares_figure(X, Y, 1.5, 0.4, 1.9533, 1.0648, path=path)
+    labels = texts(fig)
+    assert "Least squares (1.953, 1.065)" in labels
+    assert "Learned (1.500, 0.400)" in labels
+    assert "Training path (w, b)" in labels
+    drawn = [line for line in fig.axes[0].get_lines() if line.get_label() == "Training path (w, b)"]
+    assert list(drawn[0].get_xdata()) == [p[0] for p in path]
 
 
 def test_detach_figure_draws_the_grads_it_is_given():

@@ -367,9 +367,9 @@ def _save_figures(ns: Namespace, target: Figures) -> list[str]:
     return publish(
         {
             "exercise4-loss": plots.loss_figure(list(ns["losses"])),
-            "exercise4-fit": plots.fit_figure(xs, ys, w, b),
+            "exercise4-fit": plots.fit_figure(xs, ys, w, b, least_squares(ns)),
             "exercise4-least-squares": plots.least_squares_figure(
-                xs, ys, w, b, *least_squares(ns)
+                xs, ys, w, b, *least_squares(ns), path=[(W0, B0), *ns["params"]]
             ),
         },
         target,
