@@ -338,7 +338,7 @@ def run_exercise(
             session.run()
         except Quit:
             emit_json()
-            ui.text(f"Stopped. Your answers so far are saved; continue with: {again}", "bold")
+            ui.text(f"Stopped. Your answers so far are saved; start again with: {again}", "bold")
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
     ui.summary(exercise, correct, asked, then or next_command(store))

@@ -147,3 +147,5 @@ class Attempt:
     concept: str = ""
     time: str = ""
     run: str = ""
+    # False when the run was interrupted before PyTorch could judge the prediction.
+    judged: bool = True

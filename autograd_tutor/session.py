@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -200,6 +200,7 @@ class Session:
         self.output = ProgramOutput()
         self._told_how = False
         self.recorder: Any = None
+        self.pending: list[Step] = []
         self.graph: Any = None
 
     # The flow -------------------------------------------------------------------------
@@ -220,26 +221,49 @@ class Session:
         self.ui.step_header(step, index, total)
         self.ui.markdown(step.setup)
         self.ui.code(step.code)
+        if not step.predictions and index < total:
+            # Nothing to ask: run it together with the next step, so the first question
+            # never waits for PyTorch.
+            self.pending.append(step)
+            return
         guesses: list[Guess] = []
         try:
             for prediction in step.predictions:
                 guesses.append(self.ask(prediction))
-        except (Quit, EOFError, KeyboardInterrupt):
-            self.keep_partial(step, guesses)
+        except KeyboardInterrupt:
+            self.keep_unjudged(guesses)
             raise
-        if not step.predictions:
-            self.loader.start()
-        self.execute(step)
+        except (Quit, EOFError):
+            self.keep_judged(step, guesses)
+            raise
+        try:
+            self.run_pending()
+            self.execute(step)
+        except KeyboardInterrupt:
+            self.keep_unjudged(guesses)
+            raise
         outcomes = [judge(guess, self.ns) for guess in guesses]
         self.record(outcomes)
         self.reveal(step, outcomes)
 
-    def keep_partial(self, step: Step, guesses: list[Guess]) -> None:
+    def run_pending(self, show_output: bool = True) -> None:
+        while self.pending:
+            step = self.pending.pop(0)
+            self.execute(step, show_output=show_output)
+
+    def keep_judged(self, step: Step, guesses: list[Guess]) -> None:
         """The learner stopped mid-step: judge what they answered, silently, and save it."""
         answered = [guess for guess in guesses if not guess.skipped]
         if answered:
+            self.run_pending(show_output=False)
             self.execute(step, show_output=False)
             self.record([judge(guess, self.ns) for guess in answered])
+
+    def keep_unjudged(self, guesses: list[Guess]) -> None:
+        """Interrupted before PyTorch ran: keep what was typed, without a verdict."""
+        answered = [guess for guess in guesses if not guess.skipped]
+        self.store.record(replace(self.attempt(Outcome(guess, None, None, None, None, "")),
+                                  judged=False) for guess in answered)
 
     # Asking ---------------------------------------------------------------------------
 
@@ -307,7 +331,8 @@ class Session:
         if step.live and show_output:
             from autograd_tutor.training_view import live_range
 
-            animate = self.ui.env.interactive and not self.options.fast
+            # NO_COLOR promises no escape codes at all, and the animation is made of them.
+            animate = self.ui.env.interactive and not self.options.fast and not self.ui.env.no_color
             self.ns["range"] = live_range(self.ui.out, self.ns, animate=animate)
         code = compile(step.code, f"<exercise {self.exercise.number}: {step.title}>", "exec")
         recorder = self.recorder_for(step)

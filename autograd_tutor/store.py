@@ -46,7 +46,9 @@ def empty() -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "attempts": [], "completed": [], "checks": []}
 
 
-ATTEMPT_DEFAULTS = {"hints_used": 0, "misconception": None, "concept": "", "typed": ""}
+ATTEMPT_DEFAULTS = {
+    "hints_used": 0, "misconception": None, "concept": "", "typed": "", "judged": True,
+}
 
 
 def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def parse(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DamagedFile(f"not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise DamagedFile(f"not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise DamagedFile("not a progress record")
     version = data.get("schema_version")
@@ -81,8 +83,10 @@ def parse(text: str) -> dict[str, Any]:
         version = data["schema_version"]
     if version != SCHEMA_VERSION:
         raise DamagedFile(f"schema version {version} is not one this version understands")
-    if not all(isinstance(data.get(key), list) for key in ("attempts", "completed", "checks")):
-        raise DamagedFile("missing attempts, completed or checks lists")
+    for key in ("attempts", "completed", "checks"):
+        rows = data.get(key)
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise DamagedFile(f"{key!r} is not a list of records")
     return data
 
 
@@ -222,7 +226,7 @@ def statuses(data: dict[str, Any], numbers: Iterable[int]) -> dict[int, Exercise
     for number in numbers:
         rows = [row for row in data["attempts"] if row.get("exercise") == number]
         latest = [row for row in rows if row.get("run") == rows[-1].get("run")] if rows else []
-        asked = [row for row in latest if not row.get("skipped")]
+        asked = [row for row in latest if row.get("correct") is not None]
         correct = sum(1 for row in asked if row.get("correct"))
         if number in done:
             status = "done"

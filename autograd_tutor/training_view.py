@@ -48,6 +48,13 @@ def _block(value: float, low: float, high: float) -> str:
     return BLOCKS[max(0, min(len(BLOCKS) - 1, index))]
 
 
+def _log_scale(losses: Sequence[float]) -> list[float]:
+    """A loss falls fast, then slowly: on a log scale the slow part still shows a slope."""
+    if all(value > 0 for value in losses):
+        return [math.log10(value) for value in losses]
+    return list(losses)
+
+
 def sparkline(values: Sequence[float], width: int) -> str:
     """One block character per value (lowest ▁, highest █), squeezed to at most `width`."""
     if width <= 0 or not values:
@@ -89,7 +96,7 @@ def _view(ns: Mapping[str, Any], done: int, total: int, width: int) -> Renderabl
     grid.add_column()
     grid.add_row("step", progress)
     grid.add_row("loss", values)
-    grid.add_row("", Text(sparkline(losses, width), style="cyan"))
+    grid.add_row("log", Text(sparkline(_log_scale(losses), width), style="cyan"))
     return grid
 
 

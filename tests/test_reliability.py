@@ -330,8 +330,11 @@ def test_ctrl_c_during_training_exits_cleanly(tutor_env: Path, tmp_path: Path) -
     assert not re.search(r"Final: w = \d", transcript), "training ended before the interrupt"
     # The live view hid the cursor; it must be shown again.
     assert transcript.rfind("\x1b[?25h") > transcript.rfind("\x1b[?25l")
-    answered_before = [pair.split("=")[0] for pair in EX4_ANSWERS[:6]]
-    assert [row["id"] for row in attempts(tutor_env)] == answered_before
+    # Judged answers of earlier steps, and the loop step's answers kept without a verdict.
+    rows = attempts(tutor_env)
+    assert [row["id"] for row in rows] == [pair.split("=")[0] for pair in EX4_ANSWERS]
+    assert all(row["judged"] for row in rows[:6])
+    assert not any(row["judged"] or row["correct"] is not None for row in rows[6:])
     assert not (tmp_path / "plots").exists()
 
 
