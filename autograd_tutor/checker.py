@@ -40,6 +40,7 @@ OUTPUT_LINES = 20
 
 LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation"
 BACKWARD_TWICE = "Trying to backward through the graph a second time"
+NO_GRAD_FN = "does not require grad and does not have a grad_fn"
 
 
 class ScaffoldExistsError(FileExistsError):
@@ -345,6 +346,29 @@ def _grad_owner(expr: ast.expr) -> ast.expr | None:
     return None
 
 
+def _rebinds(source: str) -> set[str]:
+    """w and b that the file binds to a new tensor after creating them: a name assigned from
+    its own old value (`w = w - learning_rate * w.grad`) or assigned more than once. An
+    update in place (`w -= ...`) is not an assignment of the name."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    seen: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in ("w", "b"):
+                if target.id in used or target.id in seen:
+                    names.add(target.id)
+                seen.add(target.id)
+    return names
+
+
 def _where(error: dict[str, Any]) -> str:
     line, code = error.get("line"), error.get("code")
     if line and code:
@@ -367,23 +391,26 @@ def _rebound_diagnosis(names: list[str], params: dict[str, Any]) -> Diagnosis:
     why = (
         "Outside torch.no_grad() the new tensor is the result of a computation (a non-leaf "
         "with a grad_fn), and backward() fills .grad only for leaves, so its .grad is None "
-        "(PyTorch warns about reading the .grad of a non-leaf Tensor)."
+        "(PyTorch warns about reading the .grad of a non-leaf Tensor). The next use of .grad "
+        "then fails."
         if tracked
         else "Inside torch.no_grad() the new tensor doesn't even require grad, so backward() "
-        "never gives it a .grad: it stays None."
+        "never gives it a .grad: it stays None, and the next use of .grad fails. Once "
+        "nothing in the loss requires grad, the next loss.backward() fails too: “element 0 "
+        f"of tensors {NO_GRAD_FN}”."
     )
     return Diagnosis(
         "rebound",
         "w and b were replaced by new tensors",
         f"`{names[0]} = {names[0]} - learning_rate * {names[0]}.grad` doesn't change "
         f"{names[0]}: it builds a new tensor and rebinds the name, so {shown} stop being the "
-        f"leaf tensors you created with requires_grad=True. {why} The next use of .grad then "
-        "fails. Update in place instead, inside torch.no_grad(): "
-        "`w -= learning_rate * w.grad`, so w stays the same leaf tensor.",
+        f"leaf tensors you created with requires_grad=True. {why} Update in place instead, "
+        "inside torch.no_grad(): `w -= learning_rate * w.grad`, so w stays the same leaf "
+        "tensor.",
     )
 
 
-def _error_diagnosis(error: dict[str, Any], params: dict[str, Any]) -> Diagnosis:
+def _error_diagnosis(error: dict[str, Any], params: dict[str, Any], source: str = "") -> Diagnosis:
     kind, message = error["type"], error["message"]
     where = _where(error)
     if kind in ("SyntaxError", "IndentationError", "TabError"):
@@ -415,6 +442,12 @@ def _error_diagnosis(error: dict[str, Any], params: dict[str, Any]) -> Diagnosis
     rebound = _rebound(params)
     if rebound and "NoneType" in message:
         return _rebound_diagnosis(rebound, params)
+    # Rebound inside torch.no_grad(): the new w doesn't require grad, so the next step's loss
+    # has no grad_fn. A w created without requires_grad fails the same way; the source tells
+    # them apart.
+    rebound_here = [name for name in rebound if name in _rebinds(source)]
+    if rebound_here and NO_GRAD_FN in message:
+        return _rebound_diagnosis(rebound_here, params)
     if "NoneType" in message and ".grad" in str(error.get("code")):
         return Diagnosis(
             "no_backward",
@@ -605,7 +638,7 @@ def _diagnose(run: _Run, timeout: float, report: CheckReport, source: str) -> li
             )
         ]
     if result["error"]:
-        return [_error_diagnosis(result["error"], result["params"])]
+        return [_error_diagnosis(result["error"], result["params"], source)]
     return _judge_run(report, result, source)
 
 

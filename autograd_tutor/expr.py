@@ -17,6 +17,7 @@ import ast
 import math
 import operator
 import unicodedata
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,6 +28,12 @@ MAX_DEPTH = 40  # nesting of the syntax tree, and of parentheses
 MAX_EXPONENT = 64  # largest constant exponent
 MAX_MAGNITUDE = 1e300
 MAX_NAME_LENGTH = 30
+
+# Python warns about some typos ("1if x") while parsing; the learner should see our one-line
+# error, not a SyntaxWarning. A filter for this parser's own filename, set once: a
+# catch_warnings block would race with the thread that imports torch meanwhile.
+_SOURCE = "<expression>"
+warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"<expression>\Z")
 
 _BINARY: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Add: ("+", operator.add),
@@ -168,7 +175,7 @@ def _check_parentheses(text: str) -> None:
 
 def _parse(text: str) -> ast.expr:
     try:
-        module = ast.parse(text.strip(), mode="eval")
+        module = ast.parse(text.strip(), filename=_SOURCE, mode="eval")
     except SyntaxError as error:
         reason = (error.msg or "invalid syntax").split(" (")[0]
         if error.offset and error.offset > 0:

@@ -4,8 +4,11 @@
 
 Everything is built from `rich.text.Text` pieces, never from markup strings, so names and
 values are shown literally. Large graphs are cut to a node budget and a depth limit, and a
-closing line says what was left out. Path listing is capped per leaf; the sum over all paths
-is computed by dynamic programming, so it stays linear however many paths there are.
+closing line says what was left out. On a narrow terminal nothing is cut to fit: a tree's
+guides narrow and its lines wrap under them (a small graph is drawn to its full depth), a
+table's columns keep their longest word, and a table too wide even so becomes `header: value`
+blocks. Path listing is capped per leaf; the sum over all paths is computed by dynamic
+programming, so it stays linear however many paths there are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -32,6 +37,7 @@ from autograd_tutor.graph import (
     Quantity,
     TensorSummary,
 )
+from autograd_tutor.ui import Fitted
 
 VIEWS = ("tree", "table", "paths")
 DEFAULT_MAX_NODES = 60  # tree lines / table rows before the view stops and says so
@@ -40,6 +46,8 @@ MAX_LEAVES = 12  # leaves the paths view goes through
 PATH_LABELS = 9  # a longer path is shown as its first and last few nodes
 MIN_WIDTH = 40
 TREE_LABEL_ROOM = 36  # columns a tree line keeps for its text; the rest is for guides
+TREE_MIN_ROOM = 18  # the least a tree line keeps when its text wraps (longest words fit)
+TREE_CUT_LEVELS = 8  # a graph too deep to draw whole keeps wide guides if this many levels fit
 
 NODES_TITLE = "Nodes, in the order backward() reaches them"
 EDGES_TITLE = "Edges, the way the gradient flows (edges into one node add up)"
@@ -326,9 +334,56 @@ def _omitted(ctx: _Context, shown: int, reasons: Sequence[str]) -> Text | None:
 # tree
 
 
+class _NarrowTree(Tree):
+    """A tree whose guides take 3 or 2 columns a level instead of rich's 4."""
+
+    def __init__(self, label: RenderableType, guide: int) -> None:
+        super().__init__(label, guide_style="dim")
+        if guide < 4:  # rendering reads the root's guides for every level
+            self.ASCII_GUIDES = _narrow(Tree.ASCII_GUIDES, guide)
+            self.TREE_GUIDES = [_narrow(guides, guide) for guides in Tree.TREE_GUIDES]
+
+
+def _narrow(guides: tuple[str, str, str, str], width: int) -> tuple[str, str, str, str]:
+    """`├── ` as `├─ ` or `├ `: the first width-1 characters, then the closing space."""
+    space, cont, fork, end = (g[: width - 1] + g[-1] for g in guides)
+    return space, cont, fork, end
+
+
+def tree_height(graph: CapturedGraph) -> int:
+    """Levels below the output on the longest output-to-input path: the deepest any node can
+    be drawn. Node ids are topological, so one pass in id order finds it."""
+    level = [-1] * len(graph.nodes)
+    for root in graph.roots:
+        level[root] = 0
+    for node_id, edges in enumerate(graph.outgoing):
+        if level[node_id] >= 0:
+            for edge in edges:
+                level[edge.dst] = max(level[edge.dst], level[node_id] + 1)
+    return max(level, default=0)
+
+
+def tree_layout(width: int, height: int) -> tuple[int, int]:
+    """(columns per level, levels drawn) for a tree `height` levels deep.
+
+    The whole tree when it fits: wide guides with room for each line if possible, then
+    narrower guides, then less room (the text wraps under its guide). Only a tree that cannot
+    fit even so is cut at a depth.
+    """
+    for room in (TREE_LABEL_ROOM, TREE_MIN_ROOM):
+        for guide in (4, 3, 2):
+            if height * guide + room <= width:
+                return guide, max(1, height)
+    wide = (width - TREE_LABEL_ROOM) // 4
+    if wide >= TREE_CUT_LEVELS:
+        return 4, wide
+    return 2, max(1, (width - TREE_MIN_ROOM) // 2)
+
+
 def _tree_view(ctx: _Context, depth: int | None, max_nodes: int) -> list[RenderableType]:
     graph = ctx.graph
-    fit = max(1, (ctx.width - TREE_LABEL_ROOM) // 4)  # each level indents 4 columns
+    height = tree_height(graph)
+    guide, fit = tree_layout(ctx.width, min(height, depth) if depth is not None else height)
     max_depth = min(depth, fit) if depth is not None else fit
     drawn: set[int] = set()
     lines = 0
@@ -342,7 +397,7 @@ def _tree_view(ctx: _Context, depth: int | None, max_nodes: int) -> list[Rendera
     ]
     stack: list[tuple[Tree, int, GraphEdge, int]] = []
     for root in graph.roots:
-        tree = Tree(_node_text(ctx, graph.nodes[root]), guide_style="dim")
+        tree = _NarrowTree(_node_text(ctx, graph.nodes[root]), guide)
         trees.append(tree)
         drawn.add(root)
         lines += 1
@@ -371,7 +426,7 @@ def _tree_view(ctx: _Context, depth: int | None, max_nodes: int) -> list[Rendera
                 stack.extend((branch, e.dst, e, level + 1) for e in reversed(children))
     reasons = []
     if cut_by_depth:
-        reasons.append(f"deeper than {max_depth} levels")
+        reasons.append(f"deeper than {plural(max_depth, 'level')}")
     if stack:
         reasons.append(f"the view stops after {max_nodes} lines")
     note = _omitted(ctx, len(drawn), reasons or ["not reached"])
@@ -385,13 +440,103 @@ def _tree_view(ctx: _Context, depth: int | None, max_nodes: int) -> list[Rendera
 def _table_view(ctx: _Context, max_nodes: int) -> list[RenderableType]:
     graph = ctx.graph
     shown = graph.nodes[:max_nodes]
-    nodes = Table(
-        title=NODES_TITLE,
+    ids = {n.id for n in shown}
+    parts: list[RenderableType] = [
+        _Fit(_nodes_table(ctx, shown, compact=False), _nodes_table(ctx, shown, compact=True))
+    ]
+    if any(e.contribution is not None for e in graph.edges):
+        parts.append(
+            _Fit(_edges_table(ctx, ids, compact=False), _edges_table(ctx, ids, compact=True))
+        )
+    else:
+        parts.append(Text("No edge carries a gradient.", NOTE))
+    note = _omitted(ctx, len(shown), [f"the table stops after {max_nodes} nodes"])
+    return parts + ([note] if note else [])
+
+
+class _Fit:
+    """The first of some tables (wide to compact) that fits the width without wrapping a
+    cell; else the first whose words and numbers all fit whole (measured the way
+    `ui.Fitted` does), its columns sized so that none is narrower than its longest word;
+    when none fits, the last as `Fitted` `header: value` blocks. Rich would otherwise
+    squeeze the widest columns first and cut or fold names and numbers."""
+
+    def __init__(self, *tables: Table) -> None:
+        self.tables = tables
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = options.update_width(10_000)  # a narrow console caps each column's minimum
+        width = options.max_width
+        measured: list[Measurement] = []
+        for table in self.tables:  # measured only as far as needed: a wide table is costly
+            measured.append(Measurement.get(console, wide, table))
+            if measured[-1].maximum <= width:
+                yield table
+                return
+        for table, size in zip(self.tables, measured, strict=True):
+            if size.minimum <= width:
+                _size_columns(console, wide, table, size, width)
+                yield table
+                return
+        yield Fitted(self.tables[-1])
+
+
+def _size_columns(
+    console: Console, wide: ConsoleOptions, table: Table, measured: Measurement, width: int
+) -> None:
+    """Give each column at least its longest word when the table must wrap to fit `width`;
+    the rest of the width goes first to the cells (a header wraps more cheaply than a row of
+    numbers), then to the headers, in proportion to what each column could still use."""
+    lows, cell_highs, highs = [], [], []
+    for column in table.columns:
+        header = Measurement.get(console, wide, column.header)
+        cells = [Measurement.get(console, wide, cell) for cell in column.cells]
+        cell_high = max((m.maximum for m in cells), default=0)
+        lows.append(max([header.minimum, *(m.minimum for m in cells)]))
+        cell_highs.append(max(lows[-1], cell_high))
+        highs.append(max(cell_highs[-1], header.maximum))
+    room = width - (measured.maximum - sum(highs))  # less padding and box
+    if sum(highs) <= room:
+        return
+    widths = lows
+    for targets in (cell_highs, highs):
+        widths = _share(widths, targets, room - sum(widths))
+    for column, column_width in zip(table.columns, widths, strict=True):
+        column.width = column_width
+
+
+def _share(widths: list[int], targets: list[int], spare: int) -> list[int]:
+    """Widths grown toward `targets` by at most `spare` columns in all, in proportion."""
+    wants = [max(0, target - now) for now, target in zip(widths, targets, strict=True)]
+    total = sum(wants)
+    if spare <= 0 or total == 0:
+        return widths
+    if spare >= total:
+        return [now + want for now, want in zip(widths, wants, strict=True)]
+    grown = [now + spare * want // total for now, want in zip(widths, wants, strict=True)]
+    left = spare - (sum(grown) - sum(widths))
+    for index in sorted(range(len(grown)), key=lambda i: -wants[i])[:left]:
+        grown[index] += 1
+    return grown
+
+
+def _table(ctx: _Context, title: str, compact: bool) -> Table:
+    """Columns three spaces apart; `compact`: two, and no margin at the edges."""
+    table = Table(
+        title=title,
         box=ctx.box,
         title_justify="left",
-        min_width=len(NODES_TITLE),
+        min_width=min(len(title), ctx.width),
         expand=False,
     )
+    if compact:
+        table.padding = (0, 1, 0, 0)
+        table.show_edge = False
+    return table
+
+
+def _nodes_table(ctx: _Context, shown: Sequence[GraphNode], compact: bool) -> Table:
+    nodes = _table(ctx, NODES_TITLE, compact)
     for header, justify in (
         ("#", "right"),
         ("node", "left"),
@@ -401,16 +546,10 @@ def _table_view(ctx: _Context, max_nodes: int) -> list[RenderableType]:
         ("value", "right"),
         ("grad", "right"),
     ):
-        nodes.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        nodes.add_column(header, justify=justify)  # type: ignore[arg-type]
     for node in shown:
         nodes.add_row(*_node_row(ctx, node))
-    parts: list[RenderableType] = [nodes]
-    if any(e.contribution is not None for e in graph.edges):
-        parts.append(_edges_table(ctx, {n.id for n in shown}))
-    else:
-        parts.append(Text("No edge carries a gradient.", NOTE))
-    note = _omitted(ctx, len(shown), [f"the table stops after {max_nodes} nodes"])
-    return parts + ([note] if note else [])
+    return nodes
 
 
 def _node_row(ctx: _Context, node: GraphNode) -> list[Text | str]:
@@ -437,16 +576,11 @@ def _node_row(ctx: _Context, node: GraphNode) -> list[Text | str]:
     ]
 
 
-def _edges_table(ctx: _Context, shown: set[int]) -> Table:
+def _edges_table(ctx: _Context, shown: set[int], compact: bool) -> Table:
     graph = ctx.graph
-    table = Table(
-        title=EDGES_TITLE,
-        box=ctx.box,
-        title_justify="left",
-        min_width=len(EDGES_TITLE),
-    )
-    table.add_column("edge", overflow="fold")
-    table.add_column(f"upstream {ctx.sym.times} local = contribution", overflow="fold")
+    table = _table(ctx, EDGES_TITLE, compact)
+    table.add_column("edge")
+    table.add_column(f"upstream {ctx.sym.times} local = contribution")
     order = _preorder(graph)  # edges into a node in the order the tree and paths meet them
     for node in graph.nodes:
         if node.id not in shown:
@@ -504,8 +638,9 @@ def _paths_view(ctx: _Context, max_paths: int) -> list[RenderableType]:
             NOTE,
         )
     ]
+    every_row: list[tuple[Text, Text]] = []  # filled below; one layout for every leaf
     for leaf in paths.leaves[:MAX_LEAVES]:
-        parts += _leaf_paths(ctx, paths, leaf, max_paths)
+        parts += _leaf_paths(ctx, paths, leaf, max_paths, every_row)
     if len(paths.leaves) > MAX_LEAVES:
         hidden = len(paths.leaves) - MAX_LEAVES
         parts.append(
@@ -516,7 +651,9 @@ def _paths_view(ctx: _Context, max_paths: int) -> list[RenderableType]:
     return parts
 
 
-def _leaf_paths(ctx: _Context, paths: Paths, leaf: int, max_paths: int) -> list[RenderableType]:
+def _leaf_paths(
+    ctx: _Context, paths: Paths, leaf: int, max_paths: int, every_row: list[tuple[Text, Text]]
+) -> list[RenderableType]:
     graph = ctx.graph
     node = graph.nodes[leaf]
     count = paths.count(leaf)
@@ -527,45 +664,81 @@ def _leaf_paths(ctx: _Context, paths: Paths, leaf: int, max_paths: int) -> list[
         (graph.output.label, NAME),
         (f", gradient {quantity(node.grad)}", GRAD),
     )
-    table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
-    table.add_column("path", overflow="fold", ratio=3)
-    table.add_column("product", overflow="fold", ratio=2)
+    rows: list[tuple[Text, Text]] = []
     products: list[float] = []
     for path in paths.list(leaf, max_paths):
         product = paths.product(path)
         if product is not None:
             products.append(product)
-        table.add_row(_path_text(ctx, path), Text(_product_text(ctx, path, product), GRAD))
-    return [title, table, _paths_sum(ctx, paths, node, products)]
+        rows.append((_path_text(ctx, path), Text(_product_text(ctx, path, product), GRAD)))
+    every_row.extend(rows)
+    return [title, _PathRows(rows, every_row), _paths_sum(ctx, paths, node, products)]
 
 
-def _paths_sum(ctx: _Context, paths: Paths, node: GraphNode, products: list[float]) -> Text:
+class _PathRows:
+    """Paths beside their products; on a terminal too narrow for every path of the view
+    (`every_row`) and its product on one line, each path on its own lines with `= product`
+    under it (wrapped between words, never cut)."""
+
+    def __init__(self, rows: list[tuple[Text, Text]], every_row: list[tuple[Text, Text]]) -> None:
+        self.rows = rows
+        self.every_row = every_row
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = options.update_width(10_000)
+        if Measurement.get(console, wide, _path_table(self.every_row)).maximum <= options.max_width:
+            yield _path_table(self.rows)
+            return
+        for path, product in self.rows:
+            yield Padding(path, (0, 0, 0, 2))
+            yield Padding(Text("= ", GRAD).append_text(product), (0, 0, 0, 4))
+
+
+def _path_table(rows: list[tuple[Text, Text]]) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
+    table.add_column("path", overflow="fold", ratio=3)
+    table.add_column("product", overflow="fold", ratio=2)
+    for path, product in rows:
+        table.add_row(path, product)
+    return table
+
+
+def _paths_sum(
+    ctx: _Context, paths: Paths, node: GraphNode, products: list[float]
+) -> RenderableType:
     sym = ctx.sym
     grad, count, total = node.grad, paths.count(node.id), paths.total(node.id)
     if total is None:
-        return Text(
-            "  Some local derivatives on these paths are tensors (Jacobians) or were not "
-            f"recorded, so the paths are not single numbers; the gradient that arrives is "
-            f"{quantity(grad)}.",
-            NOTE,
+        return _indented(
+            Text(
+                "Some local derivatives on these paths are tensors (Jacobians) or were not "
+                f"recorded, so the paths are not single numbers; the gradient that arrives is "
+                f"{quantity(grad)}.",
+                NOTE,
+            )
         )
     mark = sym.check if isinstance(grad, float) and close(total, grad) else sym.cross
     target = f"{node.label}.grad" if not node.accumulated else "this backward's gradient"
     if len(products) == count == 1:
-        text = Text(f"  one path: {number(total)} = {target} {mark}", GRAD)
+        text = Text(f"one path: {number(total)} = {target} {mark}", GRAD)
     elif len(products) == count:
         text = Text(
-            f"  sum of the paths: {sum_text(products)} = {number(total)} = {target} {mark}", GRAD
+            f"sum of the paths: {sum_text(products)} = {number(total)} = {target} {mark}", GRAD
         )
     else:
         text = Text(
-            f"  showing {len(products):,} of {count:,} paths; all {count:,} together give "
+            f"showing {len(products):,} of {count:,} paths; all {count:,} together give "
             f"{number(total)} = {target} {mark}",
             GRAD,
         )
     if node.accumulated:
-        text.append(f"\n  .grad accumulates: {_accumulation(node)}", GRAD)
-    return text
+        text.append(f"\n.grad accumulates: {_accumulation(node)}", GRAD)
+    return _indented(text)
+
+
+def _indented(text: Text) -> Padding:
+    """Two columns in, and so are the lines it wraps onto."""
+    return Padding(text, (0, 0, 0, 2))
 
 
 def _product_text(ctx: _Context, path: Sequence[GraphEdge], product: float | None) -> str:

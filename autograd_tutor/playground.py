@@ -14,7 +14,9 @@ The CLI calls exactly:
 (never evaluated by Python) and built into float64 torch operations inside a GraphRecorder.
 With --predict every gradient is asked first, with the exercises' prompt rules: `?` hint,
 `skip`, `q`. With --json, stdout carries exactly one JSON object and all human text goes to
-stderr (only prompts and the reveal, when predicting).
+stderr (only prompts and the reveal, when predicting). A prediction run stopped early (q, end
+of input) still prints its object, with `"completed": false` and the predictions made so far,
+and exits 1.
 """
 
 from __future__ import annotations
@@ -105,12 +107,14 @@ def run_graph(
     guesses: list[Guess] = []
     if predict and result.gradients:
         try:
-            guesses = ask_all(ui, problem, result)
-        except EOFError:
-            ui.error("input ended before every prediction was made.")
-            return EXIT_STOPPED
-        except Stopped:
-            ui.text("Stopped.", "bold")
+            ask_all(ui, problem, result, guesses)
+        except (EOFError, Stopped) as stop:
+            if isinstance(stop, EOFError):
+                ui.error("input ended before every prediction was made.")
+            else:
+                ui.text("Stopped.", "bold")
+            if as_json:  # what was done so far; nothing is revealed that was not asked
+                print(json.dumps(stopped_json(problem, guesses)), file=ui.env.stdout, flush=True)
             return EXIT_STOPPED
     if as_json:
         if predict:
@@ -160,10 +164,13 @@ def parse_at(at: Sequence[str]) -> dict[str, float]:
             raise UsageError(f"--at {name} is given twice")
         try:
             value = parse_value(text)
-        except AnswerError as problem:
-            raise UsageError(f"--at {item!r}: {problem}") from None
+        except AnswerError:  # its words are for predictions ("or None"): not for --at
+            value = None
         if not isinstance(value, float):
-            raise UsageError(f"--at {item!r}: {name} needs a number")
+            raise UsageError(
+                f"--at {item!r}: {name} needs a finite number, like {name}=3, {name}=-0.5 "
+                f"or {name}=7/4"
+            )
         values[name] = value
     return values
 
@@ -207,16 +214,16 @@ def compute(problem: Problem) -> Result:
 # Asking -----------------------------------------------------------------------------
 
 
-def ask_all(ui: UI, problem: Problem, result: Result) -> list[Guess]:
+def ask_all(ui: UI, problem: Problem, result: Result, guesses: list[Guess]) -> None:
+    """Asks for every gradient, appending each finished guess to `guesses` as it is made, so
+    a stop (q, end of input) leaves the ones made so far there."""
     ui.text(INPUT_HELP, "dim")
-    guesses = []
     for name in problem.values:
         guess = ask_one(ui, problem, result, name)
         actual = result.gradients.get(name)
         if not guess.skipped:
             guess.correct = is_close(guess.value, actual, TOLERANCE)
         guesses.append(guess)
-    return guesses
 
 
 def prompt_text(problem: Problem, name: str) -> str:
@@ -325,23 +332,39 @@ def to_json(
     data: dict[str, Any] = {
         "expression": problem.expression.text,
         "at": problem.values,
+        "completed": True,
         "value": _finite(result.value),
         "gradients": {name: _finite(g) for name, g in result.gradients.items()},
         "nodes": graph["nodes"],
         "edges": graph["edges"],
     }
     if predict:
-        data["predictions"] = {
-            guess.name: {
-                "prediction": guess.value,
-                "typed": guess.typed,
-                "skipped": guess.skipped,
-                "correct": guess.correct,
-                "hints_used": guess.hints_used,
-            }
-            for guess in guesses
-        }
+        data["predictions"] = _predictions_json(guesses)
     return data
+
+
+def stopped_json(problem: Problem, guesses: Sequence[Guess]) -> dict[str, Any]:
+    """--predict --json stopped early (q, end of input): the predictions made so far, and no
+    value, gradient or graph, which the learner has not been shown."""
+    return {
+        "expression": problem.expression.text,
+        "at": problem.values,
+        "completed": False,
+        "predictions": _predictions_json(guesses),
+    }
+
+
+def _predictions_json(guesses: Sequence[Guess]) -> dict[str, dict[str, Any]]:
+    return {
+        guess.name: {
+            "prediction": guess.value,
+            "typed": guess.typed,
+            "skipped": guess.skipped,
+            "correct": guess.correct,
+            "hints_used": guess.hints_used,
+        }
+        for guess in guesses
+    }
 
 
 def _finite(value: float | None) -> float | None:

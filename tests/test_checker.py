@@ -163,6 +163,7 @@ MISTAKES = [
     ("no_zero_grad.py", "gradients_not_zeroed", "zero_()"),
     ("no_no_grad.py", "update_tracked", checker.LEAF_INPLACE),
     ("rebound.py", "rebound", "non-leaf"),
+    ("rebound_no_grad.py", "rebound", "doesn't even require grad"),
     ("sign_flipped.py", "sign_flipped", "subtracting"),
     ("missing_names.py", "missing_names", "w, b"),
 ]
@@ -186,6 +187,45 @@ def test_accumulating_gradients_make_the_loss_swing():
 def test_rebinding_reports_pytorchs_non_leaf_warning():
     report = fixture_report("rebound.py")
     assert any("not a leaf Tensor" in warning for warning in report.warnings)
+
+
+def test_rebinding_inside_no_grad_is_recognised_by_the_failing_backward():
+    """`with torch.no_grad(): w = w - lr * w.grad` leaves a plain tensor that doesn't require
+    grad: the next loss.backward() raises PyTorch's "element 0 of tensors does not require
+    grad", which is explained as rebinding, not reported as a bare RuntimeError."""
+    report = fixture_report("rebound_no_grad.py")
+    assert report.steps == 1  # the first step ran; the second backward() failed
+    explanation = report.diagnoses[0].explanation
+    assert "element 0 of tensors does not require grad" in explanation
+    assert "w -= learning_rate * w.grad" in explanation
+    assert "The file raised" not in " ".join(format_report(report))
+
+
+def test_parameters_never_requiring_grad_are_not_called_rebound(tmp_path):
+    """Same PyTorch error, different mistake: w and b made without requires_grad=True are
+    not rebound, so that is not the explanation."""
+    source = (FIXTURES / "correct.py").read_text(encoding="utf-8")
+    for name in ("w", "b"):
+        made = f"{name} = torch.tensor(0.0, requires_grad=True)"
+        assert made in source
+        source = source.replace(made, f"{name} = torch.tensor(0.0)")
+    path = tmp_path / "no_requires_grad.py"
+    path.write_text(source, encoding="utf-8")
+    report = check_file(path)
+    assert not report.passed and "rebound" not in report.names
+    assert "element 0 of tensors does not require grad" in report.diagnoses[0].explanation
+
+
+def test_rebinding_through_another_name_inside_no_grad_is_recognised(tmp_path):
+    source = (FIXTURES / "rebound_no_grad.py").read_text(encoding="utf-8")
+    for name in ("w", "b"):
+        rebind = f"        {name} = {name} - learning_rate * {name}.grad\n"
+        assert rebind in source
+        source = source.replace(rebind, f"        new_{name} = {name} - learning_rate * "
+                                        f"{name}.grad\n        {name} = new_{name}\n")
+    path = tmp_path / "rebound_via_new_names.py"
+    path.write_text(source, encoding="utf-8")
+    assert check_file(path).names == ["rebound"]
 
 
 def test_a_flipped_sign_makes_the_loss_rise():

@@ -4,6 +4,7 @@ and run through PyTorch; hostile input gives ExprError only, and nothing is ever
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -329,3 +330,23 @@ def test_parsing_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_typos_python_warns_about_give_only_our_error(tmp_path):
+    """`1if x` makes Python's parser warn "invalid decimal literal"; the learner sees only the
+    parser's one-line error (the filter is on the parser's own filename, no catch_warnings)."""
+    code = ("import warnings\nwarnings.simplefilter('default')\n"
+            "from autograd_tutor.expr import ExprError, parse_expression\n"
+            "for text in ('1if x', '0x1for x', '1_000if x else 2'):\n"
+            "    try:\n        parse_expression(text)\n"
+            "    except ExprError as error:\n        print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert "Warning" not in result.stderr and result.stderr == ""
+    assert len(result.stdout.splitlines()) == 3  # each one the parser's own error
+    cli = subprocess.run([sys.executable, "-m", "autograd_tutor", "graph", "1if x", "--at", "x=1"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "AUTOGRAD_TUTOR_HOME": str(tmp_path), "NO_COLOR": "1"})
+    assert cli.returncode == 2
+    assert "SyntaxWarning" not in cli.stderr and "Traceback" not in cli.stderr
+    assert "error: cannot read the expression" in cli.stderr

@@ -228,6 +228,131 @@ def test_views_fit_the_width():
                 assert len(line) <= WIDTH
 
 
+# Narrow terminals: nothing cut, nothing split ------------------------------------------
+
+EX2 = """
+x = torch.tensor(2.0, requires_grad=True)
+w1 = torch.tensor(3.0, requires_grad=True)
+w2 = torch.tensor(-1.0, requires_grad=True)
+b = torch.tensor(0.5, requires_grad=True)
+h = x * w1
+h_act = h + b
+y = h_act * w2
+h.retain_grad()
+h_act.retain_grad()
+y.backward()
+"""
+NARROW_WIDTHS = (40, 60, 100)
+
+
+def text_at(graph: CapturedGraph, view: str, width: int, ascii: bool = False, **options) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render(graph, view, width=width, ascii=ascii, **options))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def whole(token: str, text: str) -> bool:
+    """`token` appears as a whole word: not split across lines, not part of a longer number
+    or name (`-6.5` is not found in `-6` + newline + `.5`, nor `x` in `h_act`)."""
+    return re.search(rf"(?<![\w.]){re.escape(token)}(?![\w.])", text) is not None
+
+
+def class_names(output: torch.Tensor) -> set[str]:
+    """grad_fn class names of the graph, walked here with torch's own next_functions."""
+    names, stack = set(), [output.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.add(type(fn).__name__)
+            stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return names
+
+
+def ex1_expected() -> dict[str, list[str]]:
+    """Exercise 1 (y = x**3 + 2*x**2 - 5*x + 1 at x = 3) from the formula, per view."""
+    x = 3.0
+    values = [x**3 + 2 * x**2 - 5 * x + 1, x**3 + 2 * x**2 - 5 * x, x**3 + 2 * x**2, x**3,
+              2 * x**2, x**2, 5 * x, x, 2, 5, 1]
+    path_terms = [3 * x**2, 2 * (2 * x), -5.0]  # the three paths from y to x
+    grads = [1.0, 2.0, -1.0, sum(path_terms)]  # y, sub, add, pow, mul: 1; x**2: 2; 5*x: -1
+    labels = ["y", "x", "add", "sub", "pow", "mul"]
+    t = torch.tensor(x, requires_grad=True)
+    y = t**3 + 2 * t**2 - 5 * t + 1
+    numbers = [number(v) for v in values + grads + path_terms]
+    paths = labels + [number(v) for v in path_terms + [sum(path_terms)]]
+    return {"tree": labels + numbers, "table": labels + numbers + sorted(class_names(y)),
+            "paths": paths}
+
+
+def ex2_expected() -> dict[str, list[str]]:
+    """Exercise 2 from the chain rule by hand, per view."""
+    x, w1, w2, b = 2.0, 3.0, -1.0, 0.5
+    h = x * w1
+    h_act = h + b
+    y = h_act * w2
+    leaf_grads = {"x": w2 * w1, "w1": w2 * x, "b": w2, "w2": h_act}
+    grads = [1.0, w2, w2, *leaf_grads.values()]  # y, h_act, h, then the leaves
+    values = [x, w1, w2, b, h, h_act, y]
+    labels = ["y", "h_act", "h", "x", "w1", "w2", "b", "mul", "add"]
+    tensors = {n: torch.tensor(v, requires_grad=True) for n, v in
+               {"x": x, "w1": w1, "w2": w2, "b": b}.items()}
+    out = (tensors["x"] * tensors["w1"] + tensors["b"]) * tensors["w2"]
+    numbers = [number(v) for v in values + grads]
+    locals_ = [number(v) for v in (w2, 1.0, w1, x, h_act)]  # local derivatives on the paths
+    paths = labels[:7] + [number(v) for v in leaf_grads.values()] + locals_
+    return {"tree": labels + numbers, "table": labels + numbers + sorted(class_names(out)),
+            "paths": paths}
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+@pytest.mark.parametrize("width", NARROW_WIDTHS)
+@pytest.mark.parametrize(("code", "expected"), [(EX1, ex1_expected), (EX2, ex2_expected)],
+                         ids=["ex1", "ex2"])
+def test_every_name_op_and_number_is_whole_at_every_width(code, expected, width, ascii):
+    graph = graph_of(code)
+    for view, tokens in expected().items():
+        text = text_at(graph, view, width, ascii=ascii)
+        assert max(len(line) for line in text.splitlines()) <= width, (view, width)
+        missing = [token for token in tokens if not whole(token, text)]
+        assert not missing, f"{view} at {width} columns: {missing} not whole in\n{text}"
+        assert "…" not in text and "..." not in text, (view, width)  # nothing cut or left out
+        assert "left out" not in text and "below depth" not in text, (view, width)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize(("name", "code"), [("ex1", EX1), ("ex2", EX2)])
+def test_snapshot_at_40_columns(name, code, view):
+    check_snapshot(f"{name}_{view}_40", text_at(graph_of(code), view, 40))
+
+
+@pytest.mark.parametrize("width", NARROW_WIDTHS)
+def test_narrow_tree_reaches_every_node(width):
+    text = text_at(graph_of(EX1), "tree", width)
+    for node_id in range(11):  # Exercise 1 has 11 nodes; every one is drawn
+        assert re.search(rf"#{node_id} ", text), (node_id, width)
+    assert text.count("#10 x") == 3 and text.count("(leaf)") == 1  # drawn once, marked twice
+
+
+def test_narrow_table_becomes_header_value_blocks_when_it_cannot_fit():
+    text = text_at(graph_of(EX2), "table", 40)
+    assert re.search(r"^\s+grad_fn: AccumulateGrad$", text, re.MULTILINE)
+    assert re.search(rf"^\s+value: {re.escape(number(-6.5))}$", text, re.MULTILINE)
+    wide = text_at(graph_of(EX2), "table", 100)
+    assert "grad_fn:" not in wide  # a real table where it fits
+
+
+def test_depth_cut_says_level_in_the_singular():
+    text = flat(text_of(graph_of(EX1), "tree", depth=1))
+    assert "deeper than 1 level)" in text and "1 levels" not in text
+
+
+def test_a_graph_too_deep_for_a_narrow_terminal_is_cut_and_still_fits():
+    graph, _ = chain_graph(200)
+    text = text_at(graph, "tree", 40)
+    assert max(len(line) for line in text.splitlines()) <= 40
+    assert re.search(r"deeper than [\d,]+ levels", flat(text))
+
+
 # ASCII and escaping ------------------------------------------------------------------
 
 

@@ -187,6 +187,34 @@ def test_end_of_input_is_exit_1_with_one_line():
     assert run.err.strip().count("\n") == 0 and "input ended" in run.err
 
 
+@pytest.mark.parametrize("stdin", ["3\n", "3\nq\n"], ids=["end-of-input", "q"])
+def test_json_stopped_early_prints_what_was_done(stdin):
+    _, grads = grads_of(lambda x, y: x * y, x=2.0, y=3.0)
+    run = play("x*y", "x=2", "y=3", as_json=True, predict=True, stdin=stdin)
+    assert run.status == EXIT_STOPPED
+    assert run.out.strip().count("\n") == 0
+    data = json.loads(run.out)
+    assert data["completed"] is False and data["expression"] == "x*y"
+    assert data["at"] == {"x": 2.0, "y": 3.0}
+    assert list(data["predictions"]) == ["x"]  # only the one answered
+    assert data["predictions"]["x"]["prediction"] == 3.0
+    assert data["predictions"]["x"]["correct"] is math.isclose(3.0, grads["x"])
+    assert "gradients" not in data and "value" not in data  # nothing unasked is revealed
+
+
+def test_json_completed_run_says_so():
+    run = play("x*y", "x=2", "y=3", as_json=True, predict=True, stdin="3\n2\n")
+    assert run.status == EXIT_OK and json.loads(run.out)["completed"] is True
+
+
+def test_cli_json_stopped_early_exit_1_with_the_object():
+    result = CliRunner().invoke(app, ["graph", "x*y", "--at", "x=2", "--at", "y=3", "--predict",
+                                      "--json"], input="3\n")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["completed"] is False and list(data["predictions"]) == ["x"]
+
+
 def test_q_stops():
     run = play("x**2", "x=3", predict=True, stdin="q\n")
     assert run.status == EXIT_STOPPED and "df/dx" not in run.out
@@ -202,7 +230,10 @@ def test_q_stops():
     ("x", ["x"], "write NAME=NUMBER"),
     ("x", ["x=abc"], "--at 'x=abc'"),
     ("x", ["x=1", "x=2"], "given twice"),
-    ("x", ["x=None"], "needs a number"),
+    ("x", ["x=None"], "x needs a finite number"),
+    ("x", ["x=nan"], "x needs a finite number"),
+    ("x", ["x=-inf"], "x needs a finite number"),
+    ("x", ["x=1/0"], "x needs a finite number"),
     ("x", ["1x=2"], "not a variable name"),
     ("x +", ["x=1"], "cannot read the expression"),
     ("__import__('os')", [], "unknown function '__import__'"),
