@@ -192,13 +192,18 @@ class UI:
             self.out.print(Rule(title, style="blue"))
 
     def code(self, code: str) -> None:
-        from rich.syntax import Syntax  # pygments: only when code is shown
+        body: RenderableType
+        if self.out.color_system is None:
+            # Without colour, highlighting changes nothing but costs Pygments' lexing.
+            body = Text(code.rstrip("\n"))
+        else:
+            from rich.syntax import Syntax  # pygments: only when code is shown in colour
 
-        syntax = Syntax(
-            code.rstrip("\n"), "python", theme="ansi_dark", background_color="default",
-            word_wrap=True,
-        )
-        self.out.print(Panel(syntax, title="The code that will run", box=self.box,
+            body = Syntax(
+                code.rstrip("\n"), "python", theme="ansi_dark", background_color="default",
+                word_wrap=True,
+            )
+        self.out.print(Panel(body, title="The code that will run", box=self.box,
                              title_align="left"))
 
     def program_output(self, lines: Iterable[str]) -> None:
