@@ -73,3 +73,10 @@ def test_zero_is_not_none_in_exercise_5() -> None:
     detached = outcomes["a.grad@detach"]
     assert detached.correct is False
     assert detached.misconception is not None and "None" in detached.feedback
+
+
+@pytest.mark.parametrize("exercise", CASES)
+def test_every_prediction_has_two_or_three_progressive_hints(exercise: Exercise) -> None:
+    for prediction in exercise.predictions:
+        assert 2 <= len(prediction.hints) <= 3, prediction.id
+        assert len(set(prediction.hints)) == len(prediction.hints), prediction.id

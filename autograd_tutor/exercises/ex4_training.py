@@ -152,6 +152,56 @@ FORWARD = Step(
     explanation="The loss is one number summarising how far all 20 predictions are from the data.",
 )
 
+def first_gradient(ns: Namespace, index: int) -> float:
+    """dL/dw (index 0) or dL/db (index 1) at the starting point, by hand."""
+    return mse_gradient(ns, W0, B0)[index]
+
+
+def first_update(ns: Namespace, index: int, sign: float = -1.0, lr: float | None = None) -> float:
+    """The parameter after one step; sign=+1 or lr=1 are the wrong models of the update."""
+    start = (W0, B0)[index]
+    rate = float(ns["learning_rate"]) if lr is None else lr
+    return start + sign * rate * first_gradient(ns, index)
+
+
+def gradient_misconceptions(index: int) -> tuple[Misconception, ...]:
+    return (
+        Misconception(
+            "forgot-factor-2",
+            "You dropped the factor 2 that the square brings down: d(e²)/de = 2e.",
+            lambda ns: first_gradient(ns, index) / 2,
+        ),
+        Misconception(
+            "sign-flipped",
+            "The error is y − ŷ, and ŷ enters it with a minus sign: the gradient is negative "
+            "when the predictions are too low.",
+            lambda ns: -first_gradient(ns, index),
+        ),
+        Misconception(
+            "forgot-mean",
+            "`.mean()` divides by the number of points; you summed instead.",
+            lambda ns: first_gradient(ns, index) * len(_data(ns)[0]),
+        ),
+    )
+
+
+def update_misconceptions(index: int) -> tuple[Misconception, ...]:
+    name = "wb"[index]
+    return (
+        Misconception(
+            "sign-flipped",
+            f"Gradient descent steps *against* the gradient: {name} − lr·grad. Adding it "
+            "climbs the loss.",
+            lambda ns: first_update(ns, index, sign=1.0),
+        ),
+        Misconception(
+            "forgot-learning-rate",
+            "The step is scaled by the learning rate, 0.01.",
+            lambda ns: first_update(ns, index, lr=1.0),
+        ),
+    )
+
+
 BACKWARD = Step(
     title="Phase 3: backward pass",
     setup=(
@@ -165,7 +215,7 @@ BACKWARD = Step(
             id="w.grad@1",
             label="w.grad",
             actual=grad_of("w"),
-            by_hand=lambda ns: mse_gradient(ns, W0, B0)[0],
+            by_hand=lambda ns: first_gradient(ns, 0),
             by_hand_text="−2·mean((y − ŷ)·x) with ŷ = 0",
             hints=(
                 "With ŷ = 0, dL/dw = −2·mean(y·x). Ignore the noise: y ≈ 2x + 1.",
@@ -173,31 +223,14 @@ BACKWARD = Step(
             ),
             tolerance=estimate(0.5),
             concept="gd-step",
-            misconceptions=(
-                Misconception(
-                    "forgot-factor-2",
-                    "You dropped the factor 2 that the square brings down: d(e²)/de = 2e.",
-                    lambda ns: mse_gradient(ns, W0, B0)[0] / 2,
-                ),
-                Misconception(
-                    "sign-flipped",
-                    "The error is y − ŷ, and ŷ enters with a minus sign: the gradient is "
-                    "negative when predictions are too low.",
-                    lambda ns: -mse_gradient(ns, W0, B0)[0],
-                ),
-                Misconception(
-                    "forgot-mean",
-                    "`.mean()` divides by the number of points; you summed instead.",
-                    lambda ns: mse_gradient(ns, W0, B0)[0] * len(_data(ns)[0]),
-                ),
-            ),
+            misconceptions=gradient_misconceptions(0),
             wrong_feedback="dL/dw = −2·mean((y − ŷ)·x); with ŷ = 0 that is about −4·mean(x²).",
         ),
         Prediction(
             id="b.grad@1",
             label="b.grad",
             actual=grad_of("b"),
-            by_hand=lambda ns: mse_gradient(ns, W0, B0)[1],
+            by_hand=lambda ns: first_gradient(ns, 1),
             by_hand_text="−2·mean(y − ŷ) with ŷ = 0",
             hints=(
                 "With ŷ = 0, dL/db = −2·mean(y).",
@@ -205,24 +238,7 @@ BACKWARD = Step(
             ),
             tolerance=estimate(0.5),
             concept="gd-step",
-            misconceptions=(
-                Misconception(
-                    "forgot-factor-2",
-                    "You dropped the factor 2 that the square brings down: d(e²)/de = 2e.",
-                    lambda ns: mse_gradient(ns, W0, B0)[1] / 2,
-                ),
-                Misconception(
-                    "sign-flipped",
-                    "ŷ enters the error with a minus sign, so the gradient is negative when "
-                    "predictions are too low.",
-                    lambda ns: -mse_gradient(ns, W0, B0)[1],
-                ),
-                Misconception(
-                    "forgot-mean",
-                    "`.mean()` divides by the number of points; you summed instead.",
-                    lambda ns: mse_gradient(ns, W0, B0)[1] * len(_data(ns)[0]),
-                ),
-            ),
+            misconceptions=gradient_misconceptions(1),
             wrong_feedback="dL/db = −2·mean(y − ŷ); with ŷ = 0 that is about −2.",
         ),
     ),
@@ -250,31 +266,19 @@ UPDATE = Step(
             id="w@1",
             label="w after the first update",
             actual=lambda ns: item(ns, "w"),
-            by_hand=lambda ns: W0 - float(ns["learning_rate"]) * mse_gradient(ns, W0, B0)[0],
+            by_hand=lambda ns: first_update(ns, 0),
             by_hand_text="w − learning_rate · dL/dw",
             hints=("new w = 0 − 0.01 · w.grad.", "Minus times minus: w moves up."),
             tolerance=within_percent(2),
             concept="gd-step",
-            misconceptions=(
-                Misconception(
-                    "sign-flipped",
-                    "Gradient descent steps *against* the gradient: w − lr·grad. Adding it "
-                    "climbs the loss.",
-                    lambda ns: W0 + float(ns["learning_rate"]) * mse_gradient(ns, W0, B0)[0],
-                ),
-                Misconception(
-                    "forgot-learning-rate",
-                    "The step is scaled by the learning rate, 0.01.",
-                    lambda ns: W0 - mse_gradient(ns, W0, B0)[0],
-                ),
-            ),
+            misconceptions=update_misconceptions(0),
             wrong_feedback="w_new = w − learning_rate · w.grad.",
         ),
         Prediction(
             id="b@1",
             label="b after the first update",
             actual=lambda ns: item(ns, "b"),
-            by_hand=lambda ns: B0 - float(ns["learning_rate"]) * mse_gradient(ns, W0, B0)[1],
+            by_hand=lambda ns: first_update(ns, 1),
             by_hand_text="b − learning_rate · dL/db",
             hints=(
                 "new b = 0 − 0.01 · b.grad.",
@@ -282,18 +286,7 @@ UPDATE = Step(
             ),
             tolerance=within_percent(2),
             concept="gd-step",
-            misconceptions=(
-                Misconception(
-                    "sign-flipped",
-                    "Gradient descent steps *against* the gradient: b − lr·grad.",
-                    lambda ns: B0 + float(ns["learning_rate"]) * mse_gradient(ns, W0, B0)[1],
-                ),
-                Misconception(
-                    "forgot-learning-rate",
-                    "The step is scaled by the learning rate, 0.01.",
-                    lambda ns: B0 - mse_gradient(ns, W0, B0)[1],
-                ),
-            ),
+            misconceptions=update_misconceptions(1),
             wrong_feedback="b_new = b − learning_rate · b.grad.",
         ),
     ),
