@@ -150,6 +150,7 @@ def _predictions() -> tuple[Prediction, ...]:
             by_hand=lambda ns: _v(ns, "w2"),
             by_hand_text="dy/dh_act = w2",
             hints=(
+                "h_act is the last step before y: one local derivative, no chain needed.",
                 "y = h_act · w2: the derivative with respect to one factor is the other factor.",
             ),
             concept="chain-rule",
