@@ -107,6 +107,7 @@ def ex4() -> dict[str, Value]:
     w40, b40 = params[39]
     w200, b200 = params[-1]
     return {
+        "y_pred@1": (w * xs + b)[0].item(),
         "loss@1": loss.item(),
         "w.grad@1": grad_w.item(),
         "b.grad@1": grad_b.item(),

@@ -18,15 +18,15 @@ runner = CliRunner()
 
 def test_a_step_without_questions_runs_after_the_next_question(tutor_env: Path) -> None:
     # Exercise 4 opens with a set-up cell; its output must not hold the first prompt back.
-    result = runner.invoke(app, ["exercise", "4", "--graph", "none", "--fast"], input="14\n")
+    result = runner.invoke(app, ["exercise", "4", "--graph", "none", "--fast"], input="0\n")
     assert result.exit_code == 1, result.output  # input ends at the second prompt
     output = result.output
-    assert output.index("Predict loss") < output.index("Initial parameters: w = 0.0000")
+    assert output.index("Predict y_pred") < output.index("Initial parameters: w = 0.0000")
 
 
 def test_no_escape_codes_in_a_terminal_with_no_color(tutor_env: Path) -> None:
     env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1"}
-    answers = ["loss@1=14", "w.grad@1=-13", "b.grad@1=-2", "w@1=0.13", "b@1=0.02",
+    answers = ["y_pred@1=0", "loss@1=14", "w.grad@1=-13", "b.grad@1=-2", "w@1=0.13", "b@1=0.02",
                "w.grad@zeroed=0", "closer@40=w", "w@200=1.95", "b@200=1.05"]
     args = ["-m", "autograd_tutor", "exercise", "4", "--graph", "none"]
     for pair in answers:

@@ -106,19 +106,57 @@ SETUP = Step(
     ),
 )
 
-FORWARD = Step(
-    title="Phase 1 and 2: forward pass and loss",
+def _first_x(ns: Namespace) -> float:
+    return _data(ns)[0][0]
+
+
+PREDICT = Step(
+    title="Phase 1: forward pass",
     setup=(
-        "The forward pass makes predictions `y_pred = w * X + b`; the loss measures how wrong "
-        "they are with the mean squared error. With w = b = 0, what is the first loss?"
+        "The forward pass makes a prediction for every point: `y_pred = w * X + b`. The first "
+        "point has x = -3. Before any training, what does the model predict for it?"
     ),
-    code=(
-        "# Forward pass: predictions\n"
-        "y_pred = w * X + b\n"
-        "\n"
-        "# Loss: mean of (y_true - y_pred)^2\n"
-        "loss = ((y_true - y_pred) ** 2).mean()\n"
+    code="# Forward pass: predictions\ny_pred = w * X + b\n",
+    predictions=(
+        Prediction(
+            id="y_pred@1",
+            label="y_pred[0], the prediction for x = -3",
+            actual=lambda ns: float(ns["y_pred"][0].item()),
+            by_hand=lambda ns: W0 * _first_x(ns) + B0,
+            by_hand_text="w·x + b with w = b = 0",
+            hints=(
+                "The model knows nothing yet: what are w and b before training?",
+                "w = 0 and b = 0, so w·x + b is the same for every x.",
+            ),
+            tolerance=estimate(0.01),
+            concept="gd-step",
+            misconceptions=(
+                Misconception(
+                    "target-not-prediction",
+                    "That is the true line's value at x = -3, what the model should learn to "
+                    "predict. Before training it only knows w = b = 0.",
+                    lambda ns: 2 * _first_x(ns) + 1,
+                ),
+                Misconception(
+                    "data-not-prediction",
+                    "That is the data point y_true[0] itself. The prediction comes from the "
+                    "parameters, which start at 0.",
+                    lambda ns: _data(ns)[1][0],
+                ),
+            ),
+            wrong_feedback="With w = b = 0 every prediction is 0·x + 0.",
+        ),
     ),
+    explanation="An untrained model predicts 0 everywhere: all of the error is still to go.",
+)
+
+FORWARD = Step(
+    title="Phase 2: the loss",
+    setup=(
+        "The loss measures how wrong the predictions are, with the mean squared error. "
+        "With every prediction at 0, what is the first loss?"
+    ),
+    code="# Loss: mean of (y_true - y_pred)^2\nloss = ((y_true - y_pred) ** 2).mean()\n",
     predictions=(
         Prediction(
             id="loss@1",
@@ -485,6 +523,6 @@ EXERCISE = Exercise(
         "Write one training step by hand, phase by phase, predicting each result, then let "
         "the loop run 200 of them."
     ),
-    steps=(SETUP, FORWARD, BACKWARD, UPDATE, ZERO, TRAIN),
+    steps=(SETUP, PREDICT, FORWARD, BACKWARD, UPDATE, ZERO, TRAIN),
     concepts=("gd-step", "zeroing"),
 )
