@@ -114,13 +114,13 @@ PREDICT = Step(
     title="Phase 1: forward pass",
     setup=(
         "The forward pass makes a prediction for every point: `y_pred = w * X + b`. The first "
-        "point has x = -3. Before any training, what does the model predict for it?"
+        "point has x = -3. Before any training, what does the model predict for it, `y_pred[0]`?"
     ),
     code="# Forward pass: predictions\ny_pred = w * X + b\n",
     predictions=(
         Prediction(
             id="y_pred@1",
-            label="y_pred[0], the prediction for x = -3",
+            label="y_pred[0]",
             actual=lambda ns: float(ns["y_pred"][0].item()),
             by_hand=lambda ns: W0 * _first_x(ns) + B0,
             by_hand_text="w·x + b with w = b = 0",
@@ -128,7 +128,6 @@ PREDICT = Step(
                 "The model knows nothing yet: what are w and b before training?",
                 "w = 0 and b = 0, so w·x + b is the same for every x.",
             ),
-            tolerance=estimate(0.01),
             concept="gd-step",
             misconceptions=(
                 Misconception(
