@@ -110,8 +110,8 @@ def friendly_exits(
         raise typer.Exit(EXIT_FAILED) from None
 
 
-def next_exercise(store: Store) -> Exercise | None:
-    data = store.load()
+def next_exercise(data: dict[str, Any]) -> Exercise | None:
+    """The first exercise not done, from the loaded progress data."""
     numbers = [exercise.number for exercise in exercises.EXERCISES]
     status = statuses(data, numbers)
     for exercise in exercises.EXERCISES:
@@ -121,7 +121,7 @@ def next_exercise(store: Store) -> Exercise | None:
 
 
 def next_command(store: Store) -> str:
-    upcoming = next_exercise(store)
+    upcoming = next_exercise(store.load())
     if upcoming is None:
         return "all exercises done. Practise more with 'autograd-tutor exercise N --reveal'."
     return f"autograd-tutor exercise {upcoming.number}"
@@ -136,24 +136,27 @@ def home(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     ui = UI(Environment.from_system())
-    store = open_store(ui)
+    data = open_store(ui).load()
     ui.markdown(
         "**Welcome to autograd-tutor.** Each exercise shows you PyTorch code and asks you to "
         "*predict* what `.grad` will be before PyTorch runs it. Wrong predictions are the "
         "point: they show you where your mental model of autograd breaks."
     )
-    show_table(ui, store)
-    upcoming = next_exercise(store)
+    show_table(ui, data)
+    upcoming = next_exercise(data)
     if upcoming is None:
-        ui.markdown(exercises.TAKEAWAYS)
-        ui.text("All exercises are done. Run any again with: autograd-tutor exercise N", "bold")
+        show_all_done(ui)
     else:
         ui.text(f"Next: autograd-tutor exercise {upcoming.number}", "bold")
     ui.text("Help: autograd-tutor --help", "dim")
 
 
-def show_table(ui: UI, store: Store) -> None:
-    data = store.load()
+def show_all_done(ui: UI) -> None:
+    ui.markdown(exercises.TAKEAWAYS)
+    ui.text("All exercises are done. Run any again with: autograd-tutor exercise N", "bold")
+
+
+def show_table(ui: UI, data: dict[str, Any]) -> None:
     numbers = [exercise.number for exercise in exercises.EXERCISES]
     ui.say(ui.exercise_table(exercises.EXERCISES, statuses(data, numbers)))
     from datetime import UTC, datetime
@@ -170,7 +173,7 @@ def show_table(ui: UI, store: Store) -> None:
 def list_command() -> None:
     """List the exercises with your status and score."""
     ui = UI(Environment.from_system())
-    show_table(ui, open_store(ui))
+    show_table(ui, open_store(ui).load())
 
 
 NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number, 1 to 5.",
@@ -300,10 +303,9 @@ def next_command_(
 ) -> None:
     """Run the first exercise you have not finished."""
     ui = UI(Environment.from_system(), as_json=as_json)
-    upcoming = next_exercise(open_store(ui))
+    upcoming = next_exercise(open_store(ui).load())
     if upcoming is None:
-        ui.markdown(exercises.TAKEAWAYS)
-        ui.text("All exercises are done. Run any again with: autograd-tutor exercise N", "bold")
+        show_all_done(ui)
         if as_json:
             print(json.dumps({"exercise": None, "done": True}))
         return

@@ -20,7 +20,10 @@ B0 = 0.0
 STEPS = 200
 
 
-def _data(ns: Namespace) -> tuple[list[float], list[float]]:
+Data = tuple[list[float], list[float]]
+
+
+def _data(ns: Namespace) -> Data:
     return [float(v) for v in ns["X"].tolist()], [float(v) for v in ns["y_true"].tolist()]
 
 
@@ -28,38 +31,41 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def mse(ns: Namespace, w: float, b: float) -> float:
-    xs, ys = _data(ns)
+def mse(data: Data, w: float, b: float) -> float:
+    xs, ys = data
     return _mean([(y - (w * x + b)) ** 2 for x, y in zip(xs, ys, strict=True)])
 
 
-def mse_gradient(ns: Namespace, w: float, b: float) -> tuple[float, float]:
+def mse_gradient(data: Data, w: float, b: float) -> tuple[float, float]:
     """dL/dw = -2·mean((y - ŷ)·x) and dL/db = -2·mean(y - ŷ), the chain rule done by hand."""
-    xs, ys = _data(ns)
+    xs, ys = data
     errors = [y - (w * x + b) for x, y in zip(xs, ys, strict=True)]
     grad_w = -2 * _mean([e * x for e, x in zip(errors, xs, strict=True)])
     grad_b = -2 * _mean(errors)
     return grad_w, grad_b
 
 
-def descend(ns: Namespace, steps: int, lr: float | None = None) -> tuple[float, float]:
+def descend(ns: Namespace, steps: int) -> tuple[float, float]:
     """Gradient descent with the hand-derived gradient, in plain floats (no autograd)."""
-    lr = float(ns["learning_rate"]) if lr is None else lr
+    data, lr = _data(ns), float(ns["learning_rate"])
     w, b = W0, B0
     for _ in range(steps):
-        grad_w, grad_b = mse_gradient(ns, w, b)
+        grad_w, grad_b = mse_gradient(data, w, b)
         w, b = w - lr * grad_w, b - lr * grad_b
     return w, b
 
 
-def least_squares(ns: Namespace) -> tuple[float, float]:
-    """The exact best line through the noisy data (normal equations), where descent heads."""
-    xs, ys = _data(ns)
+def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """The exact least-squares line (normal equations, closed form): where descent heads."""
     mx, my = _mean(xs), _mean(ys)
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     sxx = sum((x - mx) ** 2 for x in xs)
     slope = sxy / sxx
     return slope, my - slope * mx
+
+
+def least_squares(ns: Namespace) -> tuple[float, float]:
+    return fit_line(*_data(ns))
 
 
 def _closer(w: float, b: float) -> str:
@@ -161,7 +167,7 @@ FORWARD = Step(
             id="loss@1",
             label="loss",
             actual=lambda ns: item(ns, "loss"),
-            by_hand=lambda ns: mse(ns, W0, B0),
+            by_hand=lambda ns: mse(_data(ns), W0, B0),
             by_hand_text="mean((y − (w·x + b))²) with w = b = 0",
             hints=(
                 "With w = b = 0 every prediction is 0, so the loss is the mean of y_true².",
@@ -180,7 +186,7 @@ FORWARD = Step(
                 Misconception(
                     "sum-not-mean",
                     "`.mean()` divides by the 20 points; you added the squared errors up.",
-                    lambda ns: mse(ns, W0, B0) * len(_data(ns)[0]),
+                    lambda ns: mse(_data(ns), W0, B0) * len(_data(ns)[0]),
                 ),
             ),
             wrong_feedback="With w = b = 0 the loss is mean(y_true²), about 4·mean(x²) + 1.",
@@ -191,7 +197,7 @@ FORWARD = Step(
 
 def first_gradient(ns: Namespace, index: int) -> float:
     """dL/dw (index 0) or dL/db (index 1) at the starting point, by hand."""
-    return mse_gradient(ns, W0, B0)[index]
+    return mse_gradient(_data(ns), W0, B0)[index]
 
 
 def first_update(ns: Namespace, index: int, sign: float = -1.0, lr: float | None = None) -> float:
@@ -394,12 +400,13 @@ def _save_figures(ns: Namespace, target: Figures) -> list[str]:
 
     xs, ys = _data(ns)
     w, b = item(ns, "w"), item(ns, "b")
+    best = fit_line(xs, ys)
     return publish(
         {
             "exercise4-loss": plots.loss_figure(list(ns["losses"])),
-            "exercise4-fit": plots.fit_figure(xs, ys, w, b, least_squares(ns)),
+            "exercise4-fit": plots.fit_figure(xs, ys, w, b, best),
             "exercise4-least-squares": plots.least_squares_figure(
-                xs, ys, w, b, *least_squares(ns), path=[(W0, B0), *ns["params"]]
+                xs, ys, w, b, *best, path=[(W0, B0), *ns["params"]]
             ),
         },
         target,
