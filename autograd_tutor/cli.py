@@ -16,20 +16,20 @@ from typing import Annotated, Any
 
 import typer
 
-from autograd_tutor import exercises
-from autograd_tutor.answers import AnswerError, parse_prediction
-from autograd_tutor.env import Environment
-from autograd_tutor.model import Exercise
-from autograd_tutor.store import Store, home_dir, statuses
-from autograd_tutor.ui import UI
+from autograd_tutor.content import packs
+from autograd_tutor.engine.answers import AnswerError, parse_prediction
+from autograd_tutor.engine.model import Exercise, History, Pack
+from autograd_tutor.engine.store import Store, home_dir, statuses
+from autograd_tutor.views.env import Environment
+from autograd_tutor.views.ui import UI
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
-CODING_EXERCISE = 4
 SAVED = "your answers so far are saved"
+TOOL = "autograd-tutor"
 
 app = typer.Typer(
-    name="autograd-tutor",
+    name=TOOL,
     help="Learn PyTorch's autograd by predicting gradients before PyTorch reveals them.",
     epilog="Start with: autograd-tutor exercise 1   (or just: autograd-tutor)",
     add_completion=False,
@@ -37,29 +37,51 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+pack_app = typer.Typer(help="Lesson packs: list, check and add them.", no_args_is_help=True,
+                       rich_markup_mode=None)
+app.add_typer(pack_app, name="pack", short_help="Lesson packs: list, check and add them.")
 
 
 # Wiring -------------------------------------------------------------------------------
+
+
+def make_ui(as_json: bool = False) -> UI:
+    return UI(Environment.from_system(), as_json=as_json)
 
 
 def open_store(ui: UI) -> Store:
     return Store(home_dir(), warn=ui.warn)
 
 
-def exercise_numbers() -> str:
-    return f"1 to {len(exercises.EXERCISES)}"
+def installed(ui: UI) -> packs.Installed:
+    found = packs.installed(home_dir())
+    for line in found.skipped:
+        ui.warn(line)
+    return found
 
 
-def parse_number(text: str) -> Exercise:
-    """The exercise named by N, or a usage error that says which numbers exist."""
+def resolve(text: str, found: packs.Installed, param: str = "N") -> Exercise:
+    """The exercise named by N (basics) or PACK/N, or a usage error saying what exists."""
     try:
-        return exercises.get(int(text.strip()))
-    except (ValueError, KeyError):
-        raise typer.BadParameter(
-            f"{text!r} is not an exercise; choose a number from {exercise_numbers()} "
-            "(see 'autograd-tutor list')",
-            param_hint="N",
-        ) from None
+        pack_name, number = packs.parse_key(text)
+    except ValueError:
+        pack_name, number = "", 0
+    pack = found.packs.get(pack_name)
+    if pack is not None:
+        try:
+            return pack.exercise(number)
+        except KeyError:
+            pass
+    where = pack if pack is not None else found.packs.get(packs.DEFAULT_PACK)
+    if pack is None and "/" in text:
+        names = ", ".join(found.packs)
+        message = f"{text!r} names no installed pack; installed: {names} (see '{TOOL} pack list')"
+    else:
+        count = len(where.exercises) if where else 0
+        prefix = "" if where is None or where.name == packs.DEFAULT_PACK else f"{where.name}/"
+        message = (f"{text!r} is not an exercise; choose a number from {prefix}1 to "
+                   f"{prefix}{count} (see '{TOOL} list')")
+    raise typer.BadParameter(message, param_hint=param)
 
 
 def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
@@ -75,13 +97,13 @@ def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
                                      param_hint="--answer")
         if key not in predictions:
             raise typer.BadParameter(
-                f"exercise {exercise.number} has no prediction {key!r}; valid IDs: {valid}",
-                param_hint="--answer",
+                f"exercise {packs.key_text(exercise)} has no prediction {key!r}; "
+                f"valid IDs: {valid}", param_hint="--answer",
             )
         if key in answers:
             raise typer.BadParameter(f"{key!r} is given twice", param_hint="--answer")
         try:
-            parse_prediction(value, predictions[key].choices)
+            parse_prediction(value, predictions[key])
         except AnswerError as problem:
             raise typer.BadParameter(f"{key}={value!r}: {problem}",
                                      param_hint="--answer") from None
@@ -110,74 +132,121 @@ def friendly_exits(
         raise typer.Exit(EXIT_FAILED) from None
 
 
-def next_exercise(data: dict[str, Any]) -> Exercise | None:
-    """The first exercise not done, from the loaded progress data."""
-    numbers = [exercise.number for exercise in exercises.EXERCISES]
-    status = statuses(data, numbers)
-    for exercise in exercises.EXERCISES:
-        if status[exercise.number].status != "done":
+def all_exercises(found: packs.Installed) -> list[Exercise]:
+    return [e for pack in found.packs.values() for e in pack.exercises]
+
+
+def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
+    """The first exercise not done: the basics pack first, then the others in order."""
+    exercises = all_exercises(found)
+    status = statuses(history, [(e.pack, e.number) for e in exercises])
+    for exercise in exercises:
+        if status[exercise.key].status != "done":
             return exercise
     return None
 
 
-def next_command(store: Store) -> str:
-    upcoming = next_exercise(store.load())
+def next_command(history: History, found: packs.Installed) -> str:
+    upcoming = next_exercise(history, found)
     if upcoming is None:
-        return "all exercises done. Practise more with 'autograd-tutor exercise N --reveal'."
-    return f"autograd-tutor exercise {upcoming.number}"
+        return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
+                f"with '{TOOL} practice'.")
+    return f"{TOOL} exercise {packs.key_text(upcoming)}"
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version(TOOL)  # one version: the package's own metadata
+        except PackageNotFoundError:
+            found = "(not installed)"
+        print(f"{TOOL} {found}")
+        raise typer.Exit()
 
 
 # Commands -----------------------------------------------------------------------------
 
 
 @app.callback(invoke_without_command=True)
-def home(ctx: typer.Context) -> None:
+def home(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=version_callback,
+                                          is_eager=True, help="Print the version.")] = False,
+) -> None:
     """Without a command: a welcome, the exercise list, and what to run next."""
     if ctx.invoked_subcommand is not None:
         return
-    ui = UI(Environment.from_system())
-    data = open_store(ui).load()
+    ui = make_ui()
+    found = installed(ui)
+    history = open_store(ui).load()
     ui.markdown(
         "**Welcome to autograd-tutor.** Each exercise shows you PyTorch code and asks you to "
         "*predict* what `.grad` will be before PyTorch runs it. Wrong predictions are the "
         "point: they show you where your mental model of autograd breaks."
     )
-    show_table(ui, data)
-    upcoming = next_exercise(data)
+    show_tables(ui, history, found, only=packs.DEFAULT_PACK)
+    upcoming = next_exercise(history, found)
     if upcoming is None:
-        show_all_done(ui)
+        show_all_done(ui, found)
     else:
-        ui.text(f"Next: autograd-tutor exercise {upcoming.number}", "bold")
-    ui.text("Help: autograd-tutor --help", "dim")
+        ui.text(f"Next: {TOOL} exercise {packs.key_text(upcoming)}", "bold")
+    ui.text(f"Help: {TOOL} --help", "dim")
 
 
-def show_all_done(ui: UI) -> None:
-    ui.markdown(exercises.TAKEAWAYS)
-    ui.text("All exercises are done. Run any again with: autograd-tutor exercise N", "bold")
+def show_all_done(ui: UI, found: packs.Installed) -> None:
+    basics = found.packs.get(packs.DEFAULT_PACK)
+    if basics and basics.exercises:
+        ui.markdown(basics.exercises[-1].closing)
+    ui.text(f"All exercises are done. Keep them fresh with: {TOOL} review   "
+            f"(or new problems: {TOOL} practice)", "bold")
 
 
-def show_table(ui: UI, data: dict[str, Any]) -> None:
-    numbers = [exercise.number for exercise in exercises.EXERCISES]
-    ui.say(ui.exercise_table(exercises.EXERCISES, statuses(data, numbers)))
+def show_tables(ui: UI, history: History, found: packs.Installed,
+                only: str | None = None) -> None:
+    """One table per pack (only `only`'s when given, with a line for the others)."""
+    shown = [p for p in found.packs.values() if only is None or p.name == only]
+    keys = [(e.pack, e.number) for p in shown for e in p.exercises]
+    status = statuses(history, keys)
+    for pack in shown:
+        title = "Exercises" if pack.name == packs.DEFAULT_PACK else f"Pack {pack.name}: " \
+                f"{pack.title}"
+        ui.say(ui.exercise_table(pack.exercises, status, title=title,
+                                 prefix="" if pack.name == packs.DEFAULT_PACK
+                                 else f"{pack.name}/"))
+    others = [p for p in found.packs.values() if p not in shown]
+    if others:
+        names = ", ".join(f"{p.name} ({len(p.exercises)})" for p in others)
+        ui.text(f"More packs: {names}. See them with: {TOOL} list PACK", "dim")
     from datetime import UTC, datetime
 
-    from autograd_tutor import review
+    from autograd_tutor.engine import review
 
-    due = review.due(data["attempts"], datetime.now(UTC))
+    due = review.due(history.attempts, datetime.now(UTC))
     if due:
         ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
-                "autograd-tutor review", "yellow")
+                f"{TOOL} review", "yellow")
+
+
+PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
+                                               help="Only this pack (default: basics, and "
+                                               "a line for the others).")]
 
 
 @app.command("list", short_help="The exercises with your status and score.")
-def list_command() -> None:
+def list_command(pack: PackArg = None) -> None:
     """List the exercises with your status and score."""
-    ui = UI(Environment.from_system())
-    show_table(ui, open_store(ui).load())
+    ui = make_ui()
+    found = installed(ui)
+    if pack is not None and pack not in found.packs:
+        raise typer.BadParameter(f"no pack named {pack!r}; installed: "
+                                 + ", ".join(found.packs), param_hint="PACK")
+    show_tables(ui, open_store(ui).load(), found, only=pack or packs.DEFAULT_PACK)
 
 
-NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number, 1 to 5.",
-                                          show_default=False)]
+NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number (1 to 5), or "
+                                          "PACK/N for another pack's.", show_default=False)]
 RevealOpt = Annotated[bool, typer.Option("--reveal", help="Ask nothing; show every answer "
                                          "(for instructors and demos).")]
 AnswerOpt = Annotated[list[str] | None, typer.Option(
@@ -191,15 +260,13 @@ PlotsOpt = Annotated[Path | None, typer.Option("--plots", metavar="DIR", help="W
                                                "progress directory).")]
 GraphOpt = Annotated[str, typer.Option("--graph", metavar="VIEW", help="Autograd graph "
                                        "view after each reveal: tree, table, paths or none.")]
-
-
 FastOpt = Annotated[bool, typer.Option("--fast", help="Skip the live training animation "
                                        "(Exercise 4); the results are the same.")]
 ShowOpt = Annotated[bool, typer.Option("--show", help="Also open the figures in windows "
                                        "when a display is available.")]
-CodeOpt = Annotated[bool, typer.Option("--code", help="Exercise 4: write the training-loop "
-                                       "scaffold to FILE for you to finish, then run "
-                                       "'autograd-tutor check 4 FILE'.")]
+CodeOpt = Annotated[bool, typer.Option("--code", help="For an exercise with a coding mode "
+                                       "(Exercise 4): write its scaffold to FILE for you to "
+                                       "finish, then run 'autograd-tutor check N FILE'.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="With --code: overwrite FILE if it "
                                         "exists.")]
 FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
@@ -207,7 +274,7 @@ FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=Fal
                                                 "scaffold (default: train_loop.py).")]
 
 
-@app.command("exercise", short_help="Work through exercise N (1 to 5): predict, then see.")
+@app.command("exercise", short_help="Work through exercise N (1 to 5, or PACK/N).")
 def exercise_command(
     number: NumberArg,
     file: FileArg = None,
@@ -222,7 +289,9 @@ def exercise_command(
     force: ForceOpt = False,
 ) -> None:
     """Work through exercise N: read, predict, then see what PyTorch computes."""
-    chosen = parse_number(number)
+    ui = make_ui(as_json)
+    found = installed(ui)
+    chosen = resolve(number, found)
     if code:
         write_scaffold(chosen, file, force)
         return
@@ -232,33 +301,35 @@ def exercise_command(
     if graph not in GRAPH_VIEWS:
         raise typer.BadParameter(f"{graph!r} is not a view; choose one of "
                                  + ", ".join(GRAPH_VIEWS), param_hint="--graph")
-    run_exercise(chosen, reveal=reveal, answers=answers, as_json=as_json, plots=plots,
-                 graph=graph, fast=fast, show=show)
+    run_exercise(chosen, found.get(chosen.pack), reveal=reveal, answers=answers,
+                 as_json=as_json, plots=plots, graph=graph, fast=fast, show=show)
 
 
-def require_coding_exercise(exercise: Exercise) -> None:
-    if exercise.number != CODING_EXERCISE:
-        raise typer.BadParameter(f"only exercise {CODING_EXERCISE} has a coding mode",
+def require_coding(exercise: Exercise) -> Any:
+    if exercise.coding is None:
+        raise typer.BadParameter(f"exercise {packs.key_text(exercise)} has no coding mode",
                                  param_hint="N")
+    return exercise.coding
 
 
 def write_scaffold(exercise: Exercise, file: Path | None, force: bool) -> None:
-    from autograd_tutor import checker
+    from autograd_tutor.engine import checker
 
-    require_coding_exercise(exercise)
-    ui = UI(Environment.from_system())
-    path = file if file is not None else checker.default_scaffold_path()
+    coding = require_coding(exercise)
+    ui = make_ui()
+    path = file if file is not None else Path(coding.default_file)
+    name = packs.key_text(exercise)
     try:
-        written = checker.write_scaffold(path, force=force)
+        written = checker.write_scaffold(coding.scaffold, path, force=force)
     except checker.ScaffoldExistsError:
         ui.error(f"{path} already exists; choose another FILE or add --force to overwrite it.")
         raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
         ui.error(f"can't write {path}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
-    ui.text(f"Wrote the training-loop scaffold to {written}.", "bold")
-    ui.text("Fill in the five TODOs, run it with: python " + str(written))
-    ui.text(f"then check it with: autograd-tutor check {CODING_EXERCISE} {written}")
+    ui.text(f"Wrote the scaffold to {written}.", "bold")
+    ui.text("Fill in the TODOs, run it with: python " + str(written))
+    ui.text(f"then check it with: {TOOL} check {name} {written}")
 
 
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, metavar="SECONDS",
@@ -268,7 +339,7 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, meta
 @app.command("check", short_help="Check your Exercise 4 training loop (see exercise 4 --code).")
 def check_command(
     number: Annotated[str, typer.Argument(metavar="N", show_default=False,
-                                          help="The exercise: 4 (the one with code).")],
+                                          help="The exercise with a coding mode: 4.")],
     file: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
                                                 help="Your training loop "
                                                 "(default: train_loop.py).")] = None,
@@ -278,22 +349,40 @@ def check_command(
     """Run your finished training loop and explain what is right or wrong with it."""
     from dataclasses import asdict
 
-    from autograd_tutor import checker
+    from autograd_tutor.engine import checker
 
-    chosen = parse_number(number)
-    require_coding_exercise(chosen)
-    ui = UI(Environment.from_system(), as_json=as_json)
-    path = file if file is not None else checker.default_scaffold_path()
-    with friendly_exits(ui):
+    ui = make_ui(as_json)
+    found = installed(ui)
+    chosen = resolve(number, found)
+    coding = require_coding(chosen)
+    path = file if file is not None else Path(coding.default_file)
+    name = packs.key_text(chosen)
+    with friendly_exits(ui, kept="nothing was recorded"):
         ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
-        report = checker.check_file(path, timeout=timeout)
+        data = lesson_data(chosen, found.get(chosen.pack))
+        report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
-    for line in checker.format_report(report):
+    for line in checker.format_report(report, name):
         ui.text(line, verdict_style if line.startswith(("check", "problem:")) else "")
-    open_store(ui).record_check(CODING_EXERCISE, report.passed, str(path))
+    saved = open_store(ui).record_check(chosen.pack, chosen.number, report.passed, str(path))
     if as_json:
         print(json.dumps(asdict(report), default=str))
+    if not saved:
+        ui.error("this check's result was not saved (see the warning above).")
+        raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
+
+
+def lesson_data(exercise: Exercise, pack: Pack) -> tuple[list[float], list[float]]:
+    """The X and y_true made by the exercise's data step, run by the engine."""
+    from autograd_tutor.engine.runner import Run, load_helpers
+
+    coding = require_coding(exercise)
+    run = Run(exercise, helpers=load_helpers(pack))
+    step = exercise.steps[coding.data_step - 1]
+    run.execute(step)
+    xs, ys = run.value("X"), run.value("y_true")
+    return list(xs), list(ys)
 
 
 @app.command("next", short_help="Run the first exercise you have not finished.")
@@ -302,24 +391,27 @@ def next_command_(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the first exercise you have not finished."""
-    ui = UI(Environment.from_system(), as_json=as_json)
-    upcoming = next_exercise(open_store(ui).load())
+    ui = make_ui(as_json)
+    found = installed(ui)
+    upcoming = next_exercise(open_store(ui).load(), found)
     if upcoming is None:
-        show_all_done(ui)
+        show_all_done(ui, found)
         if as_json:
             print(json.dumps({"exercise": None, "done": True}))
         return
-    run_exercise(upcoming, reveal=reveal, answers={}, as_json=as_json, plots=None, graph="tree",
-                 fast=False, show=False)
+    run_exercise(upcoming, found.get(upcoming.pack), reveal=reveal, answers={},
+                 as_json=as_json, plots=None, graph="tree")
 
 
 def run_exercise(
-    exercise: Exercise, *, reveal: bool, answers: dict[str, str], as_json: bool,
-    plots: Path | None, graph: str, fast: bool = False, show: bool = False,
+    exercise: Exercise, pack: Pack | None, *, reveal: bool, answers: dict[str, str],
+    as_json: bool, plots: Path | None, graph: str, fast: bool = False, show: bool = False,
     json_extra: Callable[[Any], dict[str, Any]] | None = None, then: str | None = None,
+    kind: str = "exercise", helpers: Any = None,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
-    from autograd_tutor.session import Options, Quit, Session
+    from autograd_tutor.engine.runner import LessonError, load_helpers
+    from autograd_tutor.views.session import Options, Quit, Session
 
     env = Environment.from_system()
     ui = UI(env, as_json=as_json)
@@ -327,14 +419,19 @@ def run_exercise(
     plots_dir = plots if plots is not None else home_dir() / "plots"
     options = Options(reveal=reveal, answers=answers, plots_dir=plots_dir, graph_view=graph,
                       fast=fast, show=show)
-    session = Session(exercise, ui, store, options)
+    try:
+        helpers = helpers if helpers is not None else load_helpers(pack)
+    except LessonError as error:
+        ui.error(f"pack {exercise.pack!r} can't be used: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    session = Session(exercise, ui, store, options, helpers=helpers, kind=kind)
 
     def emit_json() -> None:
         if as_json:
             report = json_extra(session) if json_extra else session.to_json()
             print(json.dumps(report), file=env.stdout, flush=True)
 
-    again = then or f"autograd-tutor exercise {exercise.number}"
+    again = then or f"{TOOL} exercise {packs.key_text(exercise)}"
     with friendly_exits(ui, on_stop=emit_json):
         try:
             session.run()
@@ -342,9 +439,20 @@ def run_exercise(
             emit_json()
             ui.text(f"Stopped. Your answers so far are saved; start again with: {again}", "bold")
             raise typer.Exit(EXIT_FAILED) from None
+        except LessonError as error:
+            emit_json()
+            ui.error(f"exercise {packs.key_text(exercise)} is broken: {error}. "
+                     f"Check its pack with: {TOOL} pack check DIR")
+            raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
-    ui.summary(exercise, correct, asked, then or next_command(store))
+    name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
+    ui.summary(name, correct, asked, then or next_command(store.load(), packs.installed(
+        home_dir())))
     emit_json()
+    if not session.saved:
+        ui.error(f"your answers were not saved ({store.problem or 'see the warning above'}); "
+                 "the results above are all there is of this run.")
+        raise typer.Exit(EXIT_FAILED)
 
 
 ConceptOpt = Annotated[str | None, typer.Option("--concept", "-c", metavar="NAME",
@@ -359,22 +467,13 @@ def practice_json(seed: int) -> Callable[[Any], dict[str, Any]]:
     def build(session: Any) -> dict[str, Any]:
         steps = {p.id: step for step in session.exercise.steps for p in step.predictions}
         items = []
-        for outcome in session.outcomes:
-            prediction = outcome.guess.prediction
-            step = steps[prediction.id]
-            items.append({"concept": prediction.concept,
-                          "question": step.setup,
-                          "code": step.code,
-                          **outcome.to_json()})
+        for attempt in session.attempts:
+            step = steps[attempt.id]
+            items.append({"concept": attempt.concept, "question": step.setup,
+                          "code": step.code, **attempt.to_json()})
         return {"seed": seed, "completed": session.completed, "items": items}
 
     return build
-
-
-def concept_list() -> str:
-    from autograd_tutor.practice import CONCEPTS
-
-    return "\n".join(f"  {name:<13} {text}" for name, text in CONCEPTS.items())
 
 
 @app.command("practice", short_help="Fresh problems per concept (--list shows them).")
@@ -387,22 +486,37 @@ def practice_command(
     list_concepts: Annotated[bool, typer.Option("--list", help="List the concepts.")] = False,
 ) -> None:
     """Fresh problems for a concept: polynomial, chain-rule, accumulation, zeroing,
-    gd-step, detach."""
-    from autograd_tutor import practice
+    gd-step, detach, and those of installed packs' practice templates."""
+    from autograd_tutor.engine import practice
 
+    ui = make_ui(as_json)
+    found = installed(ui)
+    concepts = practice.concepts(found.templates(), found.catalogue().concepts)
     if list_concepts:
-        print(concept_list())
+        print("\n".join(f"  {name:<13} {text}" for name, text in concepts.items()))
         return
-    if concept is not None and concept not in practice.CONCEPTS:
+    if concept is not None and concept not in concepts:
         raise typer.BadParameter(f"{concept!r} is not a concept; choose one of: "
-                                 + ", ".join(practice.CONCEPTS), param_hint="--concept")
+                                 + ", ".join(concepts), param_hint="--concept")
     seed = seed if seed is not None else random_seed()
-    problems = practice.generate(concept, count, seed)
+    problems = practice.generate(concept, count, seed, found.templates(), all_helpers(found))
     concept_option = f" --concept {concept}" if concept else ""
-    again = (f"autograd-tutor practice{concept_option} for new problems "
+    again = (f"{TOOL} practice{concept_option} for new problems "
              f"(add --seed {seed} to repeat these)")
-    run_exercise(problems, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=practice_json(seed), then=again)
+    run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=practice_json(seed), then=again, kind="practice",
+                 helpers=all_helpers(found))
+
+
+def all_helpers(found: packs.Installed) -> dict[str, Any]:
+    """The helpers of every pack with practice templates (their problems may call them)."""
+    from autograd_tutor.engine.runner import load_helpers
+
+    helpers: dict[str, Any] = {}
+    for pack in found.packs.values():
+        if pack.practice:
+            helpers.update(load_helpers(pack))
+    return helpers
 
 
 def random_seed() -> int:
@@ -418,14 +532,16 @@ def review_command(
     """Practise the concepts you missed, when they are due (Leitner boxes)."""
     from datetime import UTC, datetime
 
-    from autograd_tutor import practice, review
+    from autograd_tutor.engine import practice, review
 
-    ui = UI(Environment.from_system(), as_json=as_json)
-    attempts = open_store(ui).load()["attempts"]
+    ui = make_ui(as_json)
+    found = installed(ui)
+    attempts = open_store(ui).load().attempts
     now = datetime.now(UTC)
-    due = review.due(attempts, now)
+    known = practice.concepts(found.templates(), found.catalogue().concepts)
+    due = [name for name in review.due(attempts, now) if name in known]
     if not due:
-        upcoming = review.schedule(attempts, now)
+        upcoming = [item for item in review.schedule(attempts, now) if item.concept in known]
         if upcoming:
             first = upcoming[0]
             ui.text(f"Nothing is due. Next review: {first.concept}, "
@@ -438,47 +554,64 @@ def review_command(
     seed = random_seed()
     chosen = due[:count]
     ui.text(f"Due for review: {', '.join(chosen)}", "bold")
-    problems = practice.generate_mix(chosen, seed)
+    problems = practice.generate_mix(chosen, seed, found.templates(), all_helpers(found))
 
     def report(session: Any) -> dict[str, Any]:
         return {"due": chosen, **practice_json(seed)(session)}
 
-    run_exercise(problems, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=report, then="autograd-tutor review")
+    run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=report, then=f"{TOOL} review", kind="review",
+                 helpers=all_helpers(found))
 
 
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
 def progress_command(as_json: JsonOpt = False) -> None:
     """Your history: attempts, first-try accuracy, streaks and common misconceptions."""
-    from autograd_tutor import stats
+    from autograd_tutor.engine import stats
 
-    ui = UI(Environment.from_system(), as_json=as_json)
-    data = open_store(ui).load()
-    rows = data["attempts"]
-    per_exercise, per_concept = stats.by_exercise(rows), stats.by_concept(rows)
+    ui = make_ui(as_json)
+    history = open_store(ui).load()
+    rows = history.attempts
+    per_exercise = stats.by_exercise(rows, progress_name)
+    per_concept = stats.by_concept(rows)
     if as_json:
+        from dataclasses import asdict
+
         print(json.dumps({
-            "attempts": rows,
+            "attempts": [a.to_row() for a in rows],
             "exercises": {summary.name: summary.to_json() for summary in per_exercise},
             "concepts": {summary.name: summary.to_json() for summary in per_concept},
-            "checks": data["checks"],
+            "checks": [asdict(c) for c in history.checks],
         }))
         return
-    if not rows and not data["checks"]:
-        ui.text("No predictions recorded yet. Start with: autograd-tutor exercise 1")
+    if not rows and not history.checks:
+        ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
-    ui.say(ui.progress_table("Progress by exercise", per_exercise))
-    ui.say(ui.progress_table("Progress by concept", per_concept))
-    checks = data["checks"]
+    catalogue = installed(ui).catalogue()
+    ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
+    ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title))
+    checks = history.checks
     if checks:
         last = checks[-1]
-        verdict = "passed" if last.get("passed") else "not passed yet"
-        ui.text(f"check {CODING_EXERCISE}: {verdict} ({last.get('file')}, {last.get('time')}; "
-                f"{sum(1 for c in checks if c.get('passed'))} of {len(checks)} checks passed)")
+        verdict = "passed" if last.passed else "not passed yet"
+        name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
+            f"{last.pack}/{last.exercise}"
+        ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
+                f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
+
+
+def progress_name(attempt: Any) -> str:
+    """"exercise 3" for the basics pack, "errors/2" for others, else the kind."""
+    from autograd_tutor.engine import stats
+
+    if attempt.pack == packs.DEFAULT_PACK and attempt.exercise is not None:
+        return f"exercise {attempt.exercise}"
+    return stats.exercise_name(attempt)
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,
-                                                help="Only this exercise (default: all).")]
+                                                help="Only this exercise, N or PACK/N "
+                                                "(default: all).")]
 
 
 @app.command("reset", short_help="Clear recorded progress (all, or exercise N).")
@@ -486,21 +619,24 @@ def reset_command(
     number: ResetArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Clear your recorded progress, for all exercises or for exercise N."""
-    chosen = parse_number(number) if number is not None else None
-    ui = UI(Environment.from_system())
+    """Clear your recorded progress, for all exercises or for exercise N. A copy of the
+    history before the reset is kept beside it."""
+    ui = make_ui()
+    chosen = resolve(number, installed(ui)) if number is not None else None
     store = open_store(ui)
-    what = f"exercise {chosen.number}" if chosen else "all exercises"
+    what = f"exercise {packs.key_text(chosen)}" if chosen else "all exercises"
     if not yes:
         with friendly_exits(ui, kept="nothing was deleted"):
             answer = ui.ask(f"Delete the recorded progress of {what}? [y/N] ")
         if answer.strip().lower() not in {"y", "yes"}:
             ui.text("Nothing deleted.")
             raise typer.Exit(EXIT_FAILED)
-    if not store.reset(chosen.number if chosen else None):
+    store.load()
+    if not store.reset(chosen.pack if chosen else None, chosen.number if chosen else None):
         ui.error(f"could not reset the progress in {store.home}.")
         raise typer.Exit(EXIT_FAILED)
-    ui.text(f"Progress of {what} deleted.")
+    ui.text(f"Progress of {what} deleted (a copy of the history before it is kept in "
+            f"{store.home}).")
 
 
 ExprArg = Annotated[str, typer.Argument(metavar="EXPR", show_default=False, help=(
@@ -527,13 +663,95 @@ def graph_command(
     depth: DepthOpt = None,
 ) -> None:
     """Any expression: its value, each gradient, and the graph PyTorch builds for it."""
-    from autograd_tutor.playground import run_graph
+    from autograd_tutor.views.playground import run_graph
 
-    ui = UI(Environment.from_system(), as_json=as_json)
+    ui = make_ui(as_json)
     with friendly_exits(ui):
         status = run_graph(expression, at or [], view=view, predict=predict, as_json=as_json,
                            depth=depth, ui=ui)
     raise typer.Exit(status)
+
+
+# Packs --------------------------------------------------------------------------------
+
+
+@pack_app.command("list", short_help="The installed packs.")
+def pack_list(as_json: JsonOpt = False) -> None:
+    """The installed packs: name, title, exercises and where each lives."""
+    ui = make_ui(as_json)
+    found = installed(ui)
+    if as_json:
+        print(json.dumps([{"name": p.name, "title": p.title, "exercises": len(p.exercises),
+                           "path": str(p.root), "builtin": p.builtin}
+                          for p in found.packs.values()]))
+        return
+    ui.say(ui.pack_table(list(found.packs.values())))
+    ui.text(f"Run one with: {TOOL} exercise PACK/N   Add one with: {TOOL} pack add DIR", "dim")
+
+
+DirArg = Annotated[Path, typer.Argument(metavar="DIR", show_default=False,
+                                        help="The pack's directory (it holds pack.toml).")]
+
+
+@pack_app.command("check", short_help="Check a pack: run every step, verify every answer.")
+def pack_check(directory: DirArg, as_json: JsonOpt = False) -> None:
+    """Check a pack: its files, names and expressions, then run every step with PyTorch and
+    verify that every answer, by-hand value and misconception holds. Exit 0 only when sound."""
+    from autograd_tutor.content.check import check_pack
+
+    ui = make_ui(as_json)
+    with friendly_exits(ui, kept="nothing was changed"):
+        result = check_pack(directory)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    for problem in result.problems:
+        ui.text(str(problem), soft_wrap=True)
+    if result.ok:
+        ui.text(f"pack {result.name}: ok ({result.summary})", "bold green", soft_wrap=True)
+    else:
+        count = len(result.problems)
+        ui.text(f"pack {result.name}: {count} problem{'s' * (count != 1)}", "bold red")
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@pack_app.command("add", short_help="Check a pack and copy it into your packs.")
+def pack_add(
+    directory: DirArg,
+    force: Annotated[bool, typer.Option("--force", help="Replace an added pack of the same "
+                                        "name.")] = False,
+) -> None:
+    """Check a pack and, when it is sound, copy it into the packs folder of your progress
+    directory, where every command finds it."""
+    from autograd_tutor.content.check import check_pack, install
+
+    ui = make_ui()
+    with friendly_exits(ui, kept="nothing was changed"):
+        result = check_pack(directory)
+    if not result.ok:
+        for problem in result.problems:
+            ui.text(str(problem), soft_wrap=True)
+        ui.error(f"the pack in {directory} was not added: fix the problems above.")
+        raise typer.Exit(EXIT_FAILED)
+    found = packs.installed(home_dir())
+    existing = found.packs.get(result.name)
+    target = home_dir() / "packs" / result.name
+    if existing is not None and existing.builtin:
+        ui.error(f"{result.name!r} is a built-in pack's name; rename your pack.")
+        raise typer.Exit(EXIT_FAILED)
+    if existing is not None and existing.root.resolve() != target.resolve():
+        ui.error(f"a pack named {result.name!r} is already installed in {existing.root}; "
+                 "rename your pack.")
+        raise typer.Exit(EXIT_FAILED)
+    if target.exists() and not force:
+        ui.error(f"a pack named {result.name!r} is already added; add --force to replace it.")
+        raise typer.Exit(EXIT_FAILED)
+    try:
+        install(directory, target)
+    except OSError as error:
+        ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    ui.text(f"Added pack {result.name} to {target}. Start it with: "
+            f"{TOOL} exercise {result.name}/1", "bold")
 
 
 # Entry point --------------------------------------------------------------------------

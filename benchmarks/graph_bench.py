@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from autograd_tutor.graph import CapturedGraph, GraphRecorder  # noqa: E402
-from autograd_tutor.graph_view import VIEWS, render  # noqa: E402
+from autograd_tutor.engine.graph import CapturedGraph, GraphRecorder  # noqa: E402
+from autograd_tutor.views.graph_view import VIEWS, render  # noqa: E402
 
 TARGET_SECONDS = 1.0
 SIZES = (1_000, 10_000)

@@ -139,7 +139,12 @@ def ex5() -> dict[str, Value]:
     _, after_detach = ex5_detach_error()
     a = torch.tensor(EX5_A, requires_grad=True)
     (partial,) = torch.autograd.grad((a * 3).detach() ** 2 + a, a)
-    return {"a.grad": full.item(), "a.grad@detach": after_detach, "a.grad@partial": partial.item()}
+    # What c.backward() does, seen by running it: it raises, so the outcome is "error"; the
+    # choice is the lesson's name for this error (its label, not PyTorch's words).
+    outcome = "error" if ex5_detach_error()[0] else "runs"
+    return {"a.grad": full.item(), "c.backward@detach": outcome,
+            "c.backward@detach:which": "nothing requires grad",
+            "a.grad@detach": after_detach, "a.grad@partial": partial.item()}
 
 
 ANSWERS = {1: ex1, 2: ex2, 3: ex3, 4: ex4, 5: ex5}

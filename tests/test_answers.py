@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd_tutor.answers import (
+from autograd_tutor.engine.answers import (
     MAX_INPUT_LENGTH,
     AnswerError,
     format_value,
@@ -18,7 +18,7 @@ from autograd_tutor.answers import (
     parse_prediction,
     parse_value,
 )
-from autograd_tutor.model import EXACT, Tolerance, estimate
+from autograd_tutor.engine.model import EXACT, OUTCOMES, Prediction, Tolerance, estimate
 
 # Parsing what is accepted --------------------------------------------------------------
 
@@ -206,11 +206,24 @@ def test_parse_choice_refuses_other_words(text: str) -> None:
         parse_choice(text, ("w", "b"))
 
 
-def test_parse_prediction_dispatches_on_choices() -> None:
+def test_parse_prediction_dispatches_on_the_prediction_kind() -> None:
+    choice = Prediction("closer", "closer", "c", "c", choices=("w", "b"))
     assert parse_prediction("13/2") == 6.5
-    assert parse_prediction("W", ("w", "b")) == "w"
+    assert parse_prediction("W", choice) == "w"
     with pytest.raises(AnswerError):
-        parse_prediction("6.5", ("w", "b"))
+        parse_prediction("6.5", choice)
+    outcome = Prediction("o", "o", "", '"error"', kind="outcome", choices=OUTCOMES)
+    for typed_word, word in (("ok", "runs"), ("E", "error"), (" w ", "warning"),
+                             ("runs", "runs"), ("Error", "error")):
+        assert parse_prediction(typed_word, outcome) == word
+    with pytest.raises(AnswerError, match="runs, error or warning"):
+        parse_prediction("maybe", outcome)
+    which = Prediction("o:which", "which", "", '"b"', kind="which", choices=("a", "b", "c"))
+    assert parse_prediction("2", which) == "b"
+    assert parse_prediction("C", which) == "c"
+    for bad in ("0", "4", "d"):
+        with pytest.raises(AnswerError, match="1 to 3"):
+            parse_prediction(bad, which)
 
 
 # Formatting (used by the reveal and by the leak tests) ---------------------------------

@@ -1,7 +1,8 @@
 """`check 4`: the scaffold, and each fixture in tests/fixtures/check4 gets the matching verdict.
 
 Expected values are computed here, independently: the notebook's data is regenerated with
-torch and the least-squares fit comes from numpy's lstsq, not from the checker.
+torch and the least-squares fit comes from numpy's lstsq, not from the checker (which uses
+numpy's polyfit).
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from autograd_tutor import checker
-from autograd_tutor.checker import (
+import autograd_tutor
+from autograd_tutor.cli import app
+from autograd_tutor.content.packs import builtin
+from autograd_tutor.engine import checker
+from autograd_tutor.engine.checker import (
     CheckReport,
     ScaffoldExistsError,
-    check_file,
-    default_scaffold_path,
     format_report,
-    scaffold_text,
     write_scaffold,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check4"
+CODING = builtin().exercise(4).coding
+SCAFFOLD = CODING.scaffold
 TOLERANCE = 0.05
 ANSI = re.compile(r"\x1b\[")
 
@@ -46,11 +50,27 @@ SOLUTION = {
 }
 
 
+def scaffold_text() -> str:
+    return Path(SCAFFOLD).read_text(encoding="utf-8")
+
+
 def notebook_data() -> tuple[np.ndarray, np.ndarray]:
     torch.manual_seed(42)
     X = torch.linspace(-3, 3, 20)
     y_true = 2 * X + 1 + torch.randn(20) * 0.3
     return X.double().numpy(), y_true.double().numpy()
+
+
+def lesson_data() -> tuple[list[float], list[float]]:
+    """The lesson's (X, y_true), as the lists check_file takes."""
+    torch.manual_seed(42)
+    X = torch.linspace(-3, 3, 20)
+    y_true = 2 * X + 1 + torch.randn(20) * 0.3
+    return X.tolist(), y_true.tolist()
+
+
+def check_file(path: Path, timeout: float = checker.DEFAULT_TIMEOUT) -> CheckReport:
+    return checker.check_file(path, lesson_data(), timeout=timeout, name="4")
 
 
 def lstsq_fit() -> tuple[float, float]:
@@ -69,23 +89,52 @@ def fixture_report(name: str) -> CheckReport:
 # --- the scaffold -------------------------------------------------------------------------
 
 
+def test_the_scaffold_is_the_basics_packs_train_loop():
+    packaged = Path(autograd_tutor.__file__).parent / "content" / "packs" / "basics"
+    assert Path(SCAFFOLD).resolve() == (packaged / "train_loop.py").resolve()
+
+
 def test_default_scaffold_path_is_train_loop_in_the_current_folder():
-    path = default_scaffold_path()
+    path = Path(CODING.default_file)
     assert path.name == "train_loop.py"
     assert not path.is_absolute()
 
 
+def test_exercise_code_without_a_file_writes_train_loop_in_the_current_folder(
+    tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(app, ["exercise", "4", "--code"])
+    assert result.exit_code == 0, result.output
+    assert (work / "train_loop.py").read_text(encoding="utf-8") == scaffold_text()
+    assert "check 4" in result.output
+
+
 def test_write_scaffold_refuses_to_overwrite_without_force(tmp_path):
     path = tmp_path / "loops" / "mine.py"
-    assert write_scaffold(path, force=False) == path
+    assert write_scaffold(SCAFFOLD, path, force=False) == path
     assert path.read_text() == scaffold_text()
 
     path.write_text("# my work\n")
     with pytest.raises(ScaffoldExistsError):
-        write_scaffold(path, force=False)
+        write_scaffold(SCAFFOLD, path, force=False)
     assert path.read_text() == "# my work\n"
 
-    write_scaffold(path, force=True)
+    write_scaffold(SCAFFOLD, path, force=True)
+    assert path.read_text() == scaffold_text()
+
+
+def test_exercise_code_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text("# my work\n")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["exercise", "4", "--code", str(path)])
+    assert refused.exit_code == 1
+    assert path.read_text() == "# my work\n"
+    forced = runner.invoke(app, ["exercise", "4", "--code", "--force", str(path)])
+    assert forced.exit_code == 0, forced.output
     assert path.read_text() == scaffold_text()
 
 
@@ -115,7 +164,7 @@ def test_scaffold_sets_up_the_notebook_data():
 
 
 def test_unfinished_scaffold_says_so(tmp_path):
-    report = check_file(write_scaffold(tmp_path / "train_loop.py", force=False))
+    report = check_file(write_scaffold(SCAFFOLD, tmp_path / "train_loop.py", force=False))
     assert not report.passed
     assert report.names == ["unfinished"]
     assert "Step 1" in report.diagnoses[0].explanation
@@ -289,9 +338,61 @@ def test_least_squares_matches_numpy(seed):
     x = rng.normal(size=30)
     y = 3 * x - 2 + rng.normal(size=30)
     w, b = checker.least_squares(x.tolist(), y.tolist())
-    slope, intercept = np.polyfit(x, y, 1)
+    # The checker uses polyfit; the expected line comes from lstsq on the design matrix.
+    design = np.column_stack([x, np.ones_like(x)])
+    (slope, intercept), *_ = np.linalg.lstsq(design, y, rcond=None)
     assert w == pytest.approx(slope, rel=1e-9)
     assert b == pytest.approx(intercept, rel=1e-9, abs=1e-9)
+
+
+def test_a_file_without_its_own_data_is_judged_on_the_lessons(tmp_path):
+    """A file that leaves no usable X and y_true behind is judged against the lesson's data."""
+    text = (FIXTURES / "correct.py").read_text(encoding="utf-8") + "\ndel X, y_true\n"
+    path = tmp_path / "no_data_left.py"
+    path.write_text(text, encoding="utf-8")
+    report = check_file(path)
+    w_ls, b_ls = lstsq_fit()
+    assert report.w_ls == pytest.approx(w_ls, abs=1e-6)
+    assert report.b_ls == pytest.approx(b_ls, abs=1e-6)
+    assert report.passed, format_report(report)
+
+
+def test_a_missing_file_points_to_the_exercises_scaffold_command(tmp_path):
+    report = checker.check_file(tmp_path / "nowhere.py", lesson_data(), name="basics/4")
+    assert "autograd-tutor exercise basics/4 --code" in report.diagnoses[0].explanation
+
+
+def test_format_report_names_the_exercise():
+    assert format_report(fixture_report("correct.py"))[0].startswith("check 4: ")
+    lines = format_report(fixture_report("correct.py"), name="basics/4")
+    assert lines[0].startswith("check basics/4: ")
+
+
+def test_the_check_command_passes_a_correct_file_and_fails_a_mistake():
+    runner = CliRunner()
+    passed = runner.invoke(app, ["check", "4", str(FIXTURES / "correct.py")])
+    assert passed.exit_code == 0, passed.output
+    assert "passed" in passed.output and "not passed" not in passed.output
+    failed = runner.invoke(app, ["check", "4", str(FIXTURES / "no_zero_grad.py")])
+    assert failed.exit_code == 1, failed.output
+    assert "not passed" in failed.output
+    assert "Gradients are never zeroed" in failed.output
+
+
+def test_the_check_command_judges_a_file_without_data_on_the_lessons(tmp_path):
+    """The CLI hands check_file the X and y_true made by Exercise 4's data step."""
+    import json
+
+    text = (FIXTURES / "correct.py").read_text(encoding="utf-8") + "\ndel X, y_true\n"
+    path = tmp_path / "no_data_left.py"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", "4", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    w_ls, b_ls = lstsq_fit()
+    assert report["passed"] is True
+    assert report["w_ls"] == pytest.approx(w_ls, abs=1e-6)
+    assert report["b_ls"] == pytest.approx(b_ls, abs=1e-6)
 
 
 def test_format_report_is_plain_lines():

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,14 @@ import reference
 from reference import typed
 from typer.testing import CliRunner
 
-from autograd_tutor import exercises
 from autograd_tutor.cli import app
+from autograd_tutor.content.packs import builtin
+from autograd_tutor.engine.store import Store
+
+BASICS = builtin()
 
 runner = CliRunner()
-TITLES = [exercise.title for exercise in exercises.EXERCISES]
+TITLES = [exercise.title for exercise in BASICS.exercises]
 ESCAPE = "\x1b["
 
 
@@ -38,7 +42,11 @@ def flat(text: str) -> str:
 
 
 def progress(home: Path) -> dict:
-    return json.loads((home / "progress.json").read_text(encoding="utf-8"))
+    """The stored history as rows, read back through the store (typed, then as dicts)."""
+    history = Store(home, warn=print).load()
+    return {"attempts": [a.to_row() for a in history.attempts],
+            "completed": [asdict(c) for c in history.completed],
+            "checks": [asdict(c) for c in history.checks]}
 
 
 def table_row(output: str, title: str) -> str:
@@ -100,7 +108,7 @@ def test_list_shows_every_exercise_with_level_status_and_score() -> None:
     assert result.exit_code == 0, result.output
     for column in ("#", "Title", "Level", "Status", "Score"):
         assert column in result.output
-    levels = {exercise.title: exercise.level for exercise in exercises.EXERCISES}
+    levels = {exercise.title: exercise.level for exercise in BASICS.exercises}
     for number, title in enumerate(TITLES, start=1):
         row = table_row(result.output, title)
         assert str(number) in row and levels[title] in row and "not started" in row
@@ -121,22 +129,34 @@ def test_list_follows_progress(tutor_env: Path) -> None:
     assert "in progress" in row3 and "1/2" in row3
     assert "not started" in table_row(output, TITLES[1])
 
-    # A later run replaces the score with the latest run's.
+    # A worse later run never replaces the best finished score; it is shown beside it.
     assert run("exercise", "1", "--answer", "x.grad=0").exit_code == 0
-    assert "0/1" in table_row(run("list").output, TITLES[0])
+    row1 = table_row(run("list").output, TITLES[0])
+    assert "1/1" in row1 and "latest 0/1" in row1
 
 
-def test_list_with_a_damaged_progress_file_warns_and_carries_on(tutor_env: Path) -> None:
+def test_list_with_a_damaged_old_progress_file_warns_and_leaves_it(tutor_env: Path) -> None:
     tutor_env.mkdir(parents=True)
     (tutor_env / "progress.json").write_text("{oops", encoding="utf-8")
     result = run("list")
     assert result.exit_code == 0
-    assert "warning" in result.stderr and "damaged" in result.stderr
+    assert "warning" in result.stderr and "left untouched" in result.stderr
     assert "Traceback" not in result.output
-    assert list(tutor_env.glob("progress.json.damaged-*"))
+    assert (tutor_env / "progress.json").read_text(encoding="utf-8") == "{oops"
 
 
-def test_home_that_is_a_file_warns_and_carries_on(tmp_path: Path) -> None:
+def test_list_with_a_damaged_row_sets_it_aside_and_keeps_the_rest(tutor_env: Path) -> None:
+    finish(1, tutor_env.parent)
+    log = tutor_env / "progress.jsonl"
+    log.write_text(log.read_text(encoding="utf-8") + "{oops\n", encoding="utf-8")
+    result = run("list")
+    assert result.exit_code == 0 and "damaged" in result.stderr
+    assert "done" in table_row(result.output, TITLES[0])
+    (aside,) = tutor_env.glob("progress.jsonl.damaged-*")
+    assert aside.read_text(encoding="utf-8") == "{oops\n"
+
+
+def test_home_that_is_a_file_warns_and_fails_when_it_cannot_save(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory", encoding="utf-8")
     env = {"AUTOGRAD_TUTOR_HOME": str(blocker)}
@@ -145,8 +165,10 @@ def test_home_that_is_a_file_warns_and_carries_on(tmp_path: Path) -> None:
     right = typed(reference.ex1()["x.grad"])
     result = run("exercise", "1", "--answer", f"x.grad={right}", "--plots",
                  str(tmp_path / "plots"), env=env)
-    assert result.exit_code == 0, result.output
+    # The run is shown in full, but a result that could not be saved is a failure.
+    assert result.exit_code == 1, result.output
     assert "warning" in result.stderr and "Traceback" not in result.output
+    assert "not saved" in result.stderr
     assert blocker.read_text(encoding="utf-8") == "not a directory"
 
 
@@ -172,7 +194,7 @@ def test_exercise_driven_by_stdin_lines(number: int, tutor_env: Path, tmp_path: 
 def test_prompts_name_the_quantity_and_say_predict() -> None:
     result = run("exercise", "2", input=lines_for(2))
     prompts = prompt_lines(result.output)
-    labels = [p.label for p in exercises.get(2).predictions]
+    labels = [p.label for p in BASICS.exercise(2).predictions]
     assert len(prompts) == len(labels)
     for prompt, label in zip(prompts, labels, strict=True):
         assert prompt.startswith(f"Predict {label}")
@@ -188,14 +210,14 @@ def test_a_wrong_prediction_is_marked_and_explained() -> None:
 
 def test_exercise_5_accepts_none_and_explains_that_zero_is_not_none() -> None:
     answers = reference.ex5()
-    result = run("exercise", "5", "--json", input=f"{typed(answers['a.grad'])}\n0\n"
+    result = run("exercise", "5", "--json", input=f"{typed(answers['a.grad'])}\nerror\n1\n0\n"
                  f"{typed(answers['a.grad@partial'])}\n")
     assert result.exit_code == 0
-    detach = json.loads(result.stdout)["steps"][1]
+    detach = {s["id"]: s for s in json.loads(result.stdout)["steps"]}["a.grad@detach"]
     assert detach["prediction"] == 0.0 and detach["correct"] is False
     assert "None" in result.stderr and "0" in result.stderr
     result = run("exercise", "5", "--json", input=lines_for(5))
-    detach = json.loads(result.stdout)["steps"][1]
+    detach = {s["id"]: s for s in json.loads(result.stdout)["steps"]}["a.grad@detach"]
     assert detach["prediction"] is None and detach["correct"] is True
 
 
@@ -250,7 +272,7 @@ def test_unknown_answer_id_is_a_usage_error_listing_valid_ids() -> None:
     assert result.exit_code == 2
     message = flat(result.output)
     assert "y.grad" in message
-    for key in exercises.get(2).prediction_ids:
+    for key in BASICS.exercise(2).prediction_ids:
         assert key in message
     assert "Traceback" not in result.output
 
@@ -288,7 +310,7 @@ def check_report(stdout: str, number: int) -> dict:
     report = json.loads(stdout)  # exactly one JSON object, nothing else on stdout
     assert isinstance(report, dict)
     assert report["exercise"] == number
-    assert report["title"] == exercises.get(number).title
+    assert report["title"] == BASICS.exercise(number).title
     for step in report["steps"]:
         assert STEP_FIELDS <= set(step)
         assert isinstance(step["skipped"], bool)
@@ -313,10 +335,12 @@ def test_json_with_answers() -> None:
 def test_json_with_stdin_lines_skip_and_none() -> None:
     ex5 = reference.ex5()
     result = run("exercise", "5", "--json",
-                 input=f"skip\nNone\n{typed(ex5['a.grad@partial'] + 1)}\n")
+                 input=f"skip\nerror\nskip\nNone\n{typed(ex5['a.grad@partial'] + 1)}\n")
     assert result.exit_code == 0, result.output
     report = check_report(result.stdout, 5)
-    first, detach, partial = report["steps"]
+    first, outcome, which, detach, partial = report["steps"]
+    assert outcome["prediction"] == "error" and outcome["correct"] is True
+    assert which["skipped"] is True
     assert first["skipped"] is True and first["correct"] is None
     assert first["actual"] == ex5["a.grad"]
     assert detach["prediction"] is None and detach["actual"] is None
@@ -468,7 +492,7 @@ def test_no_input_at_all_exits_1() -> None:
 
 
 def test_question_mark_shows_a_hint() -> None:
-    hints = exercises.get(1).predictions[0].hints
+    hints = BASICS.exercise(1).predictions[0].hints
     result = run("exercise", "1", "--json", input="?\n?\n" + lines_for(1))
     assert result.exit_code == 0
     assert "Hint 1/" in result.stderr and "Hint 2/" in result.stderr
@@ -478,7 +502,7 @@ def test_question_mark_shows_a_hint() -> None:
 
 
 def test_hints_run_out_politely() -> None:
-    count = len(exercises.get(1).predictions[0].hints)
+    count = len(BASICS.exercise(1).predictions[0].hints)
     result = run("exercise", "1", input="?\n" * (count + 2) + lines_for(1))
     assert result.exit_code == 0
     assert "No more hints" in result.output

@@ -11,7 +11,9 @@ import pexpect
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
-from autograd_tutor.stats import by_concept
+from autograd_tutor.engine.model import Completion
+from autograd_tutor.engine.stats import by_concept
+from autograd_tutor.engine.store import Store
 
 runner = CliRunner()
 
@@ -39,15 +41,34 @@ def test_no_escape_codes_in_a_terminal_with_no_color(tutor_env: Path) -> None:
     assert "\x1b[" not in child.before
 
 
-def test_a_file_with_records_that_are_not_objects_is_moved_aside(tutor_env: Path) -> None:
+def test_a_row_that_is_not_an_object_is_set_aside(tutor_env: Path) -> None:
     tutor_env.mkdir(parents=True, exist_ok=True)
-    damaged = '{"schema_version": 2, "attempts": [1], "completed": [], "checks": []}'
-    (tutor_env / "progress.json").write_text(damaged, encoding="utf-8")
+    good = {"type": "completed", "pack": "basics", "exercise": 1, "run": "r",
+            "time": "2024-01-01T00:00:00+00:00"}
+    content = '{"schema_version": 3}\n1\n' + json.dumps(good) + "\n"
+    (tutor_env / "progress.jsonl").write_text(content, encoding="utf-8")
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0, result.output
     assert "warning" in result.output
-    kept = [p for p in tutor_env.iterdir() if p.name.startswith("progress.json.damaged")]
-    assert [p.read_text(encoding="utf-8") for p in kept] == [damaged]
+    kept = [p for p in tutor_env.iterdir() if p.name.startswith("progress.jsonl.damaged")]
+    assert [p.read_text(encoding="utf-8").split() for p in kept] == [["1"]]
+    # The good row is still there: exercise 1 shows as done.
+    row = next(line for line in result.stdout.splitlines() if "Polynomial Gradient" in line)
+    assert "done" in row
+    assert Store(tutor_env, warn=print).load().completed == [
+        Completion("basics", 1, "r", "2024-01-01T00:00:00+00:00")]
+
+
+def test_an_old_file_with_records_that_are_not_objects_is_kept_whole(tutor_env: Path) -> None:
+    tutor_env.mkdir(parents=True, exist_ok=True)
+    old = '{"schema_version": 2, "attempts": [1], "completed": [], "checks": []}'
+    (tutor_env / "progress.json").write_text(old, encoding="utf-8")
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    kept = [p for p in tutor_env.iterdir() if p.name.startswith("progress.json")
+            and p.name not in ("progress.jsonl", "progress.jsonl.lock")]
+    assert [p.read_text(encoding="utf-8") for p in kept] == [old]
 
 
 def test_first_tries_count_each_practice_problem_once(tutor_env: Path) -> None:
@@ -55,7 +76,10 @@ def test_first_tries_count_each_practice_problem_once(tutor_env: Path) -> None:
         result = runner.invoke(app, ["practice", "--concept", "polynomial", "--count", "2",
                                      "--seed", seed], input="0.123\n0.123\n")
         assert result.exit_code == 0, result.output
-    rows = json.loads((tutor_env / "progress.json").read_text(encoding="utf-8"))["attempts"]
+    warnings: list[str] = []
+    rows = Store(tutor_env, warn=warnings.append).load().attempts
+    assert warnings == []
+    assert len(rows) == 6 and all(row.kind == "practice" for row in rows)
     (summary,) = by_concept(rows)
-    assert summary.attempts == 6
-    assert summary.first_tries == 6
+    assert summary.attempts == len(rows)
+    assert summary.first_tries == len({(row.run, row.id) for row in rows}) == 6

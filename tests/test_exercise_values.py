@@ -16,9 +16,11 @@ import torch
 from reference import Value, typed
 from typer.testing import CliRunner
 
-from autograd_tutor import exercises
-from autograd_tutor.answers import format_value
 from autograd_tutor.cli import app
+from autograd_tutor.content.packs import builtin
+from autograd_tutor.engine.answers import format_value
+
+BASICS = builtin()
 
 runner = CliRunner()
 
@@ -45,7 +47,7 @@ def assert_same(got: Value, expected: Value, what: str) -> None:
 
 @pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
 def test_prediction_ids_are_the_documented_contract(number: int) -> None:
-    assert exercises.get(number).prediction_ids == tuple(reference.answers(number))
+    assert BASICS.exercise(number).prediction_ids == tuple(reference.answers(number))
 
 
 @pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
@@ -78,10 +80,20 @@ def test_revealed_values_match_pytorch_with_reveal(number: int) -> None:
 def test_wrong_answers_are_judged_wrong() -> None:
     for number in (1, 2, 3, 5):
         expected = reference.answers(number)
-        wrong = {key: (0.0 if value is None else value + 1.0) for key, value in expected.items()
-                 if not isinstance(value, str)}
+        wrong = {key: _other(value) for key, value in expected.items()}
         report, _ = run_json(number, wrong)
         assert all(step["correct"] is False for step in report["steps"]), report
+
+
+def _other(value: Value) -> Value:
+    """A wrong answer of the same kind: another number, another outcome, another choice."""
+    if value is None:
+        return 0.0
+    if value in ("runs", "error", "warning"):
+        return "runs" if value != "runs" else "error"
+    if isinstance(value, str):
+        return "backward twice"
+    return value + 1.0
 
 
 def test_exercise_2_forward_values_and_intermediate_grads() -> None:
@@ -144,9 +156,15 @@ def test_exercise_5_detach_cell_raises_and_leaves_a_grad_none() -> None:
     assert by_id["a.grad@detach"]["by_hand"] is None
     assert by_id["a.grad@detach"]["prediction"] is None
     assert by_id["a.grad@detach"]["correct"] is True
-    # The tutor tells the truth: PyTorch's own error, word for word.
+    # The tutor tells the truth: PyTorch's own error, word for word, in the text and JSON.
     flat = " ".join(text.split())
     assert "RuntimeError" in flat and message in flat
+    outcome = by_id["c.backward@detach"]
+    assert outcome["actual"] == "error" and outcome["correct"] is True
+    assert outcome["error"]["type"] == "RuntimeError"
+    assert outcome["error"]["message"] == message
+    code = BASICS.exercise(5).steps[1].code.rstrip("\n").split("\n")
+    assert code[outcome["error"]["line"] - 1].strip() == "c.backward()"  # the line that raised
 
 
 def test_exercise_5_partial_detach_keeps_the_direct_path() -> None:

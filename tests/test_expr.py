@@ -13,7 +13,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd_tutor.expr import FUNCTIONS, MAX_DEPTH, ExprError, Expression, parse_expression
+from autograd_tutor.engine.expressions import (
+    FUNCTIONS,
+    MAX_DEPTH,
+    ExprError,
+    Expression,
+    parse_expression,
+)
 
 F64 = torch.float64
 
@@ -324,8 +330,8 @@ def test_messages_name_what_is_wrong():
 
 
 def test_parsing_does_not_import_torch():
-    code = ("import sys\nfrom autograd_tutor.expr import parse_expression\n"
-            "import autograd_tutor.graph_view\n"
+    code = ("import sys\nfrom autograd_tutor.engine.expressions import parse_expression\n"
+            "import autograd_tutor.views.graph_view\n"
             "parse_expression('sin(x)**2 + w')\nprint('torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
@@ -336,7 +342,7 @@ def test_typos_python_warns_about_give_only_our_error(tmp_path):
     """`1if x` makes Python's parser warn "invalid decimal literal"; the learner sees only the
     parser's one-line error (the filter is on the parser's own filename, no catch_warnings)."""
     code = ("import warnings\nwarnings.simplefilter('default')\n"
-            "from autograd_tutor.expr import ExprError, parse_expression\n"
+            "from autograd_tutor.engine.expressions import ExprError, parse_expression\n"
             "for text in ('1if x', '0x1for x', '1_000if x else 2'):\n"
             "    try:\n        parse_expression(text)\n"
             "    except ExprError as error:\n        print(error)\n")

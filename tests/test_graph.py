@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from autograd_tutor.graph import (
+from autograd_tutor.engine.graph import (
     CONSTANT,
     LEAF,
     OP,

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograd_tutor.graph import CapturedGraph, GraphEdge, GraphNode, GraphRecorder
-from autograd_tutor.graph_view import VIEWS, Paths, number, render
+from autograd_tutor.engine.graph import CapturedGraph, GraphEdge, GraphNode, GraphRecorder
+from autograd_tutor.views.graph_view import VIEWS, Paths, number, render
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 WIDTH = 100

@@ -48,8 +48,13 @@ def probe(args: list[str], home: Path) -> dict:
         (["next", "--help"], 0),
         (["exercise", "9"], 2),
         (["exercise", "1", "--answer", "nope=1"], 2),
+        (["pack", "list"], 0),
+        (["list", "basics"], 0),
+        (["progress"], 0),
+        (["--version"], 0),
     ],
-    ids=["help", "list", "home", "exercise-help", "next-help", "bad-number", "bad-answer"],
+    ids=["help", "list", "home", "exercise-help", "next-help", "bad-number", "bad-answer",
+         "pack-list", "list-pack", "progress", "version"],
 )
 def test_light_commands_do_not_import_torch_or_matplotlib(args: list[str], exit_code: int,
                                                           tmp_path: Path) -> None:

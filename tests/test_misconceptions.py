@@ -1,31 +1,72 @@
-"""Each catalogued wrong mental model is recognised, explained, and never matches the truth."""
+"""Each catalogued wrong mental model is recognised, explained, and never matches the truth.
+
+The exercises run through the engine's own runner (`engine.runner.Run`), step by step as a
+session does; every misconception's expression is read with `Run.value` over what the
+step's code left behind, then judged as a learner's guess with `Run.judge`. Every name any
+lesson, practice problem or old history uses is declared once, in the catalogue.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from random import Random
+
 import pytest
-import torch
 
-from autograd_tutor import exercises
-from autograd_tutor.answers import is_close
-from autograd_tutor.model import Exercise, Namespace
-from autograd_tutor.session import Guess, judge
+from autograd_tutor.content.packs import BUILTIN_DIR, builtin, builtin_catalogue
+from autograd_tutor.engine import legacy, practice
+from autograd_tutor.engine.answers import is_close, parse_outcome
+from autograd_tutor.engine.model import Exercise, Misconception, Pack, Prediction, Step, Value
+from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, load_helpers
+
+BASICS = builtin()
 
 
-def run_steps(exercise: Exercise):
-    """Yield (prediction, ns) right after each step runs, as the engine does."""
-    ns: Namespace = {"torch": torch, "_recorded": {}, "print": lambda *a, **k: None}
+def builtin_packs() -> list[Pack]:
+    """Every pack shipped with the tool (each directory of content/packs with a pack.toml)."""
+    names = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "pack.toml").is_file())
+    return [builtin(name) for name in names]
+
+
+def start(exercise: Exercise) -> Run:
+    return Run(exercise, helpers=load_helpers(BASICS if exercise.pack == BASICS.name else None))
+
+
+def run_steps(exercise: Exercise) -> Iterator[tuple[Run, Step, Execution]]:
+    """(run, step, execution) right after each step's code ran, in order, as a session does.
+    The caller judges the step's predictions before the next step runs."""
+    run = start(exercise)
     for step in exercise.steps:
-        try:
-            exec(step.code, ns)
-        except RuntimeError:
-            assert step.expects_error
-        for prediction in step.predictions:
-            yield prediction, ns
-            ns["_recorded"][prediction.id] = prediction.actual(ns)
+        yield run, step, run.execute(step)
+
+
+def truth(run: Run, prediction: Prediction, execution: Execution) -> Value:
+    """PyTorch's answer, read independently of the judging: the outcome the code had, the
+    error a "which" question names, or the value of the `actual` expression."""
+    if prediction.kind == "outcome":
+        if execution.error is not None:
+            return "error"
+        return "warning" if execution.warnings else "runs"
+    if prediction.kind == "which":
+        assert execution.error is not None, prediction.id
+        return str(run.value(prediction.by_hand))
+    return run.value(prediction.actual)
+
+
+def wrong_value(run: Run, prediction: Prediction, misconception: Misconception) -> Value:
+    """What the wrong model gives: an outcome word, or its expression read over the step."""
+    if prediction.kind == "outcome":
+        return parse_outcome(misconception.value)
+    return run.value(misconception.value)
+
+
+def judge(run: Run, step: Step, execution: Execution, guess: Guess) -> Judged:
+    (judged,) = run.judge(step, [guess], execution)
+    return judged
 
 
 CASES = [
-    pytest.param(exercise, id=f"exercise{exercise.number}") for exercise in exercises.EXERCISES
+    pytest.param(exercise, id=f"exercise{exercise.number}") for exercise in BASICS.exercises
 ]
 
 
@@ -36,47 +77,158 @@ def test_at_least_three_misconceptions_per_exercise(exercise: Exercise) -> None:
 
 @pytest.mark.parametrize("exercise", CASES)
 def test_each_wrong_model_is_recognised_with_its_own_explanation(exercise: Exercise) -> None:
-    for prediction, ns in run_steps(exercise):
-        actual = prediction.actual(ns)
-        for misconception in prediction.misconceptions:
-            wrong = misconception.wrong_value(ns)
-            assert not is_close(wrong, actual, prediction.tolerance), misconception.name
-            outcome = judge(Guess(prediction, wrong, typed=str(wrong)), ns)
-            assert outcome.correct is False
-            assert outcome.misconception is not None, (prediction.id, misconception.name)
-            assert outcome.feedback == outcome.misconception.explanation
-            # Distinct models of one prediction give distinct numbers, so the first match is it.
-            assert outcome.misconception.name == misconception.name, prediction.id
+    checked = 0
+    for run, step, execution in run_steps(exercise):
+        for prediction in step.predictions:
+            actual = truth(run, prediction, execution)
+            for misconception in prediction.misconceptions:
+                wrong = wrong_value(run, prediction, misconception)
+                assert not is_close(wrong, actual, prediction.tolerance), misconception.name
+                outcome = judge(run, step, execution,
+                                Guess(prediction, wrong, typed=str(wrong)))
+                assert outcome.attempt.correct is False
+                assert outcome.misconception is not None, (prediction.id, misconception.name)
+                assert outcome.feedback == outcome.misconception.explanation
+                # Distinct models of one prediction give distinct numbers, so the first
+                # match is it.
+                assert outcome.misconception.name == misconception.name, prediction.id
+                assert outcome.attempt.misconception == misconception.name
+                checked += 1
+            # Later steps read this prediction's answer; judge the truth last, as a session.
+            judge(run, step, execution, Guess(prediction, actual))
+    assert checked == sum(len(p.misconceptions) for p in exercise.predictions)
 
 
 @pytest.mark.parametrize("exercise", CASES)
 def test_a_correct_answer_never_matches_a_misconception(exercise: Exercise) -> None:
-    for prediction, ns in run_steps(exercise):
-        outcome = judge(Guess(prediction, prediction.actual(ns)), ns)
-        assert outcome.correct is True
-        assert outcome.misconception is None
-        assert outcome.feedback == ""
+    for run, step, execution in run_steps(exercise):
+        for prediction in step.predictions:
+            actual = truth(run, prediction, execution)
+            outcome = judge(run, step, execution, Guess(prediction, actual))
+            assert outcome.attempt.correct is True, prediction.id
+            assert outcome.attempt.actual == actual
+            assert outcome.misconception is None and outcome.attempt.misconception is None
+            assert outcome.feedback == ""
 
 
 def test_unmatched_wrong_answer_gets_the_general_explanation() -> None:
-    exercise = exercises.get(1)
-    prediction, ns = next(run_steps(exercise))
-    outcome = judge(Guess(prediction, 1234.5), ns)
-    assert outcome.correct is False and outcome.misconception is None
-    assert outcome.feedback == prediction.wrong_feedback
+    exercise = BASICS.exercise(1)
+    run, step, execution = next(run_steps(exercise))
+    prediction = step.predictions[0]
+    assert not any(is_close(1234.5, wrong_value(run, prediction, m), prediction.tolerance)
+                   for m in prediction.misconceptions)
+    outcome = judge(run, step, execution, Guess(prediction, 1234.5))
+    assert outcome.attempt.correct is False and outcome.misconception is None
+    assert outcome.feedback == prediction.feedback
 
 
 def test_zero_is_not_none_in_exercise_5() -> None:
     outcomes = {}
-    for prediction, ns in run_steps(exercises.get(5)):
-        outcomes[prediction.id] = judge(Guess(prediction, 0.0), ns)
+    for run, step, execution in run_steps(BASICS.exercise(5)):
+        for prediction in step.predictions:
+            # 0 for every value; the outcome and "which" questions get their right answers.
+            guess = 0.0 if prediction.kind == "value" else truth(run, prediction, execution)
+            outcomes[prediction.id] = judge(run, step, execution, Guess(prediction, guess))
     detached = outcomes["a.grad@detach"]
-    assert detached.correct is False
+    assert detached.attempt.correct is False
     assert detached.misconception is not None and "None" in detached.feedback
+    assert detached.misconception.name == "zero-not-none"
 
 
-@pytest.mark.parametrize("exercise", CASES)
+@pytest.mark.parametrize("exercise", BASICS.exercises, ids=lambda e: f"exercise{e.number}")
 def test_every_prediction_has_two_or_three_progressive_hints(exercise: Exercise) -> None:
     for prediction in exercise.predictions:
         assert 2 <= len(prediction.hints) <= 3, prediction.id
         assert len(set(prediction.hints)) == len(prediction.hints), prediction.id
+
+
+# --- one catalogue of names ---------------------------------------------------------------
+
+PRACTICE_SEEDS = range(12)
+
+
+def names_in(predictions: list[Prediction]) -> tuple[set[str], set[str]]:
+    concepts = {p.concept for p in predictions if p.concept}
+    misconceptions = {m.name for p in predictions for m in p.misconceptions}
+    return concepts, misconceptions
+
+
+def used_in_packs() -> tuple[set[str], set[str]]:
+    predictions: list[Prediction] = []
+    concepts: set[str] = set()
+    for pack in builtin_packs():
+        predictions += [p for exercise in pack.exercises for p in exercise.predictions]
+        for template in pack.practice:
+            concepts.add(template.concept)
+            predictions += list(template.step.predictions)
+    found_concepts, found_misconceptions = names_in(predictions)
+    return concepts | found_concepts, found_misconceptions
+
+
+def used_in_practice() -> tuple[set[str], set[str]]:
+    predictions: list[Prediction] = []
+    for seed in PRACTICE_SEEDS:
+        for concept in practice.CONCEPTS:
+            predictions += list(practice.generate(concept, 4, seed).predictions)
+        predictions += list(practice.generate(None, 6, seed).predictions)
+        chosen = list(practice.CONCEPTS)
+        Random(seed).shuffle(chosen)
+        predictions += list(practice.generate_mix(chosen, seed).predictions)
+    concepts, misconceptions = names_in(predictions)
+    return concepts | set(practice.CONCEPTS), misconceptions
+
+
+def legacy_names() -> set[str]:
+    """Every name the conversion of an old progress.json can write."""
+    names = set(legacy.RENAMED.values())
+    rows = [{"exercise": 4, "id": gradient, "concept": "gd-step"}
+            for gradient in sorted(legacy.GRADIENT_IDS)]
+    rows += [{"exercise": 4, "id": "w@1", "concept": "gd-step"},
+             {"exercise": 0, "id": "p1.x.grad", "concept": "chain-rule"},
+             {"exercise": 0, "id": "p1.w", "concept": "gd-step"},
+             {"exercise": 2, "id": "x.grad", "concept": "chain-rule"}]
+    for row in rows:
+        renamed = legacy.renamed("sign-flipped", row)
+        assert renamed is not None
+        names.add(renamed)
+    return names
+
+
+def test_every_name_in_use_is_declared_in_the_catalogue() -> None:
+    catalogue = builtin_catalogue()
+    pack_concepts, pack_misconceptions = used_in_packs()
+    practice_concepts, practice_misconceptions = used_in_practice()
+    assert pack_concepts and pack_misconceptions and practice_misconceptions
+    assert pack_concepts | practice_concepts <= set(catalogue.concepts), (
+        sorted((pack_concepts | practice_concepts) - set(catalogue.concepts)))
+    used = pack_misconceptions | practice_misconceptions | legacy_names()
+    assert used <= set(catalogue.misconceptions), sorted(used - set(catalogue.misconceptions))
+    # A stored name is always migrated to a declared one.
+    assert set(catalogue.renamed.values()) <= set(catalogue.misconceptions)
+    # Each declared name has a title and a one-paragraph default explanation.
+    for name, (title, explanation) in catalogue.misconceptions.items():
+        assert title and explanation, name
+
+
+def test_no_old_name_is_still_in_use() -> None:
+    catalogue = builtin_catalogue()
+    _, pack_misconceptions = used_in_packs()
+    _, practice_misconceptions = used_in_practice()
+    old = set(catalogue.renamed) | set(legacy.RENAMED) | set(practice.RENAMED)
+    assert not old & (pack_misconceptions | practice_misconceptions | legacy_names())
+
+
+def test_no_two_names_in_the_catalogue_are_aliases() -> None:
+    catalogue = builtin_catalogue()
+    declared = set(catalogue.misconceptions) | set(catalogue.concepts)
+    aliases = [(old, new) for old, new in catalogue.renamed.items()
+               if old in declared and new in declared and old != new]
+    assert aliases == []
+    # An old name stands for exactly one current name: no chains of renames.
+    assert not set(catalogue.renamed) & set(catalogue.renamed.values())
+
+
+def test_the_modules_renames_agree_with_the_catalogue() -> None:
+    renamed = builtin_catalogue().renamed
+    for old, new in {**legacy.RENAMED, **practice.RENAMED}.items():
+        assert renamed.get(old) == new, old

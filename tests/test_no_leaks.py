@@ -33,10 +33,13 @@ import reference
 from reference import Value, typed
 from typer.testing import CliRunner
 
-from autograd_tutor import exercises
-from autograd_tutor.answers import format_value
 from autograd_tutor.cli import app
-from autograd_tutor.model import Exercise, Prediction, Step
+from autograd_tutor.content.packs import builtin
+from autograd_tutor.engine.answers import format_value
+from autograd_tutor.engine.model import Exercise, Prediction, Step
+from autograd_tutor.views.session import prompt_text
+
+BASICS = builtin()
 
 runner = CliRunner()
 
@@ -55,7 +58,7 @@ REVEAL_MARKERS = (
 def cases() -> list[tuple[int, int]]:
     return [
         (exercise.number, index)
-        for exercise in exercises.EXERCISES
+        for exercise in BASICS.exercises
         for index in range(len(exercise.predictions))
     ]
 
@@ -87,10 +90,15 @@ def number_pattern(text: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w.])" + re.escape(text) + r"(?![\w]|\.\d)")
 
 
-def wrong_value(answer: Value, index: int) -> str:
+def wrong_value(prediction: Prediction, answer: Value, index: int) -> str:
+    """A wrong answer of the prediction's own kind."""
+    if prediction.kind == "outcome":
+        return "runs" if answer != "runs" else "error"
+    if prediction.kind == "which":
+        return next(str(n) for n, choice in enumerate(prediction.choices, start=1)
+                    if choice != answer)
     if isinstance(answer, str):
-        prediction_choices = ("w", "b")
-        return next(choice for choice in prediction_choices if choice != answer)
+        return next(choice for choice in prediction.choices if choice != answer)
     return str(900 + index)  # far from every answer in the exercises
 
 
@@ -100,20 +108,19 @@ def stop_at(number: int, index: int, earlier: str) -> tuple[str, list[str]]:
     Returns the output up to the end of the prompt line for prediction `index`, with the
     learner's own typed input removed from the earlier prompt lines.
     """
-    exercise = exercises.get(number)
+    exercise = BASICS.exercise(number)
     answers = list(reference.answers(number).values())
     if earlier == "right":
         lines = [typed(answers[i]) for i in range(index)]
     else:
-        lines = [wrong_value(answers[i], i) for i in range(index)]
+        lines = [wrong_value(exercise.predictions[i], answers[i], i) for i in range(index)]
     result = runner.invoke(app, ["exercise", str(number)],
                            input="".join(line + "\n" for line in lines),
                            env={"COLUMNS": "160"})
     assert result.exit_code == 1, result.output  # input ended at the prompt
     assert "Traceback" not in result.output
-    label = exercise.predictions[index].label
     output = result.output
-    start = output.rfind(f"Predict {label}")
+    start = output.rfind(prompt_text(exercise.predictions[index]).rstrip())
     assert start >= 0, output
     end = output.find("\n", start)
     prefix_lines = output[: len(output) if end < 0 else end].splitlines()
@@ -158,7 +165,7 @@ def quantity(prediction: Prediction) -> str:
 @pytest.mark.parametrize(("number", "index"), cases())
 def test_nothing_before_a_prompt_gives_its_answer_away(number: int, index: int,
                                                        earlier: str) -> None:
-    exercise = exercises.get(number)
+    exercise = BASICS.exercise(number)
     prediction = exercise.predictions[index]
     answer = reference.answers(number)[prediction.id]
     text, _ = stop_at(number, index, earlier)
@@ -169,6 +176,15 @@ def test_nothing_before_a_prompt_gives_its_answer_away(number: int, index: int,
     # 1. Nothing of this step's execution or reveal before the prompt.
     for marker in REVEAL_MARKERS:
         assert marker not in this_step, f"{marker!r} shown before 'Predict {prediction.label}'"
+
+    # An outcome: neither PyTorch's message nor the step's explanation shows before it.
+    if prediction.kind in ("outcome", "which"):
+        message, _ = reference.ex5_detach_error()
+        flat = " ".join(text.split())
+        assert message not in flat and message[:40] not in flat
+        explanation = " ".join(step.explanation.split())
+        for sentence in explanation.split(". ")[:3]:
+            assert sentence[:50] not in flat, sentence
 
     # 2. No statement of the value: "a.grad = None", "x.grad: 6", "x.grad is 34", "x.grad → 1".
     name = re.escape(quantity(prediction))
@@ -207,6 +223,6 @@ def test_the_check_would_catch_a_leak() -> None:
 
 
 def test_every_prediction_is_covered() -> None:
-    total = sum(len(exercise.predictions) for exercise in exercises.EXERCISES)
+    total = sum(len(exercise.predictions) for exercise in BASICS.exercises)
     assert len(cases()) == total
     assert total == sum(len(reference.answers(n)) for n in range(1, 6))

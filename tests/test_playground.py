@@ -16,10 +16,10 @@ import torch
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
-from autograd_tutor.env import Environment
-from autograd_tutor.graph_view import number
-from autograd_tutor.playground import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, run_graph
-from autograd_tutor.ui import UI
+from autograd_tutor.views.env import Environment
+from autograd_tutor.views.graph_view import number
+from autograd_tutor.views.playground import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, run_graph
+from autograd_tutor.views.ui import UI
 
 
 @dataclass

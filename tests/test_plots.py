@@ -8,7 +8,7 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from autograd_tutor import plots
+from autograd_tutor.views import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 X = [-3 + 6 * i / 19 for i in range(20)]
@@ -85,7 +85,7 @@ def test_building_and_saving_never_loads_pyplot(tmp_path):
     # A fresh process: pyplot may already be imported in this one by another test.
     out = tmp_path / "loss.png"
     code = (
-        "import sys; from pathlib import Path; from autograd_tutor import plots; "
+        "import sys; from pathlib import Path; from autograd_tutor.views import plots; "
         f"plots.save(plots.loss_figure([3.0, 2.0, 1.0]), Path({str(out)!r})); "
         "print('matplotlib.pyplot' in sys.modules)"
     )

@@ -1,8 +1,10 @@
 """Practice generators: every answer is checked against PyTorch and an independent formula.
 
-`actual` (PyTorch, float32) and `by_hand` (plain floats) are compared for every prediction;
-each concept also gets a check computed here, from the code text alone: a finite difference,
-torch.autograd.grad on a float64 re-run, or a re-run of a modified program.
+`actual` (PyTorch, float32, read by the engine's runner) and `by_hand` (plain floats) are
+compared for every prediction; each concept also gets a check computed here, from the code
+text alone: a finite difference, torch.autograd.grad on a float64 re-run, or a re-run of a
+modified program. Predictions hold expressions (strings): a step runs in
+`engine.runner.Run` and `Run.value` reads them over what its code left behind.
 """
 
 from __future__ import annotations
@@ -14,15 +16,22 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd_tutor.answers import is_close
-from autograd_tutor.model import Namespace, Prediction, Step, Tolerance, Value
-from autograd_tutor.practice import CONCEPTS, generate, generate_mix
+from autograd_tutor.content.packs import builtin_catalogue
+from autograd_tutor.engine import practice
+from autograd_tutor.engine.answers import is_close
+from autograd_tutor.engine.model import Exercise, Prediction, Step, Tolerance, Value
+from autograd_tutor.engine.practice import CONCEPTS, generate, generate_mix
+from autograd_tutor.engine.runner import Run
+
+Namespace = dict[str, Any]
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 NAMES = st.sampled_from(sorted(CONCEPTS))
@@ -32,9 +41,29 @@ PROPERTY = settings(max_examples=100, deadline=None)
 
 
 def run(code: str) -> Namespace:
+    """The code run by plain exec, without the engine."""
     ns: Namespace = {"torch": torch}
     exec(code, ns)
     return ns
+
+
+def exercise_of(steps_: tuple[Step, ...]) -> Exercise:
+    return Exercise(pack="practice", number=0, title="Practice", level="Practice", intro="",
+                    steps=steps_)
+
+
+def execute(step: Step, code: str | None = None) -> Run:
+    """The step run by the engine (with other code when given), ready for `Run.value`."""
+    if code is not None:
+        step = replace(step, code=code)
+    engine = Run(exercise_of((step,)), kind="practice")
+    engine.execute(step)
+    return engine
+
+
+def actual(step: Step, p: Prediction, code: str | None = None) -> Value:
+    """PyTorch's answer to a prediction, read through its `actual` expression."""
+    return execute(step, code).value(p.actual)
 
 
 @contextmanager
@@ -70,14 +99,15 @@ def steps(concept: str | None, seed: int, count: int = 3) -> tuple[Step, ...]:
 @given(seed=SEEDS, concept=NAMES)
 def test_actual_matches_pytorch_and_the_formula(seed: int, concept: str) -> None:
     for step in steps(concept, seed):
-        ns = run(step.code)
+        engine = execute(step)
         with float64():
             ns64 = run(step.code)
         for p in step.predictions:
-            actual = p.actual(ns)
-            assert same(actual, read(ns, p.label), Tolerance(0.0, 0.0))
-            assert is_close(p.by_hand(ns), actual, p.tolerance), (step.code, p.id)
-            assert same(p.by_hand(ns), read(ns64, p.label)), (step.code, p.id)
+            answer = engine.value(p.actual)
+            by_hand = engine.value(p.by_hand)
+            assert same(answer, read(engine.names, p.label), Tolerance(0.0, 0.0))
+            assert is_close(by_hand, answer, p.tolerance), (step.code, p.id)
+            assert same(by_hand, read(ns64, p.label)), (step.code, p.id)
 
 
 # --- one concept-specific check each, computed from the code text ------------------------
@@ -110,9 +140,9 @@ def autograd(code: str, output: str, labels: list[str]) -> list[Value]:
     return [None if g is None else g.item() for g in grads]
 
 
-def misconception(p: Prediction, name: str) -> Value:
+def misconception(engine: Run, p: Prediction, name: str) -> Value:
     (match,) = [m for m in p.misconceptions if m.name == name]
-    return match.wrong_value({})
+    return engine.value(match.value)
 
 
 @PROPERTY
@@ -128,9 +158,9 @@ def test_polynomial_matches_a_finite_difference(seed: int) -> None:
 
         h = 1e-4
         slope = (f(x + h) - f(x - h)) / (2 * h)
-        actual = p.actual(run(step.code))
-        assert isinstance(actual, float)
-        assert math.isclose(actual, slope, rel_tol=1e-6, abs_tol=1e-5)
+        answer = actual(step, p)
+        assert isinstance(answer, float)
+        assert math.isclose(answer, slope, rel_tol=1e-6, abs_tol=1e-5)
 
 
 @PROPERTY
@@ -138,9 +168,9 @@ def test_polynomial_matches_a_finite_difference(seed: int) -> None:
 def test_chain_rule_matches_autograd_grad(seed: int) -> None:
     for step in steps("chain-rule", seed):
         labels = [p.label for p in step.predictions]
-        ns = run(step.code)
+        engine = execute(step)
         expected = autograd(step.code, "y", labels)
-        assert [p.actual(ns) for p in step.predictions] == pytest.approx(expected)
+        assert [engine.value(p.actual) for p in step.predictions] == pytest.approx(expected)
 
 
 @PROPERTY
@@ -149,11 +179,12 @@ def test_accumulation_is_k_times_one_backward(seed: int) -> None:
     for step in steps("accumulation", seed):
         (p,) = step.predictions
         k = int(re.findall(r"range\((\d+)\)", step.code)[0])
-        once = p.actual(run(step.code.replace(f"range({k})", "range(1)")))
-        actual = p.actual(run(step.code))
-        assert actual is not None and once is not None
-        assert actual == k * once
-        assert misconception(p, "replaced-not-accumulated") == once
+        once = actual(step, p, step.code.replace(f"range({k})", "range(1)"))
+        engine = execute(step)
+        answer = engine.value(p.actual)
+        assert answer is not None and once is not None
+        assert answer == k * once
+        assert misconception(engine, p, "replaced-not-accumulated") == once
 
 
 @PROPERTY
@@ -163,9 +194,10 @@ def test_zeroing_keeps_only_what_follows_zero(seed: int) -> None:
         (p,) = step.predictions
         first_line, rest = step.code.split("\n", 1)
         after_zero = rest.split("x.grad.zero_()\n", 1)[1]
-        assert p.actual(run(step.code)) == p.actual(run(first_line + "\n" + after_zero))
-        ignored = p.actual(run(without(step.code, "zero_()")))
-        assert misconception(p, "zero-ignored") == ignored
+        engine = execute(step)
+        assert engine.value(p.actual) == actual(step, p, first_line + "\n" + after_zero)
+        ignored = actual(step, p, without(step.code, "zero_()"))
+        assert misconception(engine, p, "zero-ignored") == ignored
 
 
 @PROPERTY
@@ -173,12 +205,12 @@ def test_zeroing_keeps_only_what_follows_zero(seed: int) -> None:
 def test_gd_step_is_w_minus_lr_times_grad(seed: int) -> None:
     for step in steps("gd-step", seed):
         grad_p, w_p = step.predictions
-        ns = run(step.code)
+        engine = execute(step)
         (grad,) = autograd(step.code.split("loss.backward()")[0], "loss", ["w.grad"])
-        assert grad_p.actual(ns) == pytest.approx(grad)
+        assert engine.value(grad_p.actual) == pytest.approx(grad)
         assert grad is not None
-        expected = tensor_literal(step.code, "w") - ns["lr"] * grad
-        assert w_p.actual(ns) == pytest.approx(expected, rel=1e-6, abs=1e-5)
+        expected = tensor_literal(step.code, "w") - engine.names["lr"] * grad
+        assert engine.value(w_p.actual) == pytest.approx(expected, rel=1e-6, abs=1e-5)
 
 
 @PROPERTY
@@ -186,19 +218,19 @@ def test_gd_step_is_w_minus_lr_times_grad(seed: int) -> None:
 def test_detach_matches_autograd_and_pass_through(seed: int) -> None:
     for step in steps("detach", seed):
         labels = [p.label for p in step.predictions]
-        ns = run(step.code)
-        assert [p.actual(ns) for p in step.predictions] == pytest.approx(
+        engine = execute(step)
+        assert [engine.value(p.actual) for p in step.predictions] == pytest.approx(
             autograd(step.code, "c", labels)
         )
         # The wrong model "detach is a pass-through", run for real: drop the detach.
         a = next(p for p in step.predictions if p.label == "a.grad")
-        through = a.actual(run(step.code.replace(".detach()", "")))
-        assert misconception(a, "detach-pass-through") == through
+        through = actual(step, a, step.code.replace(".detach()", ""))
+        assert misconception(engine, a, "detach-pass-through") == through
 
 
 def test_detach_covers_both_a_cut_and_a_partial_cut() -> None:
     answers = {
-        p.actual(run(s.code)) is None
+        actual(s, p) is None
         for seed in range(20)
         for s in steps("detach", seed)
         for p in s.predictions
@@ -219,10 +251,11 @@ def snapshot(steps_: tuple[Step, ...]) -> list[object]:
             [
                 (
                     p.id,
-                    p.by_hand({}),
+                    p.actual,
+                    p.by_hand,
                     p.by_hand_text,
                     p.hints,
-                    [(m.name, m.wrong_value({})) for m in p.misconceptions],
+                    [(m.name, m.value, m.explanation) for m in p.misconceptions],
                 )
                 for p in s.predictions
             ],
@@ -236,8 +269,8 @@ def snapshot(steps_: tuple[Step, ...]) -> list[object]:
 def test_a_seed_reproduces_the_same_problems(seed: int, concept: str | None) -> None:
     first, again = steps(concept, seed, 4), steps(concept, seed, 4)
     assert snapshot(first) == snapshot(again)
-    assert [p.actual(run(s.code)) for s in first for p in s.predictions] == [
-        p.actual(run(s.code)) for s in again for p in s.predictions
+    assert [actual(s, p) for s in first for p in s.predictions] == [
+        actual(s, p) for s in again for p in s.predictions
     ]
 
 
@@ -256,9 +289,9 @@ def test_generate_mix_gives_one_problem_per_named_concept(seed: int, names: list
     assert [s.predictions[0].concept for s in exercise.steps] == names
     assert snapshot(exercise.steps) == snapshot(generate_mix(names, seed).steps)
     for step in exercise.steps:
-        ns = run(step.code)
+        engine = execute(step)
         for p in step.predictions:
-            assert is_close(p.by_hand(ns), p.actual(ns), p.tolerance)
+            assert is_close(engine.value(p.by_hand), engine.value(p.actual), p.tolerance)
 
 
 def test_generate_mix_refuses_unknown_or_no_concepts() -> None:
@@ -288,7 +321,7 @@ def test_numbers_stay_readable(seed: int, concept: str) -> None:
                 assert significant_digits(node.value) <= 4, step.code
                 assert abs(node.value) <= 10, step.code
         for p in step.predictions:
-            answer = p.actual(run(step.code))
+            answer = actual(step, p)
             assert answer is None or isinstance(answer, float)
             if answer is not None:
                 assert abs(answer) <= 1000
@@ -299,14 +332,14 @@ def test_numbers_stay_readable(seed: int, concept: str) -> None:
 @given(seed=SEEDS, concept=NAMES)
 def test_no_misconception_gives_the_right_answer(seed: int, concept: str) -> None:
     for step in steps(concept, seed):
-        ns = run(step.code)
+        engine = execute(step)
         for p in step.predictions:
             assert len(p.misconceptions) >= 2
             assert len({m.name for m in p.misconceptions}) == len(p.misconceptions)
-            values = [m.wrong_value(ns) for m in p.misconceptions]
+            values = [engine.value(m.value) for m in p.misconceptions]
             for value in values:
-                assert not is_close(value, p.actual(ns), APART), (step.code, p.id)
-                assert not is_close(value, p.by_hand(ns), p.tolerance)
+                assert not is_close(value, engine.value(p.actual), APART), (step.code, p.id)
+                assert not is_close(value, engine.value(p.by_hand), p.tolerance)
             # Two wrong models with one number could not tell the learner which one it was.
             for i, value in enumerate(values):
                 assert not any(is_close(value, other, APART) for other in values[:i])
@@ -319,7 +352,7 @@ def test_no_misconception_gives_the_right_answer(seed: int, concept: str) -> Non
 @given(seed=SEEDS, concept=st.one_of(st.none(), NAMES))
 def test_predictions_are_well_formed(seed: int, concept: str | None) -> None:
     exercise = generate(concept, 5, seed)
-    assert (exercise.number, exercise.level) == (0, "Practice")
+    assert (exercise.pack, exercise.level) == ("practice", "Practice")
     assert len(set(exercise.prediction_ids)) == len(exercise.prediction_ids)
     for n, step in enumerate(exercise.steps, start=1):
         for p in step.predictions:
@@ -327,7 +360,8 @@ def test_predictions_are_well_formed(seed: int, concept: str | None) -> None:
             assert p.concept in CONCEPTS
             assert concept is None or p.concept == concept
             assert 2 <= len(p.hints) <= 3
-            assert p.by_hand_text and p.wrong_feedback
+            assert p.kind == "value"
+            assert p.by_hand_text and p.feedback
     assert set(exercise.concepts) == {p.concept for p in exercise.predictions}
 
 
@@ -336,12 +370,12 @@ def test_predictions_are_well_formed(seed: int, concept: str | None) -> None:
 def test_steps_are_self_contained(seed: int) -> None:
     """Run in reverse order in one shared namespace, each step still gives its own answers."""
     problems = steps(None, seed, 6)
-    alone = [[p.actual(run(s.code)) for p in s.predictions] for s in problems]
-    shared: Namespace = {"torch": torch}
+    alone = [[actual(s, p) for p in s.predictions] for s in problems]
+    shared = Run(exercise_of(problems), kind="practice")  # one namespace for every step
     together = []
     for s in reversed(problems):
-        exec(s.code, shared)
-        together.append([p.actual(shared) for p in s.predictions])
+        shared.execute(s)
+        together.append([shared.value(p.actual) for p in s.predictions])
     assert list(reversed(together)) == alone
 
 
@@ -351,6 +385,7 @@ def test_a_mix_of_six_covers_every_concept() -> None:
 
 
 def test_every_concept_has_a_description() -> None:
+    assert isinstance(CONCEPTS, tuple)
     assert set(CONCEPTS) == {
         "polynomial",
         "chain-rule",
@@ -359,7 +394,12 @@ def test_every_concept_has_a_description() -> None:
         "gd-step",
         "detach",
     }
-    assert all(text and "\n" not in text for text in CONCEPTS.values())
+    # The descriptions live in the catalogue; practice.concepts() reads them from there.
+    described = builtin_catalogue().concepts
+    assert all(described.get(name) and "\n" not in described[name] for name in CONCEPTS)
+    listed = practice.concepts(described=described)
+    assert list(listed) == list(CONCEPTS)
+    assert all(listed[name] == described[name] for name in CONCEPTS)
 
 
 def test_unknown_concept_lists_the_valid_names() -> None:
@@ -376,5 +416,5 @@ def test_count_out_of_range_is_refused(count: int) -> None:
 
 
 def test_importing_practice_does_not_import_torch() -> None:
-    code = "import sys, autograd_tutor.practice; assert 'torch' not in sys.modules"
+    code = "import sys, autograd_tutor.engine.practice; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -12,8 +11,12 @@ import pytest
 import reference
 from reference import typed
 
-from autograd_tutor import exercises
-from autograd_tutor.answers import format_value
+from autograd_tutor.content.packs import builtin
+from autograd_tutor.engine.answers import format_value
+from autograd_tutor.engine.model import History
+from autograd_tutor.engine.store import Store
+
+BASICS = builtin()
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -51,8 +54,9 @@ def reveal_row(text: str, label: str) -> str:
     return rows[0]
 
 
-def progress(home: Path) -> dict:
-    return json.loads((home / "progress.json").read_text(encoding="utf-8"))
+def history(home: Path) -> History:
+    """The stored history, read by the store itself (warnings printed, not hidden)."""
+    return Store(home, warn=print).load()
 
 
 def test_exercise_1_wrong_then_right(tutor_env: Path) -> None:
@@ -86,8 +90,8 @@ def test_exercise_1_wrong_then_right(tutor_env: Path) -> None:
     assert "right" in row and "wrong" not in row
     assert "1 of 1 predictions right" in plain(rest)
 
-    attempts = progress(tutor_env)["attempts"]
-    assert [(a["prediction"], a["correct"]) for a in attempts] == [(wrong, False), (right, True)]
+    attempts = history(tutor_env).attempts
+    assert [(a.prediction, a.correct) for a in attempts] == [(wrong, False), (right, True)]
 
 
 def test_exercise_3_answering_all_three_prompts() -> None:
@@ -122,7 +126,7 @@ def test_list_in_a_terminal() -> None:
     rest, status = finish(child)
     assert status == 0
     text = plain(rest)
-    for exercise in exercises.EXERCISES:
+    for exercise in BASICS.exercises:
         assert exercise.title in text
     assert "not started" in text
 
@@ -158,7 +162,7 @@ def test_ctrl_c_at_a_prompt_exits_130_without_traceback(tutor_env: Path) -> None
     assert status == 130, text
     assert "interrupted" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
-    assert [a["id"] for a in progress(tutor_env)["attempts"]] == ["x.grad@1"]
+    assert [a.id for a in history(tutor_env).attempts] == ["x.grad@1"]
 
 
 def test_terminal_output_has_colour_but_not_with_no_color() -> None:
@@ -180,3 +184,62 @@ def test_terminal_output_has_colour_but_not_with_no_color() -> None:
     child = spawn("list", NO_COLOR="1")
     rest, status = finish(child)
     assert status == 0 and "\x1b[" not in rest
+
+
+def detach_error() -> str:
+    """What PyTorch itself raises for Exercise 5's 'with detach' code, run here directly."""
+    import torch
+
+    a = torch.tensor(2.0, requires_grad=True)
+    b = a * 3
+    c = b.detach() ** 2
+    try:
+        c.backward()
+    except RuntimeError as error:
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("c.backward() did not raise")  # pragma: no cover
+
+
+def test_exercise_5_outcome_prediction_in_a_terminal(tutor_env: Path) -> None:
+    answers = reference.ex5()
+    expected = detach_error()
+    outcome_prompt = "Predict what c.backward() does"
+
+    child = spawn("exercise", "5")
+    child.expect_exact("Predict a.grad")
+    child.sendline(typed(answers["a.grad"]))
+    child.expect_exact(outcome_prompt)
+
+    # A word that is not an outcome: one line saying why, then the same prompt again.
+    child.sendline("maybe")
+    child.expect_exact(outcome_prompt)
+    after = [line.strip() for line in plain(child.before).splitlines()[1:] if line.strip()]
+    assert len(after) == 1 and after[0].startswith("Not counted:"), after
+
+    child.sendline("error")
+    child.expect_exact("Predict which error c.backward() raises")
+    child.sendline("1")
+    child.expect_exact("Predict a.grad")
+    child.sendline("None")
+    child.expect_exact("Predict a.grad")
+    text = plain(child.before)
+    child.sendline(typed(answers["a.grad@partial"]))
+    rest, status = finish(child)
+    assert status == 0, plain(rest)
+    assert "Traceback" not in text + plain(rest)
+
+    raised = [line.rstrip() for line in text.splitlines() if line.startswith("PyTorch raised ")]
+    assert raised == [f"PyTorch raised {expected}"], text
+    table = text.split("Your predictions against PyTorch", 1)[1]
+    for label in ("c.backward()", "which error", "a.grad"):
+        assert "right" in reveal_row(table, label)
+    assert "5 of 5 predictions right" in plain(rest)
+
+    attempts = {a.id: a for a in history(tutor_env).attempts}
+    outcome = attempts["c.backward@detach"]
+    assert (outcome.prediction, outcome.actual, outcome.correct) == ("error", "error", True)
+    assert outcome.error is not None
+    assert f"{outcome.error['type']}: {outcome.error['message']}" == expected
+    assert attempts["c.backward@detach:which"].correct is True
+    assert (attempts["a.grad@detach"].prediction, attempts["a.grad@detach"].correct) \
+        == (None, True)

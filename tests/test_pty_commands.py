@@ -13,18 +13,19 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from autograd_tutor import review
-from autograd_tutor.graph_view import number
-from autograd_tutor.model import Attempt, Namespace, Step, Value
-from autograd_tutor.practice import generate, generate_mix
-from autograd_tutor.store import FILE_NAME, empty
+from autograd_tutor.content.packs import builtin_catalogue
+from autograd_tutor.engine import review
+from autograd_tutor.engine.model import Attempt, History, Step, Value
+from autograd_tutor.engine.practice import generate, generate_mix
+from autograd_tutor.engine.store import FILE_NAME, SCHEMA_VERSION, Store
+from autograd_tutor.views.graph_view import number
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -72,31 +73,35 @@ def no_traceback(*texts: str) -> None:
         assert "Traceback" not in text, text
 
 
-def progress(home: Path) -> dict:
-    return json.loads((home / FILE_NAME).read_text(encoding="utf-8"))
+def progress(home: Path) -> History:
+    """The stored history, read by the store itself (warnings printed, not hidden)."""
+    return Store(home, warn=print).load()
 
 
-def write_progress(home: Path, attempts: list[dict]) -> None:
-    """A progress file in the store's own schema (store.empty() plus Attempt rows)."""
+def write_progress(home: Path, attempts: list[Attempt]) -> None:
+    """A progress file in the store's own format: the schema header, then one attempt row a
+    line."""
     home.mkdir(parents=True, exist_ok=True)
-    data = {**empty(), "attempts": attempts}
-    (home / FILE_NAME).write_text(json.dumps(data), encoding="utf-8")
+    lines = [{"schema_version": SCHEMA_VERSION},
+             *({"type": "attempt", **a.to_row()} for a in attempts)]
+    (home / FILE_NAME).write_text("".join(json.dumps(line) + "\n" for line in lines),
+                                  encoding="utf-8")
 
 
-def attempt(correct: bool, when: datetime, concept: str = MISSED) -> dict:
+def attempt(correct: bool, when: datetime, concept: str = MISSED) -> Attempt:
     right = -3.0  # Exercise 2's x.grad = w2 * w1 with w1 = 3, w2 = -1
     typed = right if correct else -right
-    return asdict(Attempt(
-        exercise=2, id="x.grad", prediction=typed, actual=right, by_hand=right, correct=correct,
-        skipped=False, typed=repr(typed), concept=concept,
+    return Attempt(
+        pack="basics", exercise=2, id="x.grad", prediction=typed, actual=right, by_hand=right,
+        correct=correct, skipped=False, typed=repr(typed), concept=concept,
         misconception=None if correct else "sign-error",
         time=when.isoformat(timespec="seconds"), run="scripted",
-    ))
+    )
 
 
 def answers_of(step: Step) -> list[tuple[str, Value]]:
     """Each prediction's label and value, read from the step's code run here with torch."""
-    ns: Namespace = {"torch": torch}
+    ns: dict[str, Any] = {"torch": torch}
     exec(step.code, ns)
     found: list[tuple[str, Value]] = []
     for prediction in step.predictions:
@@ -136,8 +141,8 @@ def test_practice_with_a_seed_answered_right(tmp_path: Path) -> None:
     no_traceback(rest)
     assert status == 0, rest
     assert f"{asked} of {asked} predictions right" in flat(rest)
-    rows = progress(tmp_path)["attempts"]
-    assert len(rows) == asked and all(row["correct"] for row in rows)
+    rows = progress(tmp_path).attempts
+    assert len(rows) == asked and all(row.correct for row in rows)
 
 
 # review -----------------------------------------------------------------------------
@@ -146,7 +151,7 @@ def test_practice_with_a_seed_answered_right(tmp_path: Path) -> None:
 def test_review_of_a_concept_missed_long_ago(tmp_path: Path) -> None:
     long_ago = datetime.now(UTC) - timedelta(days=30)
     write_progress(tmp_path, [attempt(False, long_ago)])
-    assert review.due(progress(tmp_path)["attempts"], datetime.now(UTC)) == [MISSED]
+    assert review.due(progress(tmp_path).attempts, datetime.now(UTC)) == [MISSED]
 
     child = spawn(tmp_path, "review", "--count", "1")
     child.expect_exact(f"Due for review: {MISSED}")
@@ -157,9 +162,9 @@ def test_review_of_a_concept_missed_long_ago(tmp_path: Path) -> None:
     no_traceback(rest)
     assert status == 0, rest
     assert f"{asked} of {asked} predictions right" in flat(rest)
-    rows = progress(tmp_path)["attempts"]
+    rows = progress(tmp_path).attempts
     assert len(rows) == 1 + asked
-    assert all(row["correct"] and row["concept"] == MISSED for row in rows[1:])
+    assert all(row.correct and row.concept == MISSED for row in rows[1:])
     # Answered right once due: promoted to the next box, so nothing is due now.
     assert review.due(rows, datetime.now(UTC)) == []
 
@@ -183,7 +188,8 @@ def test_progress_with_and_without_history(tmp_path: Path) -> None:
     assert status == 0, rest
     text = flat(rest)
     assert "Progress by exercise" in text and "Progress by concept" in text
-    assert MISSED in text and "sign-error" in text
+    # The misconception is shown by its catalogue title ("sign-error" -> its human title).
+    assert MISSED in text and builtin_catalogue().title("sign-error") in text
 
 
 # reset ------------------------------------------------------------------------------
@@ -195,7 +201,7 @@ def test_reset_yes_deletes_without_asking(tmp_path: Path) -> None:
     no_traceback(rest)
     assert status == 0, rest
     assert "Progress of all exercises deleted" in flat(rest)
-    assert progress(tmp_path)["attempts"] == []
+    assert progress(tmp_path).attempts == []
 
 
 def test_reset_asks_and_y_deletes(tmp_path: Path) -> None:
@@ -207,7 +213,7 @@ def test_reset_asks_and_y_deletes(tmp_path: Path) -> None:
     no_traceback(rest)
     assert status == 0, rest
     assert "deleted" in flat(rest)
-    assert progress(tmp_path)["attempts"] == []
+    assert progress(tmp_path).attempts == []
 
 
 def test_reset_asks_and_anything_else_keeps_everything(tmp_path: Path) -> None:
@@ -218,7 +224,7 @@ def test_reset_asks_and_anything_else_keeps_everything(tmp_path: Path) -> None:
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 1 and "Nothing deleted" in flat(rest)
-    assert len(progress(tmp_path)["attempts"]) == 1
+    assert len(progress(tmp_path).attempts) == 1
 
 
 # check 4 ----------------------------------------------------------------------------
@@ -237,8 +243,8 @@ def test_check_4_passing_and_failing(tmp_path: Path, fixture: str, status: int,
     no_traceback(rest)
     assert got == status, rest
     assert f"check 4: {fixture}: {verdict}" in flat(rest)
-    (row,) = progress(tmp_path / "home")["checks"]
-    assert row["passed"] is (status == 0)
+    (row,) = progress(tmp_path / "home").checks
+    assert row.passed is (status == 0)
 
 
 # graph ------------------------------------------------------------------------------
@@ -276,7 +282,7 @@ def test_exercise_4_code_writes_then_refuses_to_overwrite(tmp_path: Path) -> Non
     rest, status = run(tmp_path / "home", "exercise", "4", "--code", "loop.py", cwd=work)
     no_traceback(rest)
     assert status == 0, rest
-    assert "Wrote the training-loop scaffold to loop.py" in flat(rest)
+    assert "Wrote the scaffold to loop.py" in flat(rest)
     written = (work / "loop.py").read_text(encoding="utf-8")
     assert "TODO" in written
 

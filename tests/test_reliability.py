@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import io
-import json
 import math
 import operator
 import os
@@ -26,8 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autograd_tutor.answers import MAX_INPUT_LENGTH, AnswerError, parse_value
-from autograd_tutor.expr import ExprError, parse_expression
+from autograd_tutor.engine.answers import MAX_INPUT_LENGTH, AnswerError, parse_value
+from autograd_tutor.engine.expressions import ExprError, parse_expression
+from autograd_tutor.engine.model import Attempt, History
+from autograd_tutor.engine.store import Store
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -66,12 +67,13 @@ def finish(child: Any) -> int:
     return int(child.exitstatus)
 
 
-def attempts(home: Path) -> list[dict[str, object]]:
-    path = home / "progress.json"
-    if not path.exists():
-        return []
-    rows: list[dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))["attempts"]
-    return rows
+def history(home: Path) -> History:
+    """The stored history, read by the store itself (warnings printed, not hidden)."""
+    return Store(home, warn=print).load()
+
+
+def attempts(home: Path) -> list[Attempt]:
+    return history(home).attempts
 
 
 # Fuzzing the prediction parser ---------------------------------------------------------
@@ -219,7 +221,7 @@ def test_a_typo_python_warns_about_shows_only_our_message(tutor_env: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stdout + result.stderr
     assert "Not counted" in result.stdout
-    assert [row["typed"] for row in attempts(tutor_env)] == ["34"]
+    assert [row.typed for row in attempts(tutor_env)] == ["34"]
 
 
 @pytest.mark.parametrize("text", [
@@ -300,7 +302,7 @@ def test_ctrl_c_at_a_prompt_keeps_the_answers_before_it(tutor_env: Path) -> None
     assert finish(child) == 130
     assert_one_line_interrupt(log.getvalue())
     rows = attempts(tutor_env)
-    assert [(row["id"], row["typed"]) for row in rows] == [("x.grad@1", "5")]
+    assert [(row.id, row.typed) for row in rows] == [("x.grad@1", "5")]
 
 
 def test_ctrl_c_at_the_first_prompt_saves_nothing_and_breaks_nothing(tutor_env: Path) -> None:
@@ -332,9 +334,9 @@ def test_ctrl_c_during_training_exits_cleanly(tutor_env: Path, tmp_path: Path) -
     assert transcript.rfind("\x1b[?25h") > transcript.rfind("\x1b[?25l")
     # Judged answers of earlier steps, and the loop step's answers kept without a verdict.
     rows = attempts(tutor_env)
-    assert [row["id"] for row in rows] == [pair.split("=")[0] for pair in EX4_ANSWERS]
-    assert all(row["judged"] for row in rows[:-3])
-    assert not any(row["judged"] or row["correct"] is not None for row in rows[-3:])
+    assert [row.id for row in rows] == [pair.split("=")[0] for pair in EX4_ANSWERS]
+    assert all(row.judged for row in rows[:-3])
+    assert not any(row.judged or row.correct is not None for row in rows[-3:])
     assert not (tmp_path / "plots").exists()
 
 
@@ -352,7 +354,7 @@ def cursor_restored(output: str) -> bool:
 
 
 def test_interrupt_in_the_loop_body_then_close_restores_the_terminal() -> None:
-    from autograd_tutor.training_view import live_range
+    from autograd_tutor.views.training_view import live_range
 
     console = terminal_console()
     steps = live_range(console, {"losses": []}, animate=True, duration=0)
@@ -370,7 +372,7 @@ def test_interrupt_while_the_live_view_starts_then_close_restores_the_terminal(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.live import Live
 
-    from autograd_tutor.training_view import live_range
+    from autograd_tutor.views.training_view import live_range
 
     refresh = Live.refresh
     calls = []
@@ -405,10 +407,8 @@ def test_end_of_input_at_each_prompt_of_exercise_3(answered: int, tutor_env: Pat
     assert "input ended" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     rows = attempts(tutor_env)
-    assert [(row["id"], row["typed"]) for row in rows] == list(zip(EX3_IDS, typed, strict=False))
-    progress = tutor_env / "progress.json"
-    if progress.exists():
-        assert json.loads(progress.read_text(encoding="utf-8"))["completed"] == []
+    assert [(row.id, row.typed) for row in rows] == list(zip(EX3_IDS, typed, strict=False))
+    assert history(tutor_env).completed == []
 
 
 def test_end_of_input_in_a_terminal(tutor_env: Path) -> None:
@@ -422,7 +422,7 @@ def test_end_of_input_in_a_terminal(tutor_env: Path) -> None:
     assert finish(child) == 1
     assert "input ended" in log.getvalue()
     assert "Traceback" not in log.getvalue()
-    assert [row["typed"] for row in attempts(tutor_env)] == ["6"]
+    assert [row.typed for row in attempts(tutor_env)] == ["6"]
 
 
 # Terminals -----------------------------------------------------------------------------
@@ -511,14 +511,14 @@ def test_real_terminal_40_columns(term: str, tutor_env: Path) -> None:
     section = reveal_section(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript), "x.grad")
     assert "…" not in section
     assert re.search(r"(?<!\d)34(?!\d)", section)
-    assert [row["typed"] for row in attempts(tutor_env)] == ["31"]
+    assert [row.typed for row in attempts(tutor_env)] == ["31"]
 
 
 # The background loader -----------------------------------------------------------------------
 
 
 def test_loader_gives_torch_even_when_a_module_to_warm_fails() -> None:
-    from autograd_tutor.session import TorchLoader
+    from autograd_tutor.engine.runner import TorchLoader
 
     loader = TorchLoader(then=("autograd_tutor_no_such_module",))
     loader.start()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from autograd_tutor.review import INTERVALS, TOP_BOX, ReviewItem, due, schedule
+from autograd_tutor.engine.model import Attempt
+from autograd_tutor.engine.review import INTERVALS, TOP_BOX, ReviewItem, due, schedule
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -14,8 +14,16 @@ def at(offset: timedelta) -> str:
     return (START + offset).isoformat().replace("+00:00", "Z")
 
 
-def attempt(offset: timedelta, concept: str, correct: bool | None) -> dict[str, Any]:
-    return {"time": at(offset), "concept": concept, "correct": correct, "exercise": 0}
+def record(time: str, concept: str, correct: bool | None) -> Attempt:
+    """A judged practice prediction as the store keeps it (a skip has correct None)."""
+    return Attempt(
+        id=f"p1.{concept}", prediction=None, actual=None, by_hand=None, correct=correct,
+        skipped=correct is None, kind="practice", concept=concept, time=time,
+    )
+
+
+def attempt(offset: timedelta, concept: str, correct: bool | None) -> Attempt:
+    return record(at(offset), concept, correct)
 
 
 def minutes(n: float) -> timedelta:
@@ -55,10 +63,10 @@ def test_consecutive_correct_reviews_move_up_one_box_each() -> None:
     history = [attempt(minutes(0), "chain-rule", False)]
     for box in [*range(2, TOP_BOX + 1), TOP_BOX]:
         (item,) = schedule(history, START)
-        history.append({"time": item.due.isoformat(), "concept": "chain-rule", "correct": True})
+        history.append(record(item.due.isoformat(), "chain-rule", True))
         (item,) = schedule(history, item.due)
         assert item.box == box
-        assert item.due == datetime.fromisoformat(history[-1]["time"]) + INTERVALS[box]
+        assert item.due == datetime.fromisoformat(history[-1].time) + INTERVALS[box]
 
 
 def test_a_correct_answer_before_it_is_due_does_not_promote() -> None:
@@ -88,7 +96,7 @@ def test_skips_neither_promote_nor_demote() -> None:
     assert (item.box, item.due) == (1, START + INTERVALS[1])
 
 
-def scripted() -> list[dict[str, Any]]:
+def scripted() -> list[Attempt]:
     """A recent miss, a short streak, a long streak, and a concept never missed."""
     return [
         attempt(minutes(0), "polynomial", True),
@@ -125,7 +133,7 @@ def test_scripted_history_orders_misses_first_and_streaks_later() -> None:
 def test_most_overdue_comes_first() -> None:
     history = [attempt(days(0), "b-concept", False), attempt(days(1), "a-concept", False)]
     assert due(history, START + days(3)) == ["b-concept", "a-concept"]
-    # Equal due times fall back to the name, so the order never depends on the dict order.
+    # Equal due times fall back to the name, so the order never depends on the history order.
     tied = [attempt(days(0), "zeta", False), attempt(days(0), "alpha", False)]
     assert due(tied, START + days(1)) == ["alpha", "zeta"]
 
@@ -139,11 +147,11 @@ def test_deterministic_and_independent_of_history_order() -> None:
 
 def test_times_with_offsets_naive_times_and_junk() -> None:
     history = [
-        {"time": "2024-05-01T11:00:00+02:00", "concept": "detach", "correct": False},
-        {"time": "2024-05-01T09:00:00", "concept": "zeroing", "correct": False},
-        {"time": "not a time", "concept": "polynomial", "correct": False},
-        {"time": at(minutes(0)), "concept": "", "correct": False},
-        {"concept": "gd-step", "correct": False},
+        record("2024-05-01T11:00:00+02:00", "detach", False),
+        record("2024-05-01T09:00:00", "zeroing", False),
+        record("not a time", "polynomial", False),
+        record(at(minutes(0)), "", False),
+        record("", "gd-step", False),  # an attempt with no time at all
     ]
     items = by_concept(schedule(history, datetime(2024, 5, 1, 9, 30)))
     assert sorted(items) == ["detach", "zeroing"]

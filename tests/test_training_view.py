@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from autograd_tutor.training_view import BLOCKS, live_range, sparkline
+from autograd_tutor.views.training_view import BLOCKS, live_range, sparkline
 
 ANSI = re.compile(r"\x1b\[")
 ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -1,0 +1,141 @@
+"""Reading TOML tables into the engine's dataclasses, with a precise message for each problem.
+
+Every problem is a `Problem(file, step, prediction, message)`; the reader collects them
+instead of stopping at the first, so `pack check` can list them all. Nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_FILE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    step: int | None
+    prediction: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.step is not None:
+            where.append(f"step {self.step}")
+        if self.prediction is not None:
+            where.append(f"prediction {self.prediction}")
+        return ": ".join([*where, self.message])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "step": self.step, "prediction": self.prediction,
+                "message": self.message}
+
+
+class Where:
+    """Where in a pack a value was read from; collects the problems found there."""
+
+    def __init__(self, problems: list[Problem], file: str, step: int | None = None,
+                 prediction: str | None = None) -> None:
+        self.problems = problems
+        self.file = file
+        self.step = step
+        self.prediction = prediction
+
+    def at(self, step: int | None = None, prediction: str | None = None) -> Where:
+        return Where(self.problems, self.file,
+                     self.step if step is None else step,
+                     self.prediction if prediction is None else prediction)
+
+    def problem(self, message: str) -> None:
+        self.problems.append(Problem(self.file, self.step, self.prediction, message))
+
+
+_TYPES: dict[type, str] = {str: "text", bool: "true or false", int: "a whole number",
+                           float: "a number", list: "a list", dict: "a table"}
+
+
+def read_toml(path: Path, where: Where) -> dict[str, Any] | None:
+    try:
+        if not path.is_file():
+            where.problem("missing file" if not path.exists() else "not a regular file")
+            return None
+        if path.stat().st_size > MAX_FILE_BYTES:
+            where.problem(f"larger than {MAX_FILE_BYTES // 1000} kB")
+            return None
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        where.problem("not UTF-8 text")
+        return None
+    except OSError as error:
+        where.problem(f"can't be read ({error.strerror or type(error).__name__})")
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        where.problem(f"TOML does not parse: {error}")
+        return None
+
+
+class Fields:
+    """Typed access to one TOML table; wrong or missing fields become problems."""
+
+    def __init__(self, table: dict[str, Any], where: Where, what: str) -> None:
+        self.table = table
+        self.where = where
+        self.what = what
+        self.known: set[str] = set()
+
+    def _get(self, key: str, kind: type | tuple[type, ...], required: bool, default: Any) -> Any:
+        self.known.add(key)
+        if key not in self.table:
+            if required:
+                self.where.problem(f"{self.what} has no '{key}' (required)")
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok:
+            wanted = " or ".join(_TYPES.get(k, k.__name__) for k in kinds)
+            self.where.problem(f"'{key}' of {self.what} must be {wanted}, "
+                               f"not {_TYPES.get(type(value), type(value).__name__)}")
+            return default
+        return value
+
+    def text(self, key: str, required: bool = False, default: str = "") -> str:
+        return str(self._get(key, str, required, default))
+
+    def number(self, key: str, default: float | None = None) -> float | None:
+        value = self._get(key, (int, float), False, default)
+        return None if value is None else float(value)
+
+    def integer(self, key: str, default: int) -> int:
+        return int(self._get(key, int, False, default))
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        return bool(self._get(key, bool, False, default))
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        values = self._get(key, list, False, [])
+        if not all(isinstance(value, str) for value in values):
+            self.where.problem(f"'{key}' of {self.what} must be a list of text")
+            return ()
+        return tuple(values)
+
+    def table_of(self, key: str) -> dict[str, Any]:
+        return dict(self._get(key, dict, False, {}))
+
+    def tables(self, key: str, required: bool = False) -> list[dict[str, Any]]:
+        values = self._get(key, list, required, [])
+        if not all(isinstance(value, dict) for value in values):
+            self.where.problem(f"'{key}' of {self.what} must be a list of tables ([[{key}]])")
+            return []
+        return list(values)
+
+    def unknown(self) -> None:
+        """Unknown keys are most often typos of known ones: say so."""
+        for key in self.table:
+            if key not in self.known:
+                self.where.problem(f"{self.what} has an unknown field '{key}'")

@@ -1,0 +1,286 @@
+"""Plain frozen dataclasses shared by the content, the engine and the presentation.
+
+Nothing here imports torch. A lesson is data: its computations are code strings that run
+with PyTorch and expressions (strings, read by `engine.expressions`) over what that code
+left behind, so reading every installed pack stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# A value a learner can predict or PyTorch can produce: a number, None (no gradient),
+# or one of a prediction's named choices (e.g. "w", or "error" for an outcome).
+Value = float | str | None
+
+OUTCOMES = ("runs", "error", "warning")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Where a step's figures go, and whether to open them in windows too."""
+
+    directory: Path
+    show: bool = False
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close a prediction must be. `relative` for exact gradients, `absolute` for estimates."""
+
+    relative: float = 1e-6
+    absolute: float = 1e-9
+
+    @property
+    def is_estimate(self) -> bool:
+        return self.absolute >= 1e-3 or self.relative >= 1e-3
+
+    def describe(self) -> str:
+        if not self.is_estimate:
+            return "exact"
+        if self.relative >= 1e-3:
+            return f"±{self.relative:.0%}"
+        return f"±{self.absolute:g}"
+
+
+EXACT = Tolerance()
+
+
+def estimate(absolute: float) -> Tolerance:
+    return Tolerance(relative=0.0, absolute=absolute)
+
+
+def within_percent(percent: float) -> Tolerance:
+    """For numbers the learner derives from earlier (rounded) reveals."""
+    return Tolerance(relative=percent / 100, absolute=1e-9)
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A wrong mental model. `value` is an expression: what that model gives for this step."""
+
+    name: str
+    value: str
+    explanation: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One quantity the learner predicts before PyTorch runs.
+
+    `actual` is an expression read from what the step's code left behind; `by_hand` computes
+    the same quantity without autograd, so the two columns check each other.
+    `kind` is "value" (a number, None or one of `choices`) or "outcome" (what the code does:
+    runs, error or warning; `code` is the line the prompt names).
+    """
+
+    id: str
+    label: str
+    actual: str
+    by_hand: str
+    by_hand_text: str = ""
+    hints: tuple[str, ...] = ()
+    tolerance: Tolerance = EXACT
+    concept: str = ""
+    misconceptions: tuple[Misconception, ...] = ()
+    # The general explanation for a wrong answer that matches no misconception.
+    feedback: str = ""
+    # When set, the answer is one of these words instead of a number.
+    choices: tuple[str, ...] = ()
+    kind: str = "value"
+    code: str = ""
+    # Outcome predictions: the regular expression the real error's message must match.
+    error_match: str = ""
+
+    @property
+    def is_outcome(self) -> bool:
+        return self.kind == "outcome"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure drawn after a step's reveal: `kind` names a drawing in views.plots, `args`
+    maps its parameters to expressions."""
+
+    name: str
+    kind: str
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook cell: prose, the exact code that runs, predictions, then the explanation."""
+
+    title: str
+    setup: str
+    code: str
+    predictions: tuple[Prediction, ...] = ()
+    # Markdown after the reveal; {ID} and {expression} placeholders are filled only then.
+    explanation: str = ""
+    # Names whose forward values the reveal shows (e.g. ("y",) or ("h", "h_act", "y")).
+    values: tuple[str, ...] = ()
+    # The tensor whose autograd graph the reveal draws.
+    graph: str | None = None
+    # Show a live training view while the code's `for ... in range(n)` loop runs.
+    live: bool = False
+    figures: tuple[FigureSpec, ...] = ()
+    # The pack whose helpers its expressions call (a practice problem's template's pack);
+    # empty for the exercise's own.
+    pack: str = ""
+
+
+@dataclass(frozen=True)
+class Coding:
+    """An exercise's coding mode: a scaffold to finish and the checker that judges it."""
+
+    scaffold: Path
+    checker: str
+    # The exercise step whose code makes the data the learner's loop trains on.
+    data_step: int = 1
+    default_file: str = "train_loop.py"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    pack: str
+    number: int
+    title: str
+    level: str
+    intro: str
+    steps: tuple[Step, ...]
+    closing: str = ""
+    coding: Coding | None = None
+    source: str = ""  # the file it was read from, for messages
+
+    @property
+    def key(self) -> str:
+        return f"{self.pack}/{self.number}"
+
+    @property
+    def predictions(self) -> tuple[Prediction, ...]:
+        return tuple(p for step in self.steps for p in step.predictions)
+
+    @property
+    def prediction_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.predictions)
+
+    @property
+    def concepts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.concept for p in self.predictions if p.concept))
+
+
+@dataclass(frozen=True)
+class Template:
+    """A practice template: a step whose `{param}` placeholders are drawn afresh each time."""
+
+    concept: str
+    step: Step
+    # name -> (low, high, halves): integers in [low, high], or multiples of 0.5 with halves.
+    params: tuple[tuple[str, float, float, bool], ...]
+    pack: str = ""
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    title: str
+    root: Path
+    exercises: tuple[Exercise, ...]
+    concepts: tuple[tuple[str, str], ...] = ()
+    misconceptions: tuple[tuple[str, str, str], ...] = ()  # name, title, explanation
+    practice: tuple[Template, ...] = ()
+    helpers: Path | None = None
+    builtin: bool = False
+
+    def exercise(self, number: int) -> Exercise:
+        for exercise in self.exercises:
+            if exercise.number == number:
+                return exercise
+        raise KeyError(number)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One judged prediction: what the reveal shows, the JSON reports and the store keeps.
+
+    `kind` says where it was asked: "exercise", "practice", "review" or "retry"; `pack`
+    and `exercise` name the exercise (None for generated practice problems).
+    """
+
+    id: str
+    prediction: Value
+    actual: Value
+    by_hand: Value
+    correct: bool | None
+    skipped: bool
+    pack: str | None = None
+    exercise: int | None = None
+    kind: str = "exercise"
+    typed: str = ""
+    hints_used: int = 0
+    misconception: str | None = None
+    concept: str = ""
+    tolerance: str = "exact"
+    time: str = ""
+    run: str = ""
+    # False when the run was interrupted before PyTorch could judge the prediction.
+    judged: bool = True
+    # Outcome predictions: what PyTorch raised or warned, verbatim.
+    error: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of a judged prediction (`exercise --json` steps, practice items)."""
+        shape: dict[str, Any] = {
+            "id": self.id,
+            "prediction": self.prediction,
+            "actual": self.actual,
+            "by_hand": self.by_hand,
+            "correct": self.correct,
+            "skipped": self.skipped,
+            "tolerance": self.tolerance,
+            "misconception": self.misconception,
+            "hints_used": self.hints_used,
+        }
+        if self.error is not None:
+            shape["error"] = self.error
+        if self.warnings:
+            shape["warnings"] = list(self.warnings)
+        return shape
+
+    def to_row(self) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["warnings"] = list(self.warnings)
+        return row
+
+
+ATTEMPT_FIELDS = {f.name: f for f in fields(Attempt)}
+
+
+@dataclass(frozen=True)
+class Completion:
+    pack: str
+    exercise: int
+    run: str
+    time: str
+
+
+@dataclass(frozen=True)
+class Check:
+    pack: str
+    exercise: int
+    passed: bool
+    file: str
+    time: str
+
+
+@dataclass
+class History:
+    """Everything the store holds, typed."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    completed: list[Completion] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)

@@ -1,0 +1,255 @@
+"""Runs one exercise in the terminal: show a step, ask every prediction, let the engine run
+PyTorch and judge, reveal, record.
+
+The order is the point of the tool: nothing that could give a prediction away is printed
+before the learner has answered it. The engine's `Run` does the computing; this module
+only shows and asks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from autograd_tutor.engine.answers import format_value, parse_prediction
+from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Prediction, Step
+from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader
+from autograd_tutor.engine.store import Store, now
+from autograd_tutor.views import prompt
+from autograd_tutor.views.prompt import Quit
+from autograd_tutor.views.ui import INPUT_HELP, UI, RevealRow, printable
+
+__all__ = ["Options", "Quit", "Session"]
+
+
+@dataclass(frozen=True)
+class Options:
+    reveal: bool = False
+    answers: Mapping[str, str] = field(default_factory=dict)
+    plots_dir: Path = Path("autograd-tutor-plots")
+    graph_view: str = "tree"
+    fast: bool = False
+    show: bool = False
+
+
+class Session:
+    """One run of one exercise. Attempts are saved after every step, so quitting loses nothing.
+
+    `kind` is "exercise", or "practice"/"review" for generated problems (never completed).
+    """
+
+    def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
+                 helpers: Mapping[str, ModuleType | None] | None = None,
+                 kind: str = "exercise") -> None:
+        self.exercise = exercise
+        self.ui = ui
+        self.store = store
+        self.options = options
+        self.kind = kind
+        self.run_id = uuid.uuid4().hex[:12]
+        # While the learner thinks, matplotlib can load too, for the figures at the end.
+        draws = not options.reveal and any(step.figures for step in exercise.steps)
+        loader = TorchLoader(then=("autograd_tutor.views.plots",) if draws else ())
+        self.engine = Run(exercise, helpers=helpers, loader=loader,
+                          record_graphs=options.graph_view != "none", kind=kind)
+        self.judged: list[Judged] = []
+        self.completed = False
+        self.saved = True
+        self._told_how = False
+        self.pending: list[Step] = []
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return [item.attempt for item in self.judged]
+
+    # The flow -------------------------------------------------------------------------
+
+    def run(self) -> list[Attempt]:
+        self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
+        total = len(self.exercise.steps)
+        for index, step in enumerate(self.exercise.steps, start=1):
+            self.run_step(step, index, total)
+        self.completed = True
+        # A --reveal run is a demonstration: the learner predicted nothing, so it stays open.
+        if not self.options.reveal and self.kind == "exercise":
+            self.saved &= self.store.complete(self.exercise.pack, self.exercise.number,
+                                              self.run_id)
+        self.ui.markdown(self.exercise.closing)
+        return self.attempts
+
+    def run_step(self, step: Step, index: int, total: int) -> None:
+        self.ui.step_header(step.title, index, total)
+        self.ui.markdown(step.setup)
+        self.ui.code(step.code)
+        if not step.predictions and index < total:
+            # Nothing to ask: run it together with the next step, so the first question
+            # never waits for PyTorch.
+            self.pending.append(step)
+            return
+        guesses: list[Guess] = []
+        try:
+            for prediction in step.predictions:
+                guesses.append(self.ask(prediction))
+        except KeyboardInterrupt:
+            self.keep_unjudged(guesses)
+            raise
+        except (Quit, EOFError):
+            self.keep_judged(step, guesses)
+            raise
+        try:
+            self.run_pending()
+            execution = self.execute(step)
+        except KeyboardInterrupt:
+            self.keep_unjudged(guesses)
+            raise
+        judged = self.engine.judge(step, guesses, execution)
+        self.record(judged)
+        self.reveal(step, judged, execution)
+
+    def run_pending(self, show_output: bool = True) -> None:
+        while self.pending:
+            self.execute(self.pending.pop(0), show_output=show_output)
+
+    def keep_judged(self, step: Step, guesses: list[Guess]) -> None:
+        """The learner stopped mid-step: judge what they answered, silently, and save it."""
+        answered = [guess for guess in guesses if not guess.skipped]
+        if answered:
+            self.run_pending(show_output=False)
+            execution = self.execute(step, show_output=False)
+            self.record(self.engine.judge(step, answered, execution))
+
+    def keep_unjudged(self, guesses: list[Guess]) -> None:
+        """Interrupted before PyTorch ran: keep what was typed, without a verdict."""
+        self.saved &= self.store.record(self.stamped(self.engine.unjudged(guesses)))
+
+    # Asking ---------------------------------------------------------------------------
+
+    def ask(self, prediction: Prediction) -> Guess:
+        given = self.options.answers.get(prediction.id)
+        if prediction.kind == "which" and not self.options.reveal:
+            self.ui.numbered_choices(prediction.choices)
+        if given is not None:
+            value = parse_prediction(given, prediction)  # validated by the CLI
+            self.ui.text(f"{prompt_text(prediction)}{printable(given)}  (from --answer)", "cyan")
+            return Guess(prediction, value, typed=given)
+        if self.options.reveal:
+            return Guess(prediction, skipped=True)
+        if not self._told_how:
+            self.ui.text(INPUT_HELP, "dim")
+            self._told_how = True
+        # Load torch behind the learner's thinking time, once the first question is up.
+        self.engine.loader.start()
+        return prompt.ask(self.ui, Guess(prediction), prompt_text(prediction),
+                          lambda typed: parse_prediction(typed, prediction), prediction.hints)
+
+    # Running --------------------------------------------------------------------------
+
+    def execute(self, step: Step, show_output: bool = True) -> Execution:
+        live = None
+        if step.live and show_output:
+            from autograd_tutor.views.training_view import live_range
+
+            # NO_COLOR promises no escape codes at all, and the animation is made of them.
+            animate = (self.ui.env.interactive and not self.options.fast
+                       and not self.ui.env.no_color)
+
+            def live(names: dict[str, Any]) -> Any:
+                return live_range(self.ui.out, names, animate=animate)
+
+        execution = self.engine.execute(step, live=live)
+        if show_output and not any(p.is_outcome for p in step.predictions):
+            self.ui.program_output(execution.output + execution.warnings)
+        return execution
+
+    def record(self, judged: list[Judged]) -> None:
+        self.judged.extend(judged)
+        self.saved &= self.store.record(self.stamped([item.attempt for item in judged]))
+
+    def stamped(self, attempts: list[Attempt]) -> list[Attempt]:
+        from dataclasses import replace
+
+        return [replace(a, time=now(), run=self.run_id) for a in attempts]
+
+    def show_graph(self, execution: Execution) -> None:
+        if execution.graph is None:
+            return
+        from autograd_tutor.views.graph_view import needs_ascii, render
+
+        out = self.ui.out
+        ascii_only = self.ui.env.dumb or needs_ascii(out)
+        self.ui.graph(render(execution.graph, self.options.graph_view, width=out.width,
+                             ascii=ascii_only))
+
+    # Revealing ------------------------------------------------------------------------
+
+    def reveal(self, step: Step, judged: list[Judged], execution: Execution) -> None:
+        if any(p.is_outcome for p in step.predictions):
+            self.ui.outcome(step.code, execution.error, execution.warnings, execution.output)
+        self.ui.values(self.engine.plain_values(step.values))
+        if judged:
+            self.ui.reveal([row(item) for item in judged])
+        if step.graph:
+            self.show_graph(execution)
+        self.ui.markdown(self.engine.render(step.explanation))
+        if step.figures:
+            self.ui.markdown_lines(self.draw(step))
+
+    def draw(self, step: Step) -> list[str]:
+        from autograd_tutor.views import figures
+
+        target = Figures(self.options.plots_dir, self.options.show)
+        try:
+            return figures.publish(step.figures, self.engine.value, target)
+        except OSError as error:
+            self.ui.warn(f"could not save a figure in {self.options.plots_dir}: "
+                         f"{error.strerror or error}")
+            return []
+
+    # Results --------------------------------------------------------------------------
+
+    def score(self) -> tuple[int, int]:
+        asked = [a for a in self.attempts if a.correct is not None]
+        return sum(1 for a in asked if a.correct), len(asked)
+
+    def to_json(self) -> dict[str, Any]:
+        correct, asked = self.score()
+        return {
+            "pack": self.exercise.pack,
+            "exercise": self.exercise.number,
+            "title": self.exercise.title,
+            "completed": self.completed,
+            "score": {"correct": correct, "asked": asked},
+            "steps": [a.to_json() for a in self.attempts],
+        }
+
+
+def prompt_text(prediction: Prediction) -> str:
+    if prediction.kind == "outcome":
+        return f"Predict what {prediction.code} does ({', '.join(OUTCOMES[:2])} or "\
+               f"{OUTCOMES[2]}): "
+    if prediction.kind == "which":
+        return f"Predict which error {prediction.code} raises (1-{len(prediction.choices)}): "
+    extra = ""
+    if prediction.choices:
+        extra = " (" + " or ".join(prediction.choices) + ")"
+    elif prediction.tolerance.is_estimate:
+        extra = f" (an estimate: within {prediction.tolerance.describe()} counts)"
+    return f"Predict {prediction.label}{extra}: "
+
+
+def row(item: Judged) -> RevealRow:
+    attempt = item.attempt
+    predicted = "(skipped)" if attempt.skipped else format_value(attempt.prediction)
+    return RevealRow(
+        label=item.prediction.label,
+        predicted=predicted,
+        actual=attempt.actual,
+        by_hand=attempt.by_hand,
+        by_hand_text=item.by_hand_text,
+        correct=attempt.correct,
+        feedback=item.feedback,
+    )

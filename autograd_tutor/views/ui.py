@@ -1,0 +1,341 @@
+"""Rich rendering: every table, panel and prompt the learner sees. Takes consoles, binds none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from autograd_tutor.engine.answers import format_value
+from autograd_tutor.engine.model import Exercise, Pack, Value
+from autograd_tutor.engine.runner import Raised
+from autograd_tutor.engine.stats import Summary
+from autograd_tutor.engine.store import ExerciseStatus
+from autograd_tutor.views.env import Environment
+
+MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
+INPUT_HELP = (
+    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n"
+    "? = hint   skip = show the answer   q = quit"
+)
+
+
+def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
+    """Colour only on a terminal without NO_COLOR; plain ASCII boxes on a dumb terminal."""
+    return Console(
+        file=file,
+        force_terminal=isatty and not env.dumb,
+        no_color=env.no_color,
+        color_system="auto" if isatty and not env.no_color and not env.dumb else None,
+        highlight=False,
+        emoji=False,
+        safe_box=True,
+        width=env.width,
+    )
+
+
+MAX_ECHO = 200
+
+
+def printable(text: str) -> str:
+    """What a learner typed, safe to show: control characters (escape codes) become '?',
+    and a very long line is shortened."""
+    clean = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+    if len(clean) > MAX_ECHO:
+        clean = f"{clean[: MAX_ECHO // 2]}… ({len(clean)} characters)"
+    return clean
+
+
+def _markdown(text: str) -> RenderableType:
+    """rich.markdown pulls in markdown-it (~40 ms): imported on first use, so `list` and
+    `--help` never pay for it."""
+    from rich.markdown import Markdown
+
+    return Markdown(text)
+
+
+class Fitted:
+    """A table that never cuts a word or a number to '…' on a narrow terminal.
+
+    When every column fits at its narrowest (each cell's longest word, numbers whole), the
+    table is drawn as it is; otherwise each row becomes a small block of `header: value`
+    lines, which wrap like prose. Rich would otherwise squeeze the columns and truncate.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Measured against a very wide console: a narrow one caps each column's minimum.
+        needed = Measurement.get(console, options.update_width(10_000), self.table).minimum
+        if needed <= options.max_width:
+            yield self.table
+            return
+        yield from self._stacked()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table).clamp(max_width=options.max_width)
+
+    def _stacked(self) -> Iterable[RenderableType]:
+        table = self.table
+        if table.title:
+            yield _as_text(table.title, str(table.title_style or "table.title"))
+        columns = table.columns
+        cells = [list(column.cells) for column in columns]
+        marker = "#" if _as_text(columns[0].header).plain.strip() == "#" else ""
+        for index in range(table.row_count):
+            yield Text(marker).append_text(_as_text(cells[0][index], "bold"))
+            for column, column_cells in zip(columns[1:], cells[1:], strict=True):
+                value = _as_text(column_cells[index])
+                if not value.plain.strip():
+                    continue
+                header = _as_text(column.header).plain.strip()
+                line = Text(f"{header}: ", style="dim") if header else Text()
+                yield Padding(line.append_text(value), (0, 0, 0, 2))
+
+
+def _as_text(cell: object, style: str = "") -> Text:
+    if isinstance(cell, Text):
+        text = cell.copy()
+        if style:
+            text.stylize(style)
+        text.overflow = "fold"
+        text.no_wrap = False
+        return text
+    return Text(str(cell), style=style, overflow="fold")
+
+
+class UI:
+    """The learner-facing output. `out` is stdout, or stderr when stdout carries JSON."""
+
+    def __init__(self, env: Environment, as_json: bool = False) -> None:
+        self.env = env
+        self.err = make_console(env, env.stderr, env.stderr_isatty)
+        self.out = self.err if as_json else make_console(env, env.stdout, env.stdout_isatty)
+        self.box = box.ASCII if env.dumb else box.ROUNDED
+
+    # Plain messages -------------------------------------------------------------------
+
+    def say(self, message: str | RenderableType = "") -> None:
+        self.out.print(Fitted(message) if isinstance(message, Table) else message)
+
+    def text(self, message: str, style: str = "", soft_wrap: bool = False) -> None:
+        self.out.print(Text(message, style=style), soft_wrap=soft_wrap)
+
+    def warn(self, message: str) -> None:
+        # soft_wrap: one physical line even in a log or a pipe; a terminal wraps it itself.
+        self.err.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+
+    def error(self, message: str) -> None:
+        self.err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+
+    def markdown(self, text: str) -> None:
+        if text:
+            self.out.print(_markdown(text))
+            self.out.print()
+
+    def markdown_lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.out.print(_markdown(line))
+
+    # Prompts --------------------------------------------------------------------------
+
+    def ask(self, prompt: str) -> str:
+        """One line of input. Raises EOFError when input ends."""
+        self.out.print(Text(prompt, style="bold cyan"), end="")
+        # Flushed, or a pipe after stdout (`| tee log`) would hold the prompt back.
+        self.out.file.flush()
+        if self.env.stdin_isatty:
+            return input()
+        line = self.env.stdin.readline()
+        if not line:
+            self.out.print()
+            raise EOFError
+        # Piped input is not echoed by a terminal; echo it so the transcript reads well.
+        self.out.print(Text(printable(line.rstrip("\r\n"))))
+        return line.rstrip("\r\n")
+
+    # Exercises ------------------------------------------------------------------------
+
+    def exercise_table(
+        self, exercises: Sequence[Exercise], statuses: dict[str, ExerciseStatus],
+        title: str = "Exercises", prefix: str = "",
+    ) -> Table:
+        table = Table(title=title, box=self.box, title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("Title")
+        table.add_column("Level")
+        table.add_column("Status")
+        table.add_column("Score", justify="right")
+        styles = {"done": "green", "in progress": "yellow", "not started": "dim"}
+        for exercise in exercises:
+            status = statuses[exercise.key]
+            score = f"{status.correct}/{status.asked}" if status.asked else "-"
+            if status.latest is not None:
+                score += f" (latest {status.latest[0]}/{status.latest[1]})"
+            table.add_row(
+                prefix + str(exercise.number),
+                Text(exercise.title),
+                exercise.level,
+                Text(status.status, style=styles[status.status]),
+                score,
+            )
+        return table
+
+    def exercise_header(self, exercise: Exercise, numbered: bool = True) -> None:
+        if numbered:
+            title = Text(f"Exercise {exercise.number}: {exercise.title}  ({exercise.level})")
+        else:
+            title = Text(exercise.title)
+        self.out.print(Panel(title, box=self.box, style="bold"))
+        self.markdown(exercise.intro)
+
+    def step_header(self, step_title: str, index: int, total: int) -> None:
+        label = f"Step {index}/{total}: {step_title}" if total > 1 else step_title
+        title = Text(label, style="bold")
+        if title.cell_len + 6 > self.out.width:  # a Rule would cut the title to '…'
+            self.out.print(Rule(style="blue"))
+            self.out.print(title)
+        else:
+            self.out.print(Rule(title, style="blue"))
+
+    def code(self, code: str, title: str = "The code that will run",
+             mark: int | None = None) -> None:
+        body: RenderableType
+        if mark is not None:
+            # The line that raised, marked; plain text, so the marker is never a colour only.
+            lines = code.rstrip("\n").split("\n")
+            body = Text("\n".join(("> " if n == mark else "  ") + line
+                                  for n, line in enumerate(lines, start=1)))
+        elif self.out.color_system is None:
+            # Without colour, highlighting changes nothing but costs Pygments' lexing.
+            body = Text(code.rstrip("\n"))
+        else:
+            from rich.syntax import Syntax  # pygments: only when code is shown in colour
+
+            body = Syntax(
+                code.rstrip("\n"), "python", theme="ansi_dark", background_color="default",
+                word_wrap=True,
+            )
+        self.out.print(Panel(body, title=title, box=self.box, title_align="left"))
+
+    def numbered_choices(self, choices: Sequence[str]) -> None:
+        for number, choice in enumerate(choices, start=1):
+            self.out.print(Text(f"  {number}. {choice}"))
+
+    def outcome(self, code: str, error: Raised | None, warned: Sequence[str],
+                output: Sequence[str]) -> None:
+        """What really happened when the step's code ran, in PyTorch's own words."""
+        self.program_output(output)
+        if error is not None:
+            self.out.print(Text(f"PyTorch raised {error.type}: {error.message}", style="red"),
+                           soft_wrap=True)
+            if error.line is not None:
+                self.code(code, title=f"Line {error.line} raised", mark=error.line)
+        elif warned:
+            for warning in warned:
+                self.out.print(Text(f"PyTorch warned: {warning}", style="yellow"),
+                               soft_wrap=True)
+        else:
+            self.out.print(Text("The code ran: no error, no warning."))
+        self.out.print()
+
+    def program_output(self, lines: Iterable[str]) -> None:
+        lines = list(lines)
+        if lines:
+            self.out.print(Text("Output:", style="bold"))
+            for line in lines:
+                self.out.print(Text("  " + line))
+            self.out.print()
+
+    def values(self, values: dict[str, Value]) -> None:
+        if values:
+            parts = [f"{name} = {format_value(value)}" for name, value in values.items()]
+            self.out.print(Text("Forward values (PyTorch):  " + "    ".join(parts)))
+
+    def reveal(self, rows: Sequence[RevealRow]) -> None:
+        table = Table(title="Your predictions against PyTorch", box=self.box,
+                      title_justify="left")
+        table.add_column("Quantity")
+        table.add_column("You predicted", justify="right")
+        table.add_column("PyTorch", justify="right")
+        table.add_column("By hand (without autograd)", justify="left")
+        table.add_column("", justify="left")
+        for row in rows:
+            mark, style = MARKS[row.correct]
+            table.add_row(
+                Text(row.label),
+                Text(row.predicted),
+                Text(format_value(row.actual)),
+                Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
+                     else format_value(row.by_hand), overflow="fold"),
+                Text(mark, style=style),
+            )
+        self.out.print(Fitted(table))
+        for row in rows:
+            if row.feedback:
+                self.out.print(Text(f"Why {row.label} is not {row.predicted}:", style="red"))
+                self.out.print(_markdown(row.feedback))
+        self.out.print()
+
+    def summary(self, name: str, correct: int, asked: int, next_command: str) -> None:
+        score = f"{correct} of {asked} predictions right" if asked else "no predictions scored"
+        lines = Text(f"{name} complete: {score}.\n")
+        lines.append(Text(f"Next: {next_command}", style="bold"))
+        self.out.print(Panel(lines, box=self.box))
+
+    def pack_table(self, found: Sequence[Pack]) -> Table:
+        table = Table(title="Packs", box=self.box, title_justify="left")
+        table.add_column("Name")
+        table.add_column("Title")
+        table.add_column("Exercises", justify="right")
+        table.add_column("Where")
+        for pack in found:
+            where = "built-in" if pack.builtin else str(pack.root)
+            table.add_row(Text(pack.name), Text(pack.title), str(len(pack.exercises)),
+                          Text(where, overflow="fold"))
+        return table
+
+    def progress_table(self, title: str, summaries: Sequence[Summary],
+                       name_of: Callable[[str], str] = str) -> Table:
+        table = Table(title=title, box=self.box, title_justify="left")
+        table.add_column(title.split()[-1].capitalize().rstrip("s"))
+        table.add_column("Attempts", justify="right")
+        table.add_column("First try right", justify="right")
+        table.add_column("Streak", justify="right")
+        table.add_column("Misconceptions seen most")
+        for summary in summaries:
+            accuracy = summary.first_try_accuracy
+            first = "-" if accuracy is None else (
+                f"{summary.first_try_correct}/{summary.first_tries} ({accuracy:.0%})"
+            )
+            seen = ", ".join(f"{name_of(name)} ×{count}" for name, count in summary.misconceptions)
+            table.add_row(Text(summary.name), str(summary.attempts), first,
+                          str(summary.streak), Text(seen or "-"))
+        return table
+
+    def graph(self, renderable: RenderableType) -> None:
+        self.out.print(Fitted(renderable) if isinstance(renderable, Table) else renderable)
+        self.out.print()
+
+
+@dataclass(frozen=True)
+class RevealRow:
+    """One row of the reveal table (plain data, formatted by UI.reveal)."""
+
+    label: str
+    predicted: str
+    actual: Value
+    by_hand: Value
+    by_hand_text: str
+    correct: bool | None
+    feedback: str
