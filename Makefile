@@ -13,11 +13,12 @@ $(STAMP): pyproject.toml
 		|| echo "note: no CPU-only torch 2.13.0 here; pip will pick a torch build itself"
 	@# compat mode: a plain path entry instead of an import hook, so start-up costs what an
 	@# ordinary install costs (the benchmarks measure it).
-	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# The main job: the first exercise not done yet, in this terminal.
 run: $(STAMP)
-	$(BIN)/autograd-tutor
+	$(BIN)/autograd-tutor next
 
 lint: $(STAMP)
 	$(BIN)/ruff check autograd_tutor tests benchmarks

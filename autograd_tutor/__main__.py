@@ -1,3 +1,3 @@
-from autograd_tutor.cli import main
+from autograd_tutor.entry import main
 
 main()

@@ -21,18 +21,39 @@ from autograd_tutor.engine.answers import AnswerError, parse_prediction
 from autograd_tutor.engine.model import Exercise, History, Pack
 from autograd_tutor.engine.store import Store, home_dir, statuses
 from autograd_tutor.views.env import Environment
-from autograd_tutor.views.ui import UI
+from autograd_tutor.views.ui import UI, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
 SAVED = "your answers so far are saved"
-TOOL = "autograd-tutor"
+NAME = "autograd-tutor"
+
+
+def command_name() -> str:
+    """How to run this tool from where the learner is: its name when the shell finds this
+    very script on PATH, else its path (`.venv/bin/autograd-tutor` after `make run`)."""
+    import shutil
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or script.name != NAME:
+        return NAME  # run some other way (python -m, a test): the installed name
+    found = shutil.which(NAME)
+    try:
+        if found and Path(found).resolve() == script.resolve():
+            return NAME
+        return os.path.relpath(script) if not script.is_absolute() or str(
+            script.resolve()).startswith(str(Path.cwd())) else str(script)
+    except (OSError, ValueError):
+        return str(script)
+
+
+TOOL = command_name()
 
 app = typer.Typer(
-    name=TOOL,
+    name=NAME,
     help="Learn PyTorch's autograd by predicting gradients before PyTorch reveals them.",
     epilog="Start with: autograd-tutor exercise 1   (or just: autograd-tutor)",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion, for every shell Typer knows
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -105,7 +126,7 @@ def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
         try:
             parse_prediction(value, predictions[key])
         except AnswerError as problem:
-            raise typer.BadParameter(f"{key}={value!r}: {problem}",
+            raise typer.BadParameter(f"{key}={printable(value)!r}: {problem}",
                                      param_hint="--answer") from None
         answers[key] = value
     return answers
@@ -120,6 +141,9 @@ def friendly_exits(
     try:
         yield
     except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while shutting down
         if on_stop:
             on_stop()
         ui.err.print()
@@ -154,15 +178,58 @@ def next_command(history: History, found: packs.Installed) -> str:
     return f"{TOOL} exercise {packs.key_text(upcoming)}"
 
 
+# Shell completion: cheap functions of the installed packs (no torch).
+
+
+def complete_exercise(incomplete: str) -> list[str]:
+    found = packs.installed(home_dir())
+    names = [packs.key_text(e) for p in found.packs.values() for e in p.exercises]
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_answer(ctx: typer.Context, incomplete: str) -> list[str]:
+    """ID= for each prediction of the exercise already named on the command line."""
+    number = ctx.params.get("number") or _word_after("exercise")
+    try:
+        exercise = resolve(str(number), packs.installed(home_dir()))
+    except typer.BadParameter:
+        return []
+    return [f"{pid}=" for pid in exercise.prediction_ids if pid.startswith(incomplete)]
+
+
+
+def _word_after(command: str) -> str | None:
+    """While an option's value is being completed, Click leaves the arguments before it
+    unparsed: read them from the line the shell passed (bash, zsh/fish)."""
+    line = os.environ.get("COMP_WORDS") or os.environ.get("_TYPER_COMPLETE_ARGS") or ""
+    words = line.split()
+    return words[words.index(command) + 1] if command in words[:-1] else None
+
+
+def complete_view(incomplete: str) -> list[str]:
+    return [view for view in GRAPH_VIEWS if view.startswith(incomplete)]
+
+
+def complete_concept(incomplete: str) -> list[str]:
+    from autograd_tutor.engine import practice
+
+    found = packs.installed(home_dir())
+    return [c for c in practice.concepts(found.templates()) if c.startswith(incomplete)]
+
+
+def complete_pack(incomplete: str) -> list[str]:
+    return [name for name in packs.installed(home_dir()).packs if name.startswith(incomplete)]
+
+
 def version_callback(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            found = version(TOOL)  # one version: the package's own metadata
+            found = version(NAME)  # one version: the package's own metadata
         except PackageNotFoundError:
             found = "(not installed)"
-        print(f"{TOOL} {found}")
+        print(f"{NAME} {found}")
         raise typer.Exit()
 
 
@@ -191,14 +258,20 @@ def home(
     if upcoming is None:
         show_all_done(ui, found)
     else:
+        if upcoming.pack != packs.DEFAULT_PACK:  # the notebook's five are done
+            show_takeaways(ui, found)
         ui.text(f"Next: {TOOL} exercise {packs.key_text(upcoming)}", "bold")
     ui.text(f"Help: {TOOL} --help", "dim")
 
 
-def show_all_done(ui: UI, found: packs.Installed) -> None:
+def show_takeaways(ui: UI, found: packs.Installed) -> None:
     basics = found.packs.get(packs.DEFAULT_PACK)
     if basics and basics.exercises:
         ui.markdown(basics.exercises[-1].closing)
+
+
+def show_all_done(ui: UI, found: packs.Installed) -> None:
+    show_takeaways(ui, found)
     ui.text(f"All exercises are done. Keep them fresh with: {TOOL} review   "
             f"(or new problems: {TOOL} practice)", "bold")
 
@@ -231,7 +304,8 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
 
 PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
                                                help="Only this pack (default: basics, and "
-                                               "a line for the others).")]
+                                               "a line for the others).",
+                                               autocompletion=complete_pack)]
 
 
 @app.command("list", short_help="The exercises with your status and score.")
@@ -246,11 +320,12 @@ def list_command(pack: PackArg = None) -> None:
 
 
 NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number (1 to 5), or "
-                                          "PACK/N for another pack's.", show_default=False)]
+                                          "PACK/N for another pack's.", show_default=False,
+                                          autocompletion=complete_exercise)]
 RevealOpt = Annotated[bool, typer.Option("--reveal", help="Ask nothing; show every answer "
                                          "(for instructors and demos).")]
 AnswerOpt = Annotated[list[str] | None, typer.Option(
-    "--answer", "-a", metavar="ID=VALUE",
+    "--answer", "-a", metavar="ID=VALUE", autocompletion=complete_answer,
     help="Give a prediction without a prompt, e.g. x.grad=34 (repeatable). "
          "Predictions not given are asked for.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object with the "
@@ -259,7 +334,8 @@ PlotsOpt = Annotated[Path | None, typer.Option("--plots", metavar="DIR", help="W
                                                "are saved (default: a plots folder in the "
                                                "progress directory).")]
 GraphOpt = Annotated[str, typer.Option("--graph", metavar="VIEW", help="Autograd graph "
-                                       "view after each reveal: tree, table, paths or none.")]
+                                       "view after each reveal: tree, table, paths or none.",
+                                       autocompletion=complete_view)]
 FastOpt = Annotated[bool, typer.Option("--fast", help="Skip the live training animation "
                                        "(Exercise 4); the results are the same.")]
 ShowOpt = Annotated[bool, typer.Option("--show", help="Also open the figures in windows "
@@ -269,6 +345,8 @@ CodeOpt = Annotated[bool, typer.Option("--code", help="For an exercise with a co
                                        "finish, then run 'autograd-tutor check N FILE'.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="With --code: overwrite FILE if it "
                                         "exists.")]
+NoRetryOpt = Annotated[bool, typer.Option("--no-retry", help="After a wrong answer, don't "
+                                          "offer a fresh problem aimed at the mistake.")]
 FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
                                                 help="With --code: where to write the "
                                                 "scaffold (default: train_loop.py).")]
@@ -287,6 +365,7 @@ def exercise_command(
     show: ShowOpt = False,
     code: CodeOpt = False,
     force: ForceOpt = False,
+    no_retry: NoRetryOpt = False,
 ) -> None:
     """Work through exercise N: read, predict, then see what PyTorch computes."""
     ui = make_ui(as_json)
@@ -302,7 +381,8 @@ def exercise_command(
         raise typer.BadParameter(f"{graph!r} is not a view; choose one of "
                                  + ", ".join(GRAPH_VIEWS), param_hint="--graph")
     run_exercise(chosen, found.get(chosen.pack), reveal=reveal, answers=answers,
-                 as_json=as_json, plots=plots, graph=graph, fast=fast, show=show)
+                 as_json=as_json, plots=plots, graph=graph, fast=fast, show=show,
+                 retry=not no_retry)
 
 
 def require_coding(exercise: Exercise) -> Any:
@@ -347,8 +427,6 @@ def check_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Run your finished training loop and explain what is right or wrong with it."""
-    from dataclasses import asdict
-
     from autograd_tutor.engine import checker
 
     ui = make_ui(as_json)
@@ -366,7 +444,7 @@ def check_command(
         ui.text(line, verdict_style if line.startswith(("check", "problem:")) else "")
     saved = open_store(ui).record_check(chosen.pack, chosen.number, report.passed, str(path))
     if as_json:
-        print(json.dumps(asdict(report), default=str))
+        print(json.dumps(checker.report_json(report), allow_nan=False))
     if not saved:
         ui.error("this check's result was not saved (see the warning above).")
         raise typer.Exit(EXIT_FAILED)
@@ -389,6 +467,7 @@ def lesson_data(exercise: Exercise, pack: Pack) -> tuple[list[float], list[float
 def next_command_(
     reveal: RevealOpt = False,
     as_json: JsonOpt = False,
+    no_retry: NoRetryOpt = False,
 ) -> None:
     """Run the first exercise you have not finished."""
     ui = make_ui(as_json)
@@ -400,14 +479,14 @@ def next_command_(
             print(json.dumps({"exercise": None, "done": True}))
         return
     run_exercise(upcoming, found.get(upcoming.pack), reveal=reveal, answers={},
-                 as_json=as_json, plots=None, graph="tree")
+                 as_json=as_json, plots=None, graph="tree", retry=not no_retry)
 
 
 def run_exercise(
     exercise: Exercise, pack: Pack | None, *, reveal: bool, answers: dict[str, str],
     as_json: bool, plots: Path | None, graph: str, fast: bool = False, show: bool = False,
     json_extra: Callable[[Any], dict[str, Any]] | None = None, then: str | None = None,
-    kind: str = "exercise", helpers: Any = None,
+    kind: str = "exercise", helpers: Any = None, retry: bool = False,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
     from autograd_tutor.engine.runner import LessonError, load_helpers
@@ -417,14 +496,18 @@ def run_exercise(
     ui = UI(env, as_json=as_json)
     store = open_store(ui)
     plots_dir = plots if plots is not None else home_dir() / "plots"
+    # Scripts see exactly the plain flow: no offer with --answer, --reveal, --json or pipes.
+    offer = (retry and not reveal and not answers and not as_json and env.stdin_isatty
+             and env.stdout_isatty)
     options = Options(reveal=reveal, answers=answers, plots_dir=plots_dir, graph_view=graph,
-                      fast=fast, show=show)
+                      fast=fast, show=show, retry=offer)
     try:
         helpers = helpers if helpers is not None else load_helpers(pack)
     except LessonError as error:
         ui.error(f"pack {exercise.pack!r} can't be used: {error}")
         raise typer.Exit(EXIT_FAILED) from None
-    session = Session(exercise, ui, store, options, helpers=helpers, kind=kind)
+    session = Session(exercise, ui, store, options, helpers=helpers, kind=kind,
+                      aimed=aimed_problems() if offer else None)
 
     def emit_json() -> None:
         if as_json:
@@ -456,7 +539,8 @@ def run_exercise(
 
 
 ConceptOpt = Annotated[str | None, typer.Option("--concept", "-c", metavar="NAME",
-                                                help="Only this concept (see --list).")]
+                                                help="Only this concept (see --list).",
+                                                autocompletion=complete_concept)]
 CountOpt = Annotated[int, typer.Option("--count", "-n", min=1, max=50,
                                        help="How many problems.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Same seed, same problems "
@@ -508,6 +592,18 @@ def practice_command(
                  helpers=all_helpers(found))
 
 
+def aimed_problems() -> Callable[[Any], Any]:
+    """Draws the retry problem for a missed attempt, from every installed pack's templates."""
+    from autograd_tutor.engine import practice
+
+    def draw(attempt: Any) -> Any:
+        found = packs.installed(home_dir())
+        return practice.aimed(attempt.concept, attempt.misconception, attempt.prediction,
+                              random_seed(), found.templates(), all_helpers(found))
+
+    return draw
+
+
 def all_helpers(found: packs.Installed) -> dict[str, Any]:
     """The helpers of every pack with practice templates (their problems may call them)."""
     from autograd_tutor.engine.runner import load_helpers
@@ -529,7 +625,7 @@ def review_command(
     reveal: RevealOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Practise the concepts you missed, when they are due (Leitner boxes)."""
+    """Practise the concepts you missed, when they are due (FSRS spaced repetition)."""
     from datetime import UTC, datetime
 
     from autograd_tutor.engine import practice, review
@@ -566,30 +662,42 @@ def review_command(
 
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
 def progress_command(as_json: JsonOpt = False) -> None:
-    """Your history: attempts, first-try accuracy, streaks and common misconceptions."""
-    from autograd_tutor.engine import stats
+    """Your history: attempts, first-try accuracy, streaks, common misconceptions, and each
+    concept's chance of recall now."""
+    from datetime import UTC, datetime
+
+    from autograd_tutor.engine import review, stats
 
     ui = make_ui(as_json)
     history = open_store(ui).load()
     rows = history.attempts
     per_exercise = stats.by_exercise(rows, progress_name)
     per_concept = stats.by_concept(rows)
+    now = datetime.now(UTC)
+    cards = review.schedule(rows, now)
+    recall = {item.concept: item.retrievability(now) for item in cards}
+    # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
+    # a minute ago would read 100%; the table says "learning" instead.
+    shown = {item.concept: "learning" if item.state != "review" else
+             f"{recall[item.concept]:.0%}" for item in cards}
     if as_json:
         from dataclasses import asdict
 
         print(json.dumps({
             "attempts": [a.to_row() for a in rows],
             "exercises": {summary.name: summary.to_json() for summary in per_exercise},
-            "concepts": {summary.name: summary.to_json() for summary in per_concept},
+            "concepts": {summary.name: {**summary.to_json(),
+                                        "retrievability": recall.get(summary.name)}
+                         for summary in per_concept},
             "checks": [asdict(c) for c in history.checks],
-        }))
+        }, allow_nan=False))
         return
     if not rows and not history.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
     catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
-    ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title))
+    ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
     checks = history.checks
     if checks:
         last = checks[-1]
@@ -646,7 +754,7 @@ AtOpt = Annotated[list[str] | None, typer.Option("--at", metavar="NAME=VALUE",
                                                  help="A variable's value, e.g. x=3 "
                                                  "(one per variable, repeatable).")]
 ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Graph view: tree, "
-                                      "table, paths or none.")]
+                                      "table, paths or none.", autocompletion=complete_view)]
 PredictOpt = Annotated[bool, typer.Option("--predict", help="Ask for each gradient before "
                                           "showing it.")]
 DepthOpt = Annotated[int | None, typer.Option("--depth", min=1, metavar="N",
@@ -759,16 +867,22 @@ def pack_add(
 
 def main() -> Any:
     """Console-script entry: no traceback ever reaches the learner unless they ask for it."""
-    for stream in (sys.stdout, sys.stderr):
-        # A terminal or pipe that can't encode "−" or "²" gets "?" rather than a crash.
+    from autograd_tutor.entry import interrupted
+
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        # A terminal or pipe that can't encode "−" or "²" gets "?" rather than a crash, and
+        # undecodable input is read with replacement characters (then refused politely).
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
     try:
         return app()
+    except SystemExit as done:
+        _leave(done)
     except KeyboardInterrupt:
-        print("\nerror: interrupted.", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted()
+    except OSError as error:  # stdout on a full disk, a closed pipe, ...
+        _output_failed(error)
     except Exception as error:  # a bug in the tutor, not the learner's mistake
         if os.environ.get("AUTOGRAD_TUTOR_DEBUG"):
             raise
@@ -776,3 +890,35 @@ def main() -> Any:
               "Set AUTOGRAD_TUTOR_DEBUG=1 to see the traceback, and please report it.",
               file=sys.stderr)
         sys.exit(EXIT_FAILED)
+
+
+def _leave(done: SystemExit) -> None:
+    """Exit with `done`'s status. If torch is still being imported in the background (the
+    learner quit at the first prompt), Python's shutdown could wait on that import, or a
+    second Ctrl-C could land in torch's exit hooks: flush and leave at once instead."""
+    import threading
+
+    code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    if threading.active_count() > 1:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    raise done
+
+
+def _output_failed(error: OSError) -> None:
+    """The output could not be written: say so once on stderr, and make sure Python's own
+    flush at exit does not fail again (it would print a second message)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        print(f"error: can't write the output: {error.strerror or error}", file=sys.stderr)
+    except OSError:
+        pass
+    sys.exit(EXIT_FAILED)

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "baselines"
 PROMPT_TIMEOUT = 60.0
 HEAVY = ("torch", "matplotlib")
-KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports")
+KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports", "store")
 NAN = float("nan")
 
 
@@ -271,7 +271,7 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
 
     # (b) list (and progress) against a Typer command printing a five-row rich table
     if wanted("list"):
-        measure(Row("list", "autograd-tutor list", "typer + rich table", 1.25),
+        measure(Row("list", "autograd-tutor list", "typer + rich table", 1.10),
                 wall([*tool, "list"]), wall(baseline("typer_table.py")))
     if wanted("progress") and "progress" in help_text.split():
         measure(Row("progress", "autograd-tutor progress", "typer + rich table", 1.25),
@@ -295,7 +295,7 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
     if wanted("ex4"):
         plots_tool, plots_base = work / "plots-tool", work / "plots-notebook"
         measure(Row("exercise 4 --reveal", "exercise 4 --reveal --plots", "notebook script",
-                    1.2),
+                    1.10),
                 wall([*tool, "exercise", "4", "--reveal", "--plots", str(plots_tool)]),
                 wall(baseline("notebook_ex4.py", str(plots_base))), count=slow_runs)
 
@@ -306,6 +306,9 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
                 wall([*tool, "exercise", "1", "--answer", "x.grad=34"]),
                 wall(python("-c", "import torch")), count=slow_runs, warmups=0)
 
+    if wanted("store"):
+        notes.extend(store_timings(work, runs))
+
     if wanted("imports"):
         for args in (["--help"], ["list"], ["progress"]):
             heavy = heavy_imports(args, env)
@@ -313,6 +316,42 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
             imported = ", ".join(heavy) if heavy else "neither torch nor matplotlib"
             notes.append(f"{verdict}  autograd-tutor {' '.join(args)} imports {imported}")
     return rows, notes
+
+
+def store_timings(work: Path, runs: int) -> list[str]:
+    """Saving one attempt into an empty history and into one of 100,000 attempts: an
+    append-only log should cost the same (the old single JSON file rewrote 33 MB)."""
+    code = (
+        "import sys, time, statistics\n"
+        "from pathlib import Path\n"
+        "from autograd_tutor.engine.model import Attempt\n"
+        "from autograd_tutor.engine.store import Store\n"
+        "home, count, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
+        "row = Attempt(id='x.grad', prediction=34.0, actual=34.0, by_hand=34.0, correct=True,\n"
+        "              skipped=False, pack='basics', exercise=1, concept='polynomial',\n"
+        "              time='2026-01-01T00:00:00+00:00', run='bench')\n"
+        "Store(home, warn=print).record([row] * count)\n"
+        "times = []\n"
+        "for _ in range(runs):\n"
+        "    store = Store(home, warn=print)\n"
+        "    start = time.perf_counter()\n"
+        "    store.record([row])\n"
+        "    times.append(time.perf_counter() - start)\n"
+        "print(statistics.median(times))\n"
+    )
+    lines = []
+    medians = {}
+    for count in (0, 100_000):
+        home = work / f"store-{count}"
+        result = subprocess.run([sys.executable, "-c", code, str(home), str(count), str(runs)],
+                                capture_output=True, text=True, check=True)
+        medians[count] = float(result.stdout.strip().splitlines()[-1])
+    ratio = medians[100_000] / medians[0] if medians[0] else NAN
+    verdict = "PASS" if ratio <= 2.0 else "FAIL"
+    lines.append(f"{verdict}  saving one attempt: {medians[0] * 1000:.1f} ms into an empty "
+                 f"history, {medians[100_000] * 1000:.1f} ms into 100,000 attempts "
+                 f"({ratio:.2f}x; target <= 2x)")
+    return lines
 
 
 # Report -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Each test gets its own progress directory, a fixed width, no forced colour, headless plots."""
+"""Each test gets its own progress directory and packs path, a fixed width, no forced colour,
+headless plots."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 def tutor_env(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("AUTOGRAD_TUTOR_HOME", str(home))
+    # Only the built-in packs (and those a test adds): never the developer's own.
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(tmp_path / "no-extra-packs"))
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("FORCE_COLOR", raising=False)

@@ -42,7 +42,9 @@ def ex2() -> dict[str, Value]:
     values: dict[str, Value] = {f"{n}.grad": g.item() for n, g in zip(names, grads, strict=False)}
     values["h.grad"] = grads[4].item()
     values["h_act.grad"] = grads[5].item()
-    return values
+    # In prompt order: the order backward visits the graph, from y down.
+    order = ["w2.grad", "h_act.grad", "b.grad", "h.grad", "w1.grad", "x.grad"]
+    return {key: values[key] for key in order}
 
 
 def ex2_forward() -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -319,3 +320,21 @@ def test_parse_value_computes_arithmetic_trees(tree: Tree) -> None:
         return
     assert parse_value(text) == expected
     assert parse_value(text.replace("**", "^")) == expected
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("\u22125", "-5"), ("3 \u2212 1", "3 - 1"),
+                                            ("\u22120.75", "-0.75")])
+def test_the_minus_sign_the_tool_prints_is_accepted(typed: str, meant: str) -> None:
+    assert parse_value(typed) == parse_value(meant)
+
+
+@pytest.mark.parametrize(("typed", "dotted"), [("6,5", "6.5"), ("-0,25", "-0.25")])
+def test_a_decimal_comma_gets_a_hint_to_use_a_dot(typed: str, dotted: str) -> None:
+    with pytest.raises(AnswerError, match=f"use a dot for decimals: {re.escape(dotted)}"):
+        parse_value(typed)
+
+
+@pytest.mark.parametrize("typed", ["0x22", "0b11", "0o17", "-0X1F", "2 + 0b1"])
+def test_hexadecimal_binary_and_octal_are_refused(typed: str) -> None:
+    with pytest.raises(AnswerError, match="decimal number"):
+        parse_value(typed)

@@ -8,8 +8,17 @@ numpy's polyfit).
 from __future__ import annotations
 
 import ast
+import json
+import math
+import os
 import re
+import runpy
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
@@ -404,3 +413,328 @@ def test_format_report_is_plain_lines():
     assert "passed" in passed[0] and "not passed" not in passed[0]
     assert "not passed" in failed[0]
     assert any("Gradients are never zeroed" in line for line in failed)
+
+
+# --- hostile files: what the file starts, and what it leaves behind ------------------------
+#
+# Each fixture below does something a training loop shouldn't, and the checker must survive
+# it: no process of the file's outlives the check, no traceback of the checker's own, and a
+# diagnosis in the learner's terms. Fixtures that start processes write their pids to the
+# file named by CHECK4_PID_FILE.
+
+# Python and torch start in about 2 s here; the old checker waited for a sleeper until the
+# hard kill (timeout + STARTUP_GRACE, 18 s with --timeout 3).
+STARTUP_ALLOWANCE = 8.0
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a running process. A zombie (dead, waiting to be reaped, which PID 1
+    in a container may never do) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone meanwhile; or no /proc to look in
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def survivors(pids: list[int], within: float = 3.0) -> list[int]:
+    """The pids still alive after up to `within` s (a SIGKILL takes a moment to land)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [pid for pid in pids if alive(pid)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def pid_file(tmp_path, monkeypatch):
+    path = tmp_path / "pids"
+    monkeypatch.setenv("CHECK4_PID_FILE", str(path))
+    yield path
+    for pid in read_pids(path):  # only left after a failure: leave no sleeper behind
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """A temporary folder of the test's own for the checker, to see what it leaves there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def checker_leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith("autograd-tutor-check-")]
+
+
+def no_checker_traceback(report: CheckReport) -> bool:
+    text = report.output + "\n".join(format_report(report))
+    return "Traceback" not in text and "checker.py" not in text
+
+
+@pytest.mark.parametrize("name", ["sleeper_popen.py", "sleeper_fork.py"])
+def test_a_process_the_file_starts_neither_slows_the_check_nor_outlives_it(
+    name, pid_file, private_tmp
+):
+    started = time.monotonic()
+    report = check_file(FIXTURES / name, timeout=3)
+    elapsed = time.monotonic() - started
+    w_ls, b_ls = lstsq_fit()
+    assert report.passed, format_report(report)
+    assert report.w_ls == pytest.approx(w_ls, abs=1e-6)
+    assert report.b_ls == pytest.approx(b_ls, abs=1e-6)
+    assert elapsed < STARTUP_ALLOWANCE
+    pids = read_pids(pid_file)
+    assert len(pids) == 1
+    assert survivors(pids) == []
+    assert checker_leftovers(private_tmp) == []
+
+
+def test_the_time_limit_kills_what_the_file_started(pid_file, private_tmp):
+    started = time.monotonic()
+    report = check_file(FIXTURES / "sleeper_hangs.py", timeout=1)
+    elapsed = time.monotonic() - started
+    assert report.names == ["time_limit"]
+    assert elapsed < 1 + STARTUP_ALLOWANCE
+    pids = read_pids(pid_file)
+    assert len(pids) == 2  # the sleeper and the file's own process
+    assert survivors(pids) == []
+    assert checker_leftovers(private_tmp) == []
+
+
+def test_the_hard_kill_kills_the_whole_process_group(tmp_path, pid_file, monkeypatch):
+    """With SIGALRM blocked only the parent's kill stops the file; it takes the sleeper
+    with it."""
+    source = (FIXTURES / "sleeper_hangs.py").read_text(encoding="utf-8")
+    path = tmp_path / "stuck_with_sleeper.py"
+    path.write_text(
+        "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n" + source
+    )
+    monkeypatch.setattr(checker, "STARTUP_GRACE", 2.0)
+    report = check_file(path, timeout=1)
+    assert report.names == ["time_limit"]
+    pids = read_pids(pid_file)
+    assert len(pids) == 2
+    assert survivors(pids) == []
+
+
+def wait_for_pids(path: Path, count: int, proc: subprocess.Popen, within: float = 30.0):
+    deadline = time.monotonic() + within
+    while len(pids := read_pids(path)) < count:
+        if proc.poll() is not None:
+            pytest.fail(f"ended early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail("the file never wrote its pids")
+        time.sleep(0.05)
+    return pids
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from autograd_tutor.engine import checker
+try:
+    report = checker.check_file(Path(sys.argv[1]), ([0.0, 1.0], [0.0, 1.0]), timeout=60)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt reached the caller", flush=True)
+    sys.exit(130)
+print("check_file returned", report.names, flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_to_the_checker_kills_what_the_file_started(signum, tmp_path, pid_file):
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP while the file runs: the file's processes are
+    killed and the temporary files removed first, then the signal has its usual effect
+    (a KeyboardInterrupt for the caller; the end of the program for the other two)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(FIXTURES / "sleeper_hangs.py")],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        pids = wait_for_pids(pid_file, 2, driver)
+        driver.send_signal(signum)
+        out, err = driver.communicate(timeout=10)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    if signum == signal.SIGINT:
+        assert driver.returncode == 130, (out, err)
+        assert "KeyboardInterrupt reached the caller" in out
+    else:
+        assert driver.returncode == -signum, (out, err)
+    assert "Traceback" not in err
+    assert survivors(pids) == []
+    assert checker_leftovers(tmp) == []
+
+
+def test_ctrl_c_in_the_check_command_says_nothing_was_recorded(pid_file):
+    command = [sys.executable, "-m", "autograd_tutor", "check", "4",
+               str(FIXTURES / "sleeper_hangs.py"), "--timeout", "60"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = wait_for_pids(pid_file, 2, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert "nothing was recorded" in err
+    assert "saved" not in err and "Traceback" not in err
+    assert survivors(pids) == []
+
+
+def fixture_namespace(name: str) -> dict:
+    """What a fixture without torch leaves, from running it here: the expected values."""
+    return runpy.run_path(str(FIXTURES / name))
+
+
+def test_x_too_close_together_to_fit_is_explained(capfd):
+    ns = fixture_namespace("tiny_x.py")
+    spread = max(ns["X"]) - min(ns["X"])
+    assert spread > 0 and spread * spread == 0.0  # the spread vanishes when squared
+    report = check_file(FIXTURES / "tiny_x.py")
+    assert not report.passed
+    assert report.names == ["bad_data"]
+    explanation = report.diagnoses[0].explanation
+    assert "too close together" in explanation and f"{spread:.3g}" in explanation
+    assert report.w_ls is None and report.b_ls is None
+    assert no_checker_traceback(report)
+    assert "DLASCL" not in capfd.readouterr().err  # LAPACK never saw the data
+
+
+def test_x_too_large_to_fit_is_explained(capfd):
+    ns = fixture_namespace("huge_x.py")
+    largest = max(abs(v) for v in ns["X"] + ns["y_true"])
+    assert largest * largest == math.inf  # squaring overflows
+    report = check_file(FIXTURES / "huge_x.py")
+    assert not report.passed
+    assert report.names == ["bad_data"]
+    explanation = report.diagnoses[0].explanation
+    assert "overflows" in explanation and f"{largest:.3g}" in explanation
+    assert no_checker_traceback(report)
+    assert "DLASCL" not in capfd.readouterr().err
+
+
+def test_least_squares_refuses_data_floats_cannot_fit(capfd):
+    for xs, ys in [([0.0, 1e-200], [1.0, 1.0]), ([1e200, -1e200], [2e200, -2e200]),
+                   ([0.0, math.inf], [1.0, 2.0])]:
+        with pytest.raises(checker.FitError):
+            checker.least_squares(xs, ys)
+    assert "DLASCL" not in capfd.readouterr().err
+
+
+def test_a_file_writing_into_the_result_channel_and_exiting_does_not_pass():
+    """The file writes a made-up passing result into sys.argv[2] (where an older checker
+    read its result) and into every file it has open, then calls os._exit(0)."""
+    report = check_file(FIXTURES / "forges_result.py")
+    assert not report.passed
+    assert report.names == ["crashed"]
+    assert "os._exit()" in report.diagnoses[0].explanation
+    # sys.argv is what `python FILE` gives: nothing of the checker's in it.
+    argv = [str((FIXTURES / "forges_result.py").resolve())]
+    assert f"argv: {argv!r}" in report.output
+    assert no_checker_traceback(report)
+
+
+def test_an_int_too_large_for_a_float_is_explained():
+    ns = fixture_namespace("huge_int.py")
+    with pytest.raises(OverflowError):
+        float(ns["w"])
+    digits = len(str(ns["w"])) - 1
+    report = check_file(FIXTURES / "huge_int.py")
+    assert not report.passed
+    assert report.names == ["bad_values"]
+    explanation = report.diagnoses[0].explanation
+    assert f"`w` is an int of about 10**{digits}, too large for a float" in explanation
+    assert no_checker_traceback(report)
+
+
+def test_losses_from_a_generator_that_raises_are_explained():
+    ns = fixture_namespace("losses_generator.py")
+    with pytest.raises(Exception) as raised:
+        list(ns["losses"])
+    report = check_file(FIXTURES / "losses_generator.py")
+    assert not report.passed
+    assert report.names == ["bad_values"]
+    explanation = report.diagnoses[0].explanation
+    assert f"`losses` (a generator) raised {type(raised.value).__name__}: {raised.value}" in (
+        explanation
+    )
+    assert no_checker_traceback(report)
+
+
+def test_a_value_whose_float_raises_is_explained():
+    ns = fixture_namespace("float_raises.py")
+    with pytest.raises(Exception) as raised:
+        float(ns["w"])
+    report = check_file(FIXTURES / "float_raises.py")
+    assert not report.passed
+    assert report.names == ["bad_values"]
+    explanation = report.diagnoses[0].explanation
+    assert f"`float(w)` raised {type(raised.value).__name__}: {raised.value}" in explanation
+    assert no_checker_traceback(report)
+
+
+# --- the report as JSON -------------------------------------------------------------------
+
+
+def json_floats(value):
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from json_floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_floats(item)
+
+
+def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity():
+    report = check_file(FIXTURES / "diverges.py")
+    assert report.names == ["diverged"]
+    assert report.final_loss is not None and not math.isfinite(report.final_loss)
+    data = checker.report_json(report)
+    text = json.dumps(data, allow_nan=False)  # raises on nan or inf
+    assert all(math.isfinite(v) for v in json_floats(json.loads(text)))
+    # Same fields as the report; the non-finite numbers, and only those, become null.
+    fields = asdict(report)
+    assert data.keys() == fields.keys()
+    for key, value in fields.items():
+        if isinstance(value, float):
+            assert data[key] == (value if math.isfinite(value) else None), key
+    assert data["first_loss"] == report.first_loss
+    assert data["final_loss"] is None
+
+
+def test_report_json_of_a_passing_report_is_the_report():
+    report = fixture_report("correct.py")
+    expected = {**asdict(report), "path": str(report.path)}
+    assert json.loads(json.dumps(checker.report_json(report), allow_nan=False)) == expected
+
+
+def test_check_json_of_a_diverging_loop_is_standard_json() -> None:
+    result = CliRunner().invoke(app, ["check", "4", str(FIXTURES / "diverges.py"), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(name))
+    assert report["final_loss"] is None

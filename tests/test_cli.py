@@ -16,7 +16,7 @@ from reference import typed
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
-from autograd_tutor.content.packs import builtin
+from autograd_tutor.content.packs import builtin, installed
 from autograd_tutor.engine.store import Store
 
 BASICS = builtin()
@@ -419,8 +419,14 @@ def test_next_skips_what_is_done_but_not_what_is_in_progress(tmp_path: Path) -> 
     assert "Exercise 3" in result.output and "Exercise 4" not in result.output
 
 
-def test_next_after_everything_prints_takeaways(tmp_path: Path) -> None:
+def test_next_after_everything_prints_takeaways(tmp_path: Path, tutor_env: Path) -> None:
     finish_all(tmp_path)
+    # Every other installed pack's exercises too, marked done directly in the store.
+    store = Store(tutor_env, warn=print)
+    for pack in installed(tutor_env).packs.values():
+        for exercise in pack.exercises:
+            if pack.name != "basics":
+                assert store.complete(pack.name, exercise.number, "scripted")
     result = run("next")
     assert result.exit_code == 0
     assert "Key takeaways" in result.output
@@ -477,12 +483,13 @@ def test_input_ending_early_exits_1_with_one_line_and_keeps_answers(tutor_env: P
 
 def test_input_ending_mid_step_keeps_the_answers_of_that_step(tutor_env: Path) -> None:
     ex2 = reference.ex2()
-    result = run("exercise", "2", input=f"{typed(ex2['x.grad'])}\n{typed(ex2['w1.grad'])}\n")
+    first, second = list(ex2)[:2]  # the first two prompts
+    result = run("exercise", "2", input=f"{typed(ex2[first])}\n{typed(ex2[second])}\n")
     assert result.exit_code == 1
     rows = progress(tutor_env)["attempts"]
-    assert [(r["id"], r["correct"]) for r in rows] == [("x.grad", True), ("w1.grad", True)]
+    assert [(r["id"], r["correct"]) for r in rows] == [(first, True), (second, True)]
     # Nothing of the step's reveal was printed: the learner never saw the answers.
-    assert "PyTorch" not in result.stdout.split("Predict x.grad")[-1]
+    assert "PyTorch" not in result.stdout.split(f"Predict {first}")[-1]
 
 
 def test_no_input_at_all_exits_1() -> None:
@@ -529,9 +536,10 @@ def test_q_quits_with_status_1_and_keeps_answers(word: str, tutor_env: Path) -> 
 
 def test_q_mid_step_keeps_the_answers_of_that_step(tutor_env: Path) -> None:
     ex2 = reference.ex2()
-    result = run("exercise", "2", input=f"{typed(ex2['x.grad'])}\nq\n")
+    first = next(iter(ex2))
+    result = run("exercise", "2", input=f"{typed(ex2[first])}\nq\n")
     assert result.exit_code == 1
-    assert [r["id"] for r in progress(tutor_env)["attempts"]] == ["x.grad"]
+    assert [r["id"] for r in progress(tutor_env)["attempts"]] == [first]
 
 
 @pytest.mark.parametrize(
@@ -617,3 +625,31 @@ def test_python_dash_m_help_works() -> None:
     assert result.returncode == 0, result.stderr
     assert "exercise" in result.stdout and "Usage" in result.stdout
     assert result.stderr == ""
+
+
+# Shell completion ------------------------------------------------------------------------
+
+
+def _complete(words: str, tutor_env: Path) -> list[str]:
+    count = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = {**os.environ, "_AUTOGRAD_TUTOR_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(count), "AUTOGRAD_TUTOR_HOME": str(tutor_env)}
+    script = Path(sys.executable).parent / "autograd-tutor"  # completion keys on its name
+    result = subprocess.run([str(script)], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_shell_completion_knows_commands_exercises_ids_views_and_concepts(tutor_env: Path
+                                                                          ) -> None:
+    assert "exercise" in _complete("autograd-tutor ex", tutor_env)
+    assert _complete("autograd-tutor exercise ", tutor_env)[:5] == [
+        str(e.number) for e in BASICS.exercises]
+    assert "errors/1" in _complete("autograd-tutor exercise err", tutor_env)
+    assert _complete("autograd-tutor exercise 5 --answer ", tutor_env) == [
+        f"{pid}=" for pid in BASICS.exercise(5).prediction_ids]
+    assert _complete("autograd-tutor exercise 1 --graph t", tutor_env) == ["tree", "table"]
+    assert "accumulation" in _complete("autograd-tutor practice --concept a", tutor_env)
+    shown = run("--show-completion", "bash")
+    assert shown.exit_code == 0 and "_autograd_tutor_completion" in shown.output

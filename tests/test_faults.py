@@ -157,8 +157,11 @@ def test_a_second_damage_does_not_overwrite_the_first(tutor_env: Path) -> None:
         assert invoke("list").exit_code == 0
     assert copies_holding(tutor_env, b"first damage")
     assert copies_holding(tutor_env, b"second damage")
-    assert [json.loads(part) for part in lines_of(tutor_env / LIVE)] == [
-        {"schema_version": 3}, EARLIER]
+    header, *rows = [json.loads(part) for part in lines_of(tutor_env / LIVE)]
+    assert header == {"schema_version": 3}
+    # The good row is kept, as the same record (rewritten with every field spelled out).
+    assert [store_module.attempt_from(row) for row in rows] == [
+        store_module.attempt_from(EARLIER)]
 
 
 def test_a_damaged_row_through_the_real_command(tutor_env: Path) -> None:
@@ -473,7 +476,7 @@ WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from autograd_tutor.engine.model import Attempt
-    from autograd_tutor.engine.store import Store
+    from autograd_tutor.engine.store import attempt_from, Store
 
     home, worker, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     store = Store(home, warn=lambda message: print("warning:", message, file=sys.stderr))

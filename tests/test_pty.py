@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import reference
+import torch
 from reference import typed
 
 from autograd_tutor.content.packs import builtin
@@ -243,3 +245,45 @@ def test_exercise_5_outcome_prediction_in_a_terminal(tutor_env: Path) -> None:
     assert attempts["c.backward@detach:which"].correct is True
     assert (attempts["a.grad@detach"].prediction, attempts["a.grad@detach"].correct) \
         == (None, True)
+
+
+def test_a_named_mistake_is_followed_by_an_aimed_problem() -> None:
+    """Exercise 3: 6 at x.grad@2 is 'replaced, not accumulated'; the offer comes at once, and
+    accepting it asks a new accumulation problem with numbers of its own."""
+    right = reference.ex3()
+    fresh = right["x.grad@1"]  # one pass: what the replace-model predicts for x.grad@2
+    child = spawn("exercise", "3", "--graph", "none")
+    child.expect_exact("Predict x.grad:")
+    child.sendline(typed(right["x.grad@1"]))
+    child.expect_exact("Predict x.grad:")
+    child.sendline(typed(fresh))
+    child.expect_exact("Try one aimed at this? [Y/n]")
+    child.sendline("y")
+    child.expect_exact("Practice: accumulation")
+    child.expect_exact("The code that will run")
+    child.expect(r"Predict (\S+):")
+    shown = plain(child.before)
+    code = "\n".join(line[2:].rstrip().removesuffix("│").rstrip()
+                     for line in shown.splitlines() if line.startswith("│"))
+    names: dict = {"torch": torch}
+    exec(code, names)  # the problem's own code, run here: its answer, independently
+    exercise_code = "".join(step.code for step in BASICS.exercise(3).steps)
+    numbers = re.compile(r"\d+(?:\.\d+)?")
+    assert set(numbers.findall(code)) != set(numbers.findall(exercise_code))
+    child.sendline(typed(names["x"].grad.item()))
+    child.expect_exact("Back to The Accumulation Trap.")
+    child.expect_exact("Predict x.grad:")
+    child.sendline(typed(right["x.grad@3"]))
+    rest, status = finish(child)
+    assert status == 0, rest
+
+
+def test_piped_input_never_sees_the_offer(tutor_env) -> None:
+    right = reference.ex3()
+    wrong = right["x.grad@1"]
+    result = subprocess.run([sys.executable, "-m", "autograd_tutor", "exercise", "3"],
+                            input=f"{typed(right['x.grad@1'])}\n{typed(wrong)}\n"
+                                  f"{typed(right['x.grad@3'])}\n",
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "aimed at this" not in result.stdout + result.stderr

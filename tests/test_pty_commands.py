@@ -20,12 +20,15 @@ from typing import Any
 import pytest
 import torch
 
-from autograd_tutor.content.packs import builtin_catalogue
+from autograd_tutor.cli import all_helpers
+from autograd_tutor.content.packs import builtin_catalogue, installed
 from autograd_tutor.engine import review
+from autograd_tutor.engine.expressions import Scope, evaluate, parse_pack_expression
 from autograd_tutor.engine.model import Attempt, History, Step, Value
 from autograd_tutor.engine.practice import generate, generate_mix
 from autograd_tutor.engine.store import FILE_NAME, SCHEMA_VERSION, Store
 from autograd_tutor.views.graph_view import number
+from autograd_tutor.views.session import prompt_text
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -100,18 +103,13 @@ def attempt(correct: bool, when: datetime, concept: str = MISSED) -> Attempt:
 
 
 def answers_of(step: Step) -> list[tuple[str, Value]]:
-    """Each prediction's label and value, read from the step's code run here with torch."""
+    """Each prediction's prompt and value, read from the step's code run here with torch
+    (the prediction's expression only says which tensor to read)."""
     ns: dict[str, Any] = {"torch": torch}
     exec(step.code, ns)
-    found: list[tuple[str, Value]] = []
-    for prediction in step.predictions:
-        label = prediction.label
-        if label.endswith(".grad"):
-            grad = ns[label.removesuffix(".grad")].grad
-            found.append((label, None if grad is None else grad.item()))
-        else:
-            found.append((label, float(ns[label].item())))
-    return found
+    scope = Scope(ns, {}, None)
+    return [(prompt_text(p).rstrip(), evaluate(parse_pack_expression(p.actual), scope))
+            for p in step.predictions]
 
 
 def typed(value: Value) -> str:
@@ -121,8 +119,8 @@ def typed(value: Value) -> str:
 def answer_every_prompt(child, steps: tuple[Step, ...]) -> int:
     count = 0
     for step in steps:
-        for label, value in answers_of(step):
-            child.expect_exact(f"Predict {label}")
+        for prompt, value in answers_of(step):
+            child.expect_exact(prompt)
             child.sendline(typed(value))
             count += 1
     return count
@@ -133,7 +131,8 @@ def answer_every_prompt(child, steps: tuple[Step, ...]) -> int:
 
 def test_practice_with_a_seed_answered_right(tmp_path: Path) -> None:
     seed = 2024
-    steps = generate(None, 1, seed).steps
+    found = installed(tmp_path)  # practice draws from every installed pack too
+    steps = generate(None, 1, seed, found.templates(), all_helpers(found)).steps
     child = spawn(tmp_path, "practice", "--seed", str(seed), "--count", "1")
     child.expect_exact(f"seed {seed}")
     asked = answer_every_prompt(child, steps)
@@ -157,7 +156,9 @@ def test_review_of_a_concept_missed_long_ago(tmp_path: Path) -> None:
     child.expect_exact(f"Due for review: {MISSED}")
     child.expect(r"\(seed (\d+)\)")
     seed = int(child.match.group(1))
-    asked = answer_every_prompt(child, generate_mix([MISSED], seed).steps)
+    found = installed(tmp_path)
+    asked = answer_every_prompt(child, generate_mix([MISSED], seed, found.templates(),
+                                                    all_helpers(found)).steps)
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 0, rest
@@ -165,7 +166,7 @@ def test_review_of_a_concept_missed_long_ago(tmp_path: Path) -> None:
     rows = progress(tmp_path).attempts
     assert len(rows) == 1 + asked
     assert all(row.correct and row.concept == MISSED for row in rows[1:])
-    # Answered right once due: promoted to the next box, so nothing is due now.
+    # Answered right once due: the card moves on, so nothing is due now.
     assert review.due(rows, datetime.now(UTC)) == []
 
     rest, status = run(tmp_path, "review")

@@ -200,7 +200,9 @@ class _Exercise:
 
     def which(self, where: Where, prediction: Prediction, execution: Execution) -> None:
         error = execution.error
-        if error is not None and not re.search(prediction.error_match, error.message):
+        if error is None:
+            where.problem("error_choices are given, but the code raises no error to choose")
+        elif not re.search(prediction.error_match, error.message):
             where.problem(f"the error choice {self.run.value(prediction.by_hand)!r} does not "
                           f"match the real error (error_match {prediction.error_match!r} vs "
                           f"{error.message!r})")

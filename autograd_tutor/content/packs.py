@@ -440,6 +440,9 @@ class _Reader:
             if right_choice:
                 where.problem("error_choice is given without error_choices")
             return [main]
+        if expected != "error":
+            where.problem("error_choices only go with outcome = \"error\": there is no "
+                          "error to choose")
         low, high = CHOICE_COUNT
         if not low <= len(choices) <= high:
             where.problem(f"error_choices must name {low} to {high} errors, not {len(choices)}")

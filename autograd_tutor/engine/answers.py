@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import warnings
 from collections.abc import Callable
 
@@ -51,6 +52,12 @@ def parse_value(text: str) -> Value:
         raise AnswerError(f"that is longer than {MAX_INPUT_LENGTH} characters; type a number")
     if text.lower() in {"none", "null"}:
         return None
+    # The minus sign the tool itself prints (U+2212) means minus; a decimal comma is common.
+    text = text.replace("\u2212", "-")
+    if re.fullmatch(r"[-+]?\d+,\d+", text):
+        raise AnswerError(f"use a dot for decimals: {text.replace(',', '.')}")
+    if re.search(r"(?<![\w.])0[xXbBoO]", text):
+        raise AnswerError(f"can't read {text!r}: type a decimal number (like 2.5 or 7/4)")
     try:
         tree = ast.parse(text.replace("^", "**"), filename=_SOURCE, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):

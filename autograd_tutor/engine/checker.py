@@ -2,9 +2,17 @@
 
 `check_file` runs the learner's file in a separate Python process with a time limit, as
 their own program: the separation is about hangs and crashes, not about trust. The child
-(`_child_main`, below) runs the file, then writes `w`, `b`, `losses`, `X` and `y_true` as
-JSON; this side judges them against a least-squares fit computed independently with the
-closed-form formula, and names the classic mistakes.
+(`_child_main`, below) runs the file, then sends `w`, `b`, `losses`, `X` and `y_true` back as
+JSON on a channel of its own (an anonymous file handed over by descriptor, stamped with a
+secret the learner's file never sees), so nothing the file prints, and nothing it writes
+where the result used to go, can block or forge it. The child runs in a session of its own,
+and the whole process group is killed when the check ends, however it ends, so programs the
+learner's file starts don't outlive the check.
+
+This side judges what came back against a least-squares fit computed independently (numpy's
+polyfit), and names the classic mistakes. Whatever the learner's file leaves behind (a
+generator, an int too large for a float, data no float fit can handle) ends in a diagnosis,
+never in a traceback of the checker's own.
 
 The module imports no torch, so the CLI can list and write scaffolds cheaply.
 """
@@ -17,13 +25,19 @@ import itertools
 import json
 import math
 import os
+import secrets
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +49,15 @@ STARTUP_GRACE = 15.0
 # How many values of a list the child sends back; an endless loop can grow `losses` a lot.
 MAX_VALUES = 10_000
 OUTPUT_LINES = 20
+# Reading one of w, b, losses, X, y_true runs the learner's code (__float__, a generator);
+# each read gets this long.
+READ_LIMIT = 2.0
+# The most of the learner's output kept in memory; an endless print loop can print a lot.
+OUTPUT_BYTES = 64 * 1024
+# The largest result accepted from the child (10_000 values of each list fit easily).
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+# After the check ends, how long to wait for output still on its way through the pipe.
+DRAIN_SECONDS = 0.5
 
 LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation"
 BACKWARD_TWICE = "Trying to backward through the graph a second time"
@@ -79,13 +102,49 @@ class CheckReport:
 # --- the scaffold -------------------------------------------------------------------------
 
 
+class FitError(ValueError):
+    """The least-squares line of the data can't be computed in floating point; the message
+    says why, in the learner's terms."""
+
+
 def least_squares(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """The exact least-squares line, by a method of its own (numpy's polyfit), so the check
-    does not lean on the lesson's hand-derived arithmetic."""
+    does not lean on the lesson's hand-derived arithmetic. Raises FitError for data whose
+    fit floating point can't compute (values that overflow when squared, or lie so close
+    together that their spread vanishes), before LAPACK sees it."""
     import numpy as np
 
-    slope, intercept = np.polyfit(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), 1)
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise FitError("X and y_true must be two lists of the same length, at least 2")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise FitError("X or y_true contains inf or nan")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # polyfit's RankWarning: no single line fits
+            with np.errstate(over="raise", divide="raise", invalid="raise"):
+                slope, intercept = np.polyfit(x, y, 1)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError, Warning):
+        raise FitError(_fit_trouble(x, y)) from None
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        raise FitError(_fit_trouble(x, y))
     return float(slope), float(intercept)
+
+
+def _fit_trouble(x: Any, y: Any) -> str:
+    import numpy as np
+
+    largest = float(max(np.abs(x).max(), np.abs(y).max()))
+    if largest > 1e150:
+        return (f"the values are too large (up to {largest:.3g}): squaring them overflows, "
+                "since no float goes past about 1.8e308")
+    spread = float(x.max() - x.min())
+    if spread * spread == 0.0:
+        return (f"the X values lie too close together (they span only {spread:.3g}): "
+                "squared, their spread is smaller than the smallest float and rounds to 0, "
+                "so no one line fits better than another")
+    return (f"the X values are too nearly equal (they span {spread:.3g} around "
+            f"{float(x.mean()):.3g}) for a fit that floating point can settle")
 
 
 def write_scaffold(scaffold: Path, path: Path, force: bool = False) -> Path:
@@ -108,15 +167,26 @@ def write_scaffold(scaffold: Path, path: Path, force: bool = False) -> Path:
 
 @dataclass
 class _Run:
-    result: dict[str, Any] | None  # what the child wrote; None if it never got that far
-    killed: bool
+    result: dict[str, Any] | None  # what the child sent back; None if it never got that far
+    killed: bool  # stopped by the hard time limit
     returncode: int | None
     output: str
+    # Why there is no result although the child ended: "not_started" (the checker's own
+    # child failed before running the file), "foreign" (the channel held something the
+    # checker didn't write), "checker_error" (the checker failed reading what the file left,
+    # `detail` says how), or None.
+    problem: str | None = None
+    detail: str = ""
+    stopped: int | None = None  # the signal that stopped the check, if its handler returned
 
 
 _CHILD_ENTRY = (
     "import sys; from autograd_tutor.engine.checker import _child_main; "
     "_child_main(sys.argv[1:])"
+)
+_GROUPS = os.name == "posix" and hasattr(os, "killpg")
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
 
@@ -128,30 +198,327 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": "Agg"}
 
 
+def _command(path: Path, channel: str, timeout: float) -> list[str]:
+    # -P: the current folder is not put on sys.path before the checker's own imports, so a
+    # json.py or signal.py of the learner's can't break them; _execute adds the file's
+    # folder for the file itself, as `python FILE` would.
+    return [sys.executable, "-P", "-c", _CHILD_ENTRY, str(path), channel, repr(timeout)]
+
+
 def _tail(text: str | bytes | None) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     return "\n".join((text or "").splitlines()[-OUTPUT_LINES:])
 
 
-def _run_child(path: Path, timeout: float) -> _Run:
-    with tempfile.TemporaryDirectory(prefix="autograd-tutor-check-") as tmp:
-        out = Path(tmp) / "result.json"
-        command = [sys.executable, "-c", _CHILD_ENTRY, str(path), str(out), repr(timeout)]
+class _Stopped(BaseException):
+    """SIGINT, SIGTERM or SIGHUP reached the checker while the child ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _SignalGuard:
+    """While the child runs, SIGINT, SIGTERM and SIGHUP raise _Stopped, so the child's whole
+    process group is killed before the signal takes effect; inside `held()` (starting the
+    child, cleaning up) they wait until the block is over. Handlers can only be set from the
+    main thread; elsewhere the guard does nothing, and a KeyboardInterrupt still goes
+    through the same clean-up. A signal the program ignores (nohup) stays ignored."""
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.holding = 0
+        self.pending: int | None = None
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in _STOP_SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous is None or previous == signal.SIG_IGN:
+                continue  # set outside Python (can't be restored), or ignored on purpose
+            self.previous[signum] = previous
+            signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous.clear()
+        pending, self.pending = self.pending, None
+        if pending is not None and not (kind and issubclass(kind, _Stopped)):
+            raise _Stopped(pending)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = self.pending or signum
+            return
+        raise _Stopped(signum)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding += 1
         try:
-            proc = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                stdin=subprocess.DEVNULL,  # input() fails at once instead of waiting forever
-                env=_child_env(),
-                timeout=timeout + STARTUP_GRACE,
-            )
-        except subprocess.TimeoutExpired as expired:  # run() has already killed the child
-            return _Run(None, True, None, _tail(expired.stdout))
-        result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
-        return _Run(result, False, proc.returncode, _tail(proc.stdout + proc.stderr))
+            yield
+        finally:
+            self.holding -= 1
+
+    def check(self) -> None:
+        """Raise a signal that arrived while held."""
+        if self.pending is not None and not self.holding:
+            pending, self.pending = self.pending, None
+            raise _Stopped(pending)
+
+
+def _run_child(path: Path, timeout: float) -> _Run:
+    guard = _SignalGuard()
+    try:
+        with guard:
+            return _supervise(path, timeout, guard) if _GROUPS else _supervise_plain(path, timeout)
+    except _Stopped as stop:
+        # Everything the file started is gone and the handlers are restored: the signal now
+        # does what it would have done without the check (end the program, or raise
+        # KeyboardInterrupt in the caller).
+        signal.raise_signal(stop.signum)
+        return _Run(None, False, None, "", stopped=stop.signum)
+
+
+def _supervise(path: Path, timeout: float, guard: _SignalGuard) -> _Run:
+    """Run the child in a session of its own (so it leads a process group) and kill that
+    whole group on every way out: the file's end, the time limit, an exception, a signal."""
+    token = secrets.token_hex(16)
+    # An anonymous file (no name to find, nothing to remove), handed over by descriptor.
+    with tempfile.TemporaryFile(prefix="autograd-tutor-check-") as channel:
+        channel.write(token.encode("ascii"))
+        channel.flush()
+        tail = _Tail()
+        proc: subprocess.Popen[bytes] | None = None
+        finished = False
+        try:
+            with guard.held():  # a signal now could leave a child nobody knows about
+                proc = subprocess.Popen(
+                    _command(path, str(channel.fileno()), timeout),
+                    stdin=subprocess.DEVNULL,  # input() fails at once instead of waiting
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=_child_env(),
+                    pass_fds=(channel.fileno(),),
+                    start_new_session=True,
+                )
+            guard.check()
+            finished = _wait(proc, tail, timeout + STARTUP_GRACE)
+        finally:
+            with guard.held():
+                if proc is not None:
+                    _end(proc, tail)
+        result, problem, detail = _read_result(channel, token)
+    return _Run(result, not finished, proc.returncode, tail.text(), problem, detail)
+
+
+def _supervise_plain(path: Path, timeout: float) -> _Run:
+    """Without process groups (Windows): the child alone is killed at the time limit."""
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="autograd-tutor-check-") as tmp:
+        channel = Path(tmp) / f"{secrets.token_hex(8)}.json"
+        channel.write_bytes(token.encode("ascii"))
+        with subprocess.Popen(
+            _command(path, str(channel), timeout), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env(),
+        ) as proc:
+            try:
+                output, _ = proc.communicate(timeout=timeout + STARTUP_GRACE)
+                killed = False
+            except subprocess.TimeoutExpired as expired:
+                proc.kill()
+                output, killed = expired.stdout or b"", True
+            except BaseException:  # Ctrl-C, a signal: leaving `with` would wait for the child
+                proc.kill()
+                raise
+        with channel.open("rb") as handle:
+            result, problem, detail = _read_result(handle, token)
+    return _Run(result, killed, proc.returncode, _tail(output), problem, detail)
+
+
+class _Tail:
+    """The end of what the child printed: enough for OUTPUT_LINES lines, not all of an
+    endless print loop."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def read_from(self, stream: Any) -> bool:
+        """Read what is there; False at the end of the output."""
+        try:
+            chunk = os.read(stream.fileno(), 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        self.data += chunk
+        if len(self.data) > 2 * OUTPUT_BYTES:
+            del self.data[:-OUTPUT_BYTES]
+        return bool(chunk)
+
+    def text(self) -> str:
+        return _tail(bytes(self.data[-OUTPUT_BYTES:]))
+
+
+def _wait(proc: subprocess.Popen[bytes], tail: _Tail, limit: float) -> bool:
+    """Collect output until the child exits (True) or `limit` seconds pass (False). Not the
+    end of the output: whatever the file started may hold the pipe open. The child is left
+    unreaped, so its pid, the id of its process group, can't be reused before the kill."""
+    deadline = time.monotonic() + limit
+    exit_fd = _pidfd(proc.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            if exit_fd is not None:
+                selector.register(exit_fd, selectors.EVENT_READ)  # readable once it exits
+            while not _has_exited(proc):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                wait = remaining if exit_fd is not None else min(remaining, 0.05)
+                for key, _ in selector.select(wait):
+                    if key.fileobj is proc.stdout and not tail.read_from(proc.stdout):
+                        selector.unregister(proc.stdout)
+            return True
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # Linux 5.3+
+    except (AttributeError, OSError):
+        return None
+
+
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    if not hasattr(os, "waitid"):
+        return proc.poll() is not None
+    try:
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT  # look, but don't reap
+        return os.waitid(os.P_PID, proc.pid, flags) is not None
+    except ChildProcessError:
+        return True
+
+
+def _end(proc: subprocess.Popen[bytes], tail: _Tail) -> None:
+    """Kill the child's process group (the child and all it started), reap the child, and
+    take what output is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # a session leader's pid is its group's id
+    except OSError:  # the group is gone already (or, on macOS, holds only zombies)
+        pass
+    try:
+        proc.kill()
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    assert proc.stdout is not None
+    deadline = time.monotonic() + DRAIN_SECONDS
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        # Until the end of the output, unless a program that left the group keeps it open.
+        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
+            if not tail.read_from(proc.stdout):
+                break
+    proc.stdout.close()
+
+
+def _read_result(channel: Any, token: str) -> tuple[dict[str, Any] | None, str | None, str]:
+    """The child's result or, without one, why (see _Run.problem and _Run.detail)."""
+    channel.seek(0)
+    data = channel.read(MAX_RESULT_BYTES + 1)
+    if data == token.encode("ascii"):
+        return None, "not_started", ""  # the child never took the token: it never got going
+    if not data:
+        return None, None, ""
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "foreign", ""
+    if not isinstance(message, dict) or message.get("token") != token:
+        return None, "foreign", ""
+    result = _clean_result(message.get("result"))
+    if result is None:
+        return None, "checker_error", "what came back was not what the checker expects"
+    if "checker_error" in result:
+        return None, "checker_error", result["checker_error"]
+    return result, None, ""
+
+
+def _clean_result(raw: Any) -> dict[str, Any] | None:
+    """The child's result with every field of the expected type, or None. The child runs
+    the learner's code, which can change anything in that process; nothing it sends back is
+    used unchecked."""
+    try:
+        return _checked_result(raw)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _typed(value: Any, *types: type) -> Any:
+    if type(value) not in types:
+        raise TypeError(value)
+    return value
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else float(_typed(value, float, int))
+
+
+def _numbers_or_none(value: Any) -> list[float] | None:
+    return None if value is None else [float(_typed(v, float, int)) for v in _typed(value, list)]
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else _typed(value, str)
+
+
+def _checked_result(raw: Any) -> dict[str, Any]:
+    _typed(raw, dict)
+    if "checker_error" in raw:
+        return {"checker_error": str(raw["checker_error"])}
+    error = raw["error"]
+    if error is not None:
+        _typed(error, dict)
+        line = error.get("line")
+        error = {
+            "type": _typed(error["type"], str),
+            "message": _typed(error["message"], str),
+            "line": None if line is None else _typed(line, int),
+            "code": _typed(error.get("code") or "", str),
+        }
+    params = {}
+    for name, info in _typed(raw["params"], dict).items():
+        if name not in ("w", "b"):
+            continue
+        _typed(info, dict)
+        clean = {
+            "type": _typed(info["type"], str),
+            "value": _number_or_none(info["value"]),
+            "problem": _text_or_none(info.get("problem")),
+        }
+        if "is_leaf" in info or "requires_grad" in info:
+            clean["requires_grad"] = _typed(info["requires_grad"], bool)
+            clean["is_leaf"] = _typed(info["is_leaf"], bool)
+        params[name] = clean
+    return {
+        "error": error,
+        "timed_out": _typed(raw["timed_out"], bool),
+        "warnings": [_typed(w, str) for w in _typed(raw["warnings"], list)][:5],
+        "params": params,
+        "has_losses": _typed(raw["has_losses"], bool),
+        "losses": _numbers_or_none(raw["losses"]),
+        "losses_problem": _text_or_none(raw.get("losses_problem")),
+        "loss_count": _typed(raw["loss_count"], int),
+        "X": _numbers_or_none(raw["X"]),
+        "y_true": _numbers_or_none(raw["y_true"]),
+    }
 
 
 # --- the child process --------------------------------------------------------------------
@@ -161,25 +528,81 @@ class _TimeLimit(BaseException):
     """Raised by the alarm; not an Exception, so a learner's `except Exception` can't eat it."""
 
 
+_alarm_armed = [False]
+
+
 def _raise_time_limit(signum: int, frame: object) -> None:
-    raise _TimeLimit
+    # Only while armed: an alarm that lands as the limit is switched off is let go.
+    if _alarm_armed[0]:
+        _alarm_armed[0] = False
+        raise _TimeLimit
 
 
-def _set_alarm(seconds: float) -> None:
+def _arm(seconds: float) -> None:
     # Without setitimer (Windows) the parent's hard kill is the only limit.
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _raise_time_limit)
+        _alarm_armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
+def _disarm() -> None:
+    _alarm_armed[0] = False
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def _child_main(argv: list[str]) -> None:
-    path, out, limit = argv[0], Path(argv[1]), float(argv[2])
-    result = _execute(path, limit)
-    out.write_text(json.dumps(result), encoding="utf-8")
+    """Run the learner's file, send back what it left, and end this process. The channel
+    is a descriptor the parent passed (or, without process groups, a file name); it starts
+    with a secret token, which is read and wiped before the learner's file runs."""
+    path, channel, limit = argv[0], argv[1], float(argv[2])
+    me, dumps = os.getpid(), json.dumps  # bound now: the learner's file can rebind anything
+    fd = int(channel) if channel.isdigit() else os.open(channel, os.O_RDWR)
+    os.lseek(fd, 0, os.SEEK_SET)
+    token = os.read(fd, 256).decode("ascii", errors="replace")
+    os.ftruncate(fd, 0)
+    identity = _identity(fd)
+    os.set_inheritable(fd, False)  # programs the file starts don't get it
+    sys.argv = [path]  # as `python FILE` sets it
+    try:
+        result = _execute(path, limit)
+    except BaseException as error:  # a fault of the checker's own, not of the learner's
+        result = {"checker_error": _error_text(error)}
+    if os.getpid() != me:  # a copy of this process made by os.fork() in the learner's file
+        os._exit(0)
+    try:
+        data = dumps({"token": token, "result": result}).encode("utf-8")
+    except BaseException as error:
+        data = dumps({"token": token, "result": {"checker_error": _error_text(error)}}).encode()
+    # The file may have closed the channel and opened something else under its number.
+    if identity is not None and _identity(fd) == identity:
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            pass
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()  # type: ignore[union-attr]
+        except BaseException:
+            pass
+    # No interpreter shutdown: the file's leftover threads or atexit hooks can't hang it.
+    os._exit(0)
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _execute(path: str, limit: float) -> dict[str, Any]:
-    sys.path[0] = str(Path(path).resolve().parent)  # as `python FILE` would set it
+    sys.path.insert(0, str(Path(path).resolve().parent))  # as `python FILE` would set it
     # Import torch before the clock starts, so the time limit measures the file, not torch.
     try:
         import torch  # noqa: F401
@@ -187,80 +610,181 @@ def _execute(path: str, limit: float) -> dict[str, Any]:
         pass
     ns: dict[str, Any] = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
     result: dict[str, Any] = {"error": None, "timed_out": False}
+    saved_builtins = dict(vars(builtins))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            code = compile(Path(path).read_bytes(), path, "exec")
-            _set_alarm(limit)
-            exec(code, ns)
+            try:
+                code = compile(Path(path).read_bytes(), path, "exec")
+                _arm(limit)
+                exec(code, ns)
+            finally:
+                _disarm()
         except _TimeLimit:
             result["timed_out"] = True
         except SystemExit as exit_:
-            if exit_.code not in (None, 0):
+            code_ = exit_.code
+            if not (code_ is None or (type(code_) in (int, bool) and code_ == 0)):
                 result["error"] = _describe_error(exit_, path)
         except BaseException as error:  # the learner's error is the data we report
             result["error"] = _describe_error(error, path)
-        finally:
-            _set_alarm(0)
-    result["warnings"] = sorted({str(w.message) for w in caught})[:5]
+    # The checker reads the results with float(), len(), ...: as Python has them, not as
+    # the file may have left them (`float = ...` in a file only rebinds its own name).
+    for key, value in saved_builtins.items():
+        if vars(builtins).get(key) is not value:
+            setattr(builtins, key, value)
+    messages, _ = _guarded(lambda: sorted({_safe_text(w.message) for w in caught})[:5])
+    result["warnings"] = messages or []
     result.update(_read_namespace(ns))
     return result
 
 
+def _safe_text(value: Any, limit: int = 500) -> str:
+    """str(value), which runs the learner's __str__, or a stand-in if that fails."""
+    try:
+        text = str(value)
+    except BaseException:
+        return "(a message that can't be shown)"
+    return text[:limit] if type(text) is str else "(a message that can't be shown)"
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, _TimeLimit):
+        return f"took more than {READ_LIMIT:g} s"
+    message = _safe_text(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def _describe_error(error: BaseException, path: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": type(error).__name__, "message": str(error)[:500]}
+    info: dict[str, Any] = {"type": type(error).__name__, "message": _safe_text(error)}
     if isinstance(error, SyntaxError):
-        info.update(message=error.msg, line=error.lineno, code=(error.text or "").strip())
+        info.update(message=_safe_text(error.msg), line=error.lineno,
+                    code=_safe_text(error.text or "").strip())
+        if type(info["line"]) is not int:
+            info["line"] = None
         return info
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
+    try:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
+    except BaseException:
+        frames = []
     info["line"] = frames[-1].lineno if frames else None
     info["code"] = (frames[-1].line or "").strip() if frames else ""
     return info
 
 
-def _as_float(value: Any) -> float | None:
+def _guarded(read: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    """`read()`, which runs the learner's code, under a time limit of READ_LIMIT: its value,
+    or the exception it raised (a _TimeLimit if it took too long)."""
     try:
-        return float(value.detach() if hasattr(value, "detach") else value)
-    except (TypeError, ValueError, RuntimeError):
-        return None
+        try:
+            _arm(READ_LIMIT)
+            return read(), None
+        finally:
+            _disarm()
+    except BaseException as error:
+        return None, error
 
 
-def _floats(value: Any) -> list[float] | None:
-    """Up to MAX_VALUES numbers from a list or tensor, or None if it isn't a list of numbers."""
-    if hasattr(value, "detach"):
+def _torch_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _to_float(value: Any) -> float:
+    number = float(value.detach() if _torch_tensor(value) else value)
+    if type(number) is not float:
+        raise TypeError(f"float() gave a {type(number).__name__}")
+    return number
+
+
+class _NotAList(Exception):
+    pass
+
+
+class _BadItem(Exception):
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(index)
+        self.index, self.error = index, error
+
+
+def _read_floats(value: Any) -> list[float]:
+    """Up to MAX_VALUES numbers from a list, a generator or a tensor."""
+    if _torch_tensor(value):
         value = value.detach().reshape(-1).tolist()
     try:
-        numbers = [_as_float(v) for v in itertools.islice(value, MAX_VALUES)]
+        items = iter(value)
     except TypeError:
-        return None
-    return None if None in numbers else [n for n in numbers if n is not None]
+        raise _NotAList from None
+    numbers = []
+    for index, item in enumerate(itertools.islice(items, MAX_VALUES)):
+        try:
+            numbers.append(_to_float(item))
+        except _TimeLimit:
+            raise
+        except BaseException as error:
+            raise _BadItem(index, error) from None
+    return numbers
 
 
-def _length(value: Any) -> int:
-    try:
-        return len(value)
-    except TypeError:
-        return 0
+def _floats(name: str, value: Any) -> tuple[list[float] | None, str | None]:
+    """The numbers in `value`, or None and what is wrong, in the learner's terms."""
+    numbers, error = _guarded(lambda: _read_floats(value))
+    if error is None:
+        return numbers, None
+    kind = type(value).__name__
+    if isinstance(error, _NotAList):
+        return None, f"`{name}` is a {kind}, not a list of numbers"
+    if isinstance(error, _BadItem):
+        return None, f"`{name}[{error.index}]` is not a number ({_error_text(error.error)})"
+    if isinstance(error, _TimeLimit):
+        return None, f"Reading the values of `{name}` (a {kind}) {_error_text(error)}"
+    return None, f"Reading the values of `{name}` (a {kind}) raised {_error_text(error)}"
 
 
-def _describe_param(value: Any) -> dict[str, Any]:
+def _float_problem(name: str, value: Any, error: BaseException) -> str:
+    if isinstance(error, OverflowError) and isinstance(value, int):
+        try:
+            sign = "-" if value < 0 else ""
+            digits = int(abs(value).bit_length() * math.log10(2))
+            return (f"`{name}` is an int of about {sign}10**{digits}, too large for a "
+                    "float (no float goes past about 1.8e308)")
+        except BaseException:
+            pass
+    if isinstance(error, _TimeLimit):
+        return f"`float({name})` {_error_text(error)}"
+    return f"`float({name})` raised {_error_text(error)}"
+
+
+def _length(value: Any, fallback: int) -> int:
+    count, error = _guarded(lambda: len(value))
+    return count if error is None and type(count) is int else fallback
+
+
+def _describe_param(name: str, value: Any) -> dict[str, Any]:
     # Reading .grad of a non-leaf warns, so only these attributes are touched.
-    info: dict[str, Any] = {"type": type(value).__name__, "value": _as_float(value)}
-    if hasattr(value, "requires_grad") and hasattr(value, "is_leaf"):
-        info["requires_grad"] = bool(value.requires_grad)
-        info["is_leaf"] = bool(value.is_leaf)
+    info: dict[str, Any] = {"type": type(value).__name__, "value": None, "problem": None}
+    number, error = _guarded(lambda: _to_float(value))
+    if error is None:
+        info["value"] = number
+    else:
+        info["problem"] = _float_problem(name, value, error)
+    if _torch_tensor(value):
+        flags, error = _guarded(lambda: (bool(value.requires_grad), bool(value.is_leaf)))
+        if error is None:
+            info["requires_grad"], info["is_leaf"] = flags
     return info
 
 
 def _read_namespace(ns: dict[str, Any]) -> dict[str, Any]:
-    losses = ns.get("losses")
+    losses, losses_problem = _floats("losses", ns["losses"]) if "losses" in ns else (None, None)
     return {
-        "params": {name: _describe_param(ns[name]) for name in ("w", "b") if name in ns},
+        "params": {name: _describe_param(name, ns[name]) for name in ("w", "b") if name in ns},
         "has_losses": "losses" in ns,
-        "losses": None if losses is None else _floats(losses),
-        "loss_count": _length(losses),
-        "X": _floats(ns["X"]) if "X" in ns else None,
-        "y_true": _floats(ns["y_true"]) if "y_true" in ns else None,
+        "losses": losses,
+        "losses_problem": losses_problem,
+        "loss_count": _length(ns.get("losses"), len(losses or [])),
+        "X": _floats("X", ns["X"])[0] if "X" in ns else None,
+        "y_true": _floats("y_true", ns["y_true"])[0] if "y_true" in ns else None,
     }
 
 
@@ -270,13 +794,14 @@ def _read_namespace(ns: dict[str, Any]) -> dict[str, Any]:
 Data = tuple[list[float], list[float]]
 
 
-def _data(result: dict[str, Any] | None, lesson: Data) -> Data:
-    """The file's own X and y_true when it leaves usable ones, else the lesson's."""
+def _data(result: dict[str, Any] | None, lesson: Data) -> tuple[Data, bool]:
+    """The file's own X and y_true when it leaves usable ones, else the lesson's; and
+    whether they are the file's own."""
     x = result.get("X") if result else None
     y = result.get("y_true") if result else None
     if x and y and len(x) == len(y) >= 2 and max(x) > min(x):
-        return x, y
-    return lesson
+        return (x, y), True
+    return lesson, False
 
 
 # --- judging ------------------------------------------------------------------------------
@@ -292,7 +817,7 @@ def _zeroed_names(source: str) -> set[str] | None:
     (an optimizer, a loop over parameters), which counts as resetting everything."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
         return set()
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -335,7 +860,7 @@ def _rebinds(source: str) -> set[str]:
     update in place (`w -= ...`) is not an assignment of the name."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
         return set()
     names: set[str] = set()
     seen: set[str] = set()
@@ -474,13 +999,34 @@ def _names_diagnosis(result: dict[str, Any]) -> Diagnosis | None:
         )
     params = result["params"]
     if result["losses"] is None or any(params[n]["value"] is None for n in ("w", "b")):
+        problems = [params[n]["problem"] for n in ("w", "b") if params[n]["problem"]]
+        problems += [result["losses_problem"]] if result["losses_problem"] else []
+        found = "".join(f"{problem}. " for problem in problems)
         return Diagnosis(
             "bad_values",
             "w, b or losses don't hold numbers",
-            "w and b should be one-number tensors and losses a list of floats "
+            f"{found}w and b should be one-number tensors and losses a list of floats "
             "(`losses.append(loss.item())` each step).",
         )
     return None
+
+
+def _bad_data_diagnosis(problem: str, own: bool) -> Diagnosis:
+    if not own:  # the lesson's own data: not the learner's doing
+        return Diagnosis(
+            "bad_data",
+            "The least-squares target can't be computed",
+            f"The checker could not compute the least-squares fit of the lesson's data: "
+            f"{problem}. Your file is not to blame; please report this.",
+        )
+    return Diagnosis(
+        "bad_data",
+        "Your X and y_true can't be fitted in floating point",
+        "The checker judges w and b against the least-squares line through your file's X "
+        f"and y_true, but that line can't be computed with floats: {problem}. Keep the "
+        "exercise's data, `X = torch.linspace(-3, 3, 20)` and "
+        "`y_true = 2 * X + 1 + torch.randn(20) * 0.3`, or values of an ordinary size.",
+    )
 
 
 def _trajectory_diagnosis(losses: list[float], source: str) -> Diagnosis | None:
@@ -577,25 +1123,39 @@ def _close(report: CheckReport) -> bool:
     )
 
 
-def _judge_run(report: CheckReport, result: dict[str, Any], source: str) -> list[Diagnosis]:
+def _judge_run(report: CheckReport, result: dict[str, Any], source: str,
+               fit: _Fit) -> list[Diagnosis]:
     """Diagnoses for a file that finished; the report's numbers are already filled in."""
     missing = _names_diagnosis(result)
     if missing:
         return [missing]
+    if fit.problem:
+        return [_bad_data_diagnosis(fit.problem, fit.own)]
     rebound = _rebound(result["params"])
     if rebound:
         return [_rebound_diagnosis(rebound, result["params"])]
     trajectory = _trajectory_diagnosis(result["losses"], source)
     if trajectory:
         return [trajectory]
-    fit = _fit_diagnosis(report)
-    return [fit] if fit else []
+    off = _fit_diagnosis(report)
+    return [off] if off else []
 
 
-def _fill_numbers(report: CheckReport, result: dict[str, Any] | None, lesson: Data) -> None:
-    report.w_ls, report.b_ls = least_squares(*_data(result, lesson))
+@dataclass
+class _Fit:
+    problem: str | None  # why the least-squares line can't be computed, if it can't
+    own: bool  # whether the data came from the learner's file
+
+
+def _fill_numbers(report: CheckReport, result: dict[str, Any] | None, lesson: Data) -> _Fit:
+    data, own = _data(result, lesson)
+    fit = _Fit(None, own)
+    try:
+        report.w_ls, report.b_ls = least_squares(*data)
+    except FitError as error:
+        fit.problem = str(error)
     if result is None:
-        return
+        return fit
     params = result.get("params", {})
     report.w = params.get("w", {}).get("value")
     report.b = params.get("b", {}).get("value")
@@ -605,30 +1165,88 @@ def _fill_numbers(report: CheckReport, result: dict[str, Any] | None, lesson: Da
         report.first_loss, report.final_loss = losses[0], losses[-1]
         finite = all(math.isfinite(v) for v in losses)
         report.loss_falls = finite and len(losses) >= 2 and losses[-1] < losses[0]
+    return fit
 
 
-def _diagnose(run: _Run, timeout: float, report: CheckReport, source: str) -> list[Diagnosis]:
+def _ended_diagnosis(run: _Run) -> Diagnosis:
+    """The child ended without a result of the checker's own."""
+    if run.problem == "not_started":
+        last = run.output.strip().splitlines()[-1:] or ["no message"]
+        return Diagnosis(
+            "checker_failed",
+            "The checker could not start",
+            f"The checker's Python process stopped before it ran your file ({last[0]}). "
+            "Your file is not to blame: check that autograd-tutor and its dependencies are "
+            "installed in this Python.",
+        )
+    if run.problem == "checker_error":
+        return Diagnosis(
+            "checker_failed",
+            "The checker failed reading what your file left",
+            f"Your file ran, but the checker failed reading its results: {run.detail}. "
+            "If your file changes Python itself (its built-in functions, or modules such "
+            "as json), leave those alone; if not, this is a bug in autograd-tutor: please "
+            "report it.",
+        )
+    code = run.returncode
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+        why = " (a crash in a native library, or your file killed its own process)"
+    elif code == 0:
+        how, why = "ended", (": something in your file ended Python itself, with os._exit(), "
+                             "or closed the files Python had open (os.closerange)")
+    else:
+        how, why = f"exited with status {code}", f" (os._exit({code}), or a hard crash)"
+    foreign = (
+        " Your file also wrote into the checker's own result channel; the checker ignored "
+        "what it didn't write."
+        if run.problem == "foreign"
+        else ""
+    )
+    return Diagnosis(
+        "crashed",
+        "The Python process ended abruptly",
+        f"Python {how} before w, b and losses could be read{why}. Let the file run to its "
+        f"end instead.{foreign}" + (" The last output is shown below." if run.output else ""),
+    )
+
+
+def _stopped_diagnosis(signum: int) -> Diagnosis:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return Diagnosis(
+        "stopped",
+        "The check was interrupted",
+        f"The check was stopped by {name} while your file ran; nothing was judged.",
+    )
+
+
+def _diagnose(run: _Run, timeout: float, report: CheckReport, source: str,
+              fit: _Fit) -> list[Diagnosis]:
     result = run.result
+    if run.stopped is not None:
+        return [_stopped_diagnosis(run.stopped)]
     if run.killed or (result and result["timed_out"]):
         return [_time_limit_diagnosis(timeout, report.steps if result else None)]
     if result is None:
-        return [
-            Diagnosis(
-                "crashed",
-                "The Python process ended abruptly",
-                f"Python exited with status {run.returncode} before w, b and losses could be "
-                "read (a hard crash or os._exit). The last output is shown below.",
-            )
-        ]
+        return [_ended_diagnosis(run)]
     if result["error"]:
         return [_error_diagnosis(result["error"], result["params"], source)]
-    return _judge_run(report, result, source)
+    return _judge_run(report, result, source, fit)
 
 
 def check_file(path: Path, lesson: Data, timeout: float = DEFAULT_TIMEOUT,
                name: str = "4") -> CheckReport:
     """Run the learner's training file in its own process and judge the result against the
-    least-squares fit of its data (or of `lesson`, the exercise's own X and y_true)."""
+    least-squares fit of its data (or of `lesson`, the exercise's own X and y_true).
+
+    Whatever the file does ends in a report; only a KeyboardInterrupt (or the ending of
+    the checker by SIGTERM or SIGHUP) gets through, once the file's processes are killed."""
     report = CheckReport(path=path, passed=False)
     if not path.is_file():
         report.diagnoses.append(
@@ -641,14 +1259,43 @@ def check_file(path: Path, lesson: Data, timeout: float = DEFAULT_TIMEOUT,
             )
         )
         return report
-    source = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        source = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        report.diagnoses.append(
+            Diagnosis(
+                "unreadable",
+                "The file can't be read",
+                f"{path} can't be read: {error.strerror or error}. Check its permissions.",
+            )
+        )
+        return report
     run = _run_child(path.resolve(), timeout)
     report.output = run.output
     report.warnings = list(run.result.get("warnings", [])) if run.result else []
-    _fill_numbers(report, run.result, lesson)
-    report.diagnoses = _diagnose(run, timeout, report, source)
+    fit = _fill_numbers(report, run.result, lesson)
+    report.diagnoses = _diagnose(run, timeout, report, source, fit)
     report.passed = not report.diagnoses and report.loss_falls and _close(report)
     return report
+
+
+def report_json(report: CheckReport) -> dict[str, Any]:
+    """The report as data for `json.dumps(..., allow_nan=False)`: the fields of
+    CheckReport, with the path as a string and every float that is inf or nan (a loss that
+    diverged, say) as None, since JSON has neither."""
+    return _json_safe(asdict(report))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return value
+    return str(value)
 
 
 # --- plain text for the CLI ---------------------------------------------------------------

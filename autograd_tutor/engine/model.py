@@ -231,6 +231,8 @@ class Attempt:
     # Outcome predictions: what PyTorch raised or warned, verbatim.
     error: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    # IDs of the learner's other answers in this step that this one breaks the chain rule with.
+    inconsistent_with: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON shape of a judged prediction (`exercise --json` steps, practice items)."""
@@ -249,11 +251,14 @@ class Attempt:
             shape["error"] = self.error
         if self.warnings:
             shape["warnings"] = list(self.warnings)
+        if self.inconsistent_with:
+            shape["inconsistent_with"] = list(self.inconsistent_with)
         return shape
 
     def to_row(self) -> dict[str, Any]:
         row = {f.name: getattr(self, f.name) for f in fields(self)}
         row["warnings"] = list(self.warnings)
+        row["inconsistent_with"] = list(self.inconsistent_with)
         return row
 
 

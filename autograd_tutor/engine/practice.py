@@ -90,6 +90,43 @@ def generate_mix(chosen: Sequence[str], seed: int, templates: Sequence[Template]
     return _exercise("Practice: " + ", ".join(dict.fromkeys(chosen)), steps, seed)
 
 
+def aimed(concept: str, misconception: str, avoid: Value, seed: int,
+          templates: Sequence[Template] = (), helpers: Helpers | None = None,
+          tries: int = 40) -> Exercise | None:
+    """One fresh problem for `concept` aimed at a mistake just made: one whose own
+    misconception of that name gives a number other than `avoid` (the answer just typed),
+    so the same slip can be told apart again. None when the concept has no problems."""
+    if concept not in concepts(templates):
+        return None
+    fallback = None
+    for offset in range(tries):
+        problem = generate(concept, 1, seed + offset, templates, helpers)
+        fallback = fallback or problem
+        for prediction in problem.predictions:
+            for wrong in prediction.misconceptions:
+                if wrong.name == misconception and _differs(wrong.value, avoid):
+                    return problem
+    return fallback
+
+
+def _differs(expression: str, avoid: Value) -> bool:
+    """Whether a misconception's value (a constant, for generated problems) is not `avoid`;
+    a value that reads the problem's code can't be known before it runs: assume it is."""
+    from autograd_tutor.engine.expressions import (
+        EvalError,
+        ExprError,
+        Scope,
+        evaluate,
+        parse_pack_expression,
+    )
+
+    try:
+        value = evaluate(parse_pack_expression(expression), Scope({}, {}, None))
+    except (EvalError, ExprError):
+        return True
+    return not is_close(value, avoid, SEPARATION)
+
+
 def _check(concept: str, known: Mapping[str, str]) -> None:
     if concept not in known:
         raise ValueError(f"unknown concept {concept!r}; choose one of: {', '.join(known)}")

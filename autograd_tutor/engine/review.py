@@ -1,23 +1,46 @@
-"""The review queue: spaced repetition with Leitner boxes, as pure functions of the history.
+"""The review queue: FSRS spaced repetition, as pure functions of the attempt history.
 
-A concept enters the queue the first time the learner misses it; concepts never attempted,
-or never missed, are not scheduled. Each concept then sits in one Leitner box, and the box
-decides how long until it is due again:
+Each concept the learner has missed has one FSRS card (the `fsrs` package: the Free Spaced
+Repetition Scheduler, the memory model Anki uses). Nothing about the cards is stored: every
+call replays the history in time order through `fsrs.Scheduler.review_card`, with each
+attempt's own time as the review time, so the queue cannot drift from the history, and the
+same history always gives the same schedule (fuzzing, FSRS's only randomness, is off).
 
-    box 1   10 minutes   (every miss sends the concept back here)
-    box 2   1 day
-    box 3   3 days
-    box 4   7 days
-    box 5   14 days      (the top box; further correct answers keep it here)
+Each judged answer is one review of its concept's card, rated
 
-A correct answer given once the concept is due moves it up one box, so consecutive correct
-reviews space it out further and further. A correct answer before it is due (for example
-the other predictions of the same exercise, a minute after the miss) leaves it where it is,
-as in Leitner's scheme only a scheduled review promotes a card. A skipped prediction
-(`correct` is None) says nothing about what the learner knows and is ignored.
+    wrong                          Again
+    right, with hints (hints > 0)  Hard
+    right                          Good
 
-Attempts are dicts with at least "time" (ISO 8601, UTC), "concept" and "correct". Attempts
-with no concept or an unreadable time are ignored rather than failing the whole queue.
+Skipped predictions (`correct` None or `skipped`) and ones interrupted before PyTorch judged
+them (`judged` False) say nothing about what the learner knows and are ignored. The answers
+stamped with the same moment (the predictions of one step) are one review, rated by the
+worst of them, so the order of the history list never matters.
+
+A concept enters the queue the first time the learner misses it: its card starts at that
+miss, and right answers before it (a concept the learner already knew) are not replayed.
+A concept never attempted, or never missed, has no card and is not scheduled. FSRS's
+learning steps bring a fresh miss back within minutes (1 minute, then 10; a miss of a card
+already in review relearns in 10 minutes), right answers move the card on to intervals of
+days that grow with its stability, and every miss brings it back within minutes again.
+
+Why FSRS instead of the Leitner boxes used before: FSRS models each card's memory
+(stability: the days until recall falls to 90%; difficulty) and so can say, at any moment,
+how likely the learner is to recall a concept (`retrievability`, shown by `progress`), and it
+spaces reviews by that estimate rather than by a fixed ladder of five boxes. A right answer
+with hints counts for less than a clean one, where Leitner could only say right or wrong.
+The package is pure Python (MIT), and a history of Leitner's era replays as it is: a miss
+is due again after at most 10 minutes under both schemes.
+
+Misconceptions get cards too, keyed "misconception:NAME" (`misconception_schedule`): one
+starts the first time an answer shows the misconception (Again), shows of it again are
+Again, and right answers on a concept where it has shown up are Good (Hard with hints).
+Other wrong answers do not show it and are not its reviews. `due` lists concepts only: a
+concept is what `review` can practise.
+
+Attempts with no concept, or a time that is unreadable or that FSRS cannot schedule from
+(for example so close to year 1 or 9999 that the next due date overflows), are ignored
+rather than failing the whole queue. A naive time is taken to be UTC.
 """
 
 from __future__ import annotations
@@ -26,50 +49,53 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fsrs import Card, Rating, Scheduler, State
+
 from autograd_tutor.engine.model import Attempt
 
-INTERVALS: dict[int, timedelta] = {
-    1: timedelta(minutes=10),
-    2: timedelta(days=1),
-    3: timedelta(days=3),
-    4: timedelta(days=7),
-    5: timedelta(days=14),
-}
-TOP_BOX = max(INTERVALS)
+MISCONCEPTION = "misconception:"
+
+Review = tuple[datetime, Rating]
+
+# FSRS's default parameters and learning steps (1 and 10 minutes, relearning 10 minutes),
+# 90% desired retention; no fuzzing, so a history always replays to the same schedule.
+SCHEDULER = Scheduler(enable_fuzzing=False)
 
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """One scheduled concept. `overdue` is now - due: zero or more when due, negative when not."""
+    """One scheduled card. `overdue` is now - due: zero or more when due, negative when not.
+
+    `concept` names the card: a concept, or "misconception:NAME" for a misconception's.
+    `state` is FSRS's "learning", "review" or "relearning"; `stability` is in days (the
+    time for the chance of recall to fall to 90%), `difficulty` from 1 to 10.
+    """
 
     concept: str
-    box: int
     due: datetime
     overdue: timedelta
+    state: str
+    stability: float
+    difficulty: float
+    last_review: datetime
 
     @property
     def is_due(self) -> bool:
         return self.overdue >= timedelta(0)
 
-
-@dataclass(frozen=True)
-class _Card:
-    box: int
-    since: datetime
-
-    @property
-    def due(self) -> datetime:
-        return self.since + INTERVALS[self.box]
+    def retrievability(self, now: datetime) -> float:
+        """The chance, from 0 to 1, that the learner recalls it at `now` (FSRS counts the
+        time since the last review in whole days, so it falls day by day)."""
+        card = Card(card_id=0, state=State[self.state.capitalize()], stability=self.stability,
+                    difficulty=self.difficulty, due=self.due, last_review=self.last_review)
+        chance = float(SCHEDULER.get_card_retrievability(card, _utc(now)))
+        return min(max(chance, 0.0), 1.0)
 
 
 def schedule(attempts: Iterable[Attempt], now: datetime) -> list[ReviewItem]:
     """Every concept in the queue, most overdue first (ties by name)."""
-    now = _utc(now)
-    items = [
-        ReviewItem(concept, card.box, card.due, now - card.due)
-        for concept, card in _cards(attempts).items()
-    ]
-    return sorted(items, key=lambda item: (item.due, item.concept))
+    concepts, _ = _cards(attempts)
+    return _items(concepts, now)
 
 
 def due(attempts: Iterable[Attempt], now: datetime) -> list[str]:
@@ -77,26 +103,106 @@ def due(attempts: Iterable[Attempt], now: datetime) -> list[str]:
     return [item.concept for item in schedule(attempts, now) if item.is_due]
 
 
-def _cards(attempts: Iterable[Attempt]) -> dict[str, _Card]:
-    cards: dict[str, _Card] = {}
-    for time, concept, correct in _events(attempts):
-        card = cards.get(concept)
-        if correct is False:
-            cards[concept] = _Card(1, time)
-        elif correct and card is not None and time >= card.due:
-            cards[concept] = _Card(min(card.box + 1, TOP_BOX), time)
+def misconception_schedule(attempts: Iterable[Attempt], now: datetime) -> list[ReviewItem]:
+    """Every misconception seen, keyed "misconception:NAME", most overdue first."""
+    _, misconceptions = _cards(attempts)
+    return _items(misconceptions, now)
+
+
+def retrievability(attempts: Iterable[Attempt], now: datetime) -> dict[str, float]:
+    """For every concept with a card: the chance (0 to 1) of recalling it at `now`."""
+    return {item.concept: item.retrievability(now) for item in schedule(attempts, now)}
+
+
+def rating(attempt: Attempt) -> Rating | None:
+    """The FSRS rating of one attempt, or None when it says nothing (skipped, unjudged)."""
+    if attempt.skipped or not attempt.judged or not isinstance(attempt.correct, bool):
+        return None
+    if not attempt.correct:
+        return Rating.Again
+    hints = attempt.hints_used
+    return Rating.Hard if isinstance(hints, int) and hints > 0 else Rating.Good
+
+
+def _items(cards: dict[str, Card], now: datetime) -> list[ReviewItem]:
+    now = _utc(now)
+    items = [_item(name, card, now) for name, card in cards.items()]
+    return sorted(items, key=lambda item: (item.due, item.concept))
+
+
+def _item(name: str, card: Card, now: datetime) -> ReviewItem:
+    # Every card here has been reviewed at least once, so FSRS has set all of these.
+    assert card.stability is not None and card.difficulty is not None
+    assert card.last_review is not None
+    return ReviewItem(name, card.due, now - card.due, card.state.name.lower(),
+                      float(card.stability), float(card.difficulty), card.last_review)
+
+
+def _cards(attempts: Iterable[Attempt]) -> tuple[dict[str, Card], dict[str, Card]]:
+    """The concept cards and the misconception cards, each replayed from its reviews."""
+    concepts: dict[str, dict[datetime, Rating]] = {}
+    misconceptions: dict[str, dict[datetime, Rating]] = {}
+    shown_in: dict[str, set[str]] = {}  # misconception -> concepts it has shown up in
+    for time, grade, concept, misconception in _events(attempts):
+        if concept:
+            _add(concepts, concept, time, grade)
+        if grade == Rating.Again:
+            if misconception:
+                _add(misconceptions, MISCONCEPTION + misconception, time, grade)
+                shown_in.setdefault(misconception, set()).add(concept)
+        elif concept:
+            for name, where in shown_in.items():
+                if concept in where:
+                    _add(misconceptions, MISCONCEPTION + name, time, grade)
+    return _replay_all(concepts), _replay_all(misconceptions)
+
+
+def _add(reviews: dict[str, dict[datetime, Rating]], key: str, time: datetime,
+         grade: Rating) -> None:
+    # One review per moment: the worst rating of the answers stamped with it.
+    moments = reviews.setdefault(key, {})
+    moments[time] = min(moments.get(time, grade), grade)
+
+
+def _replay_all(reviews: dict[str, dict[datetime, Rating]]) -> dict[str, Card]:
+    cards = {}
+    for key, moments in reviews.items():
+        card = _replay(sorted(moments.items()))
+        if card is not None:
+            cards[key] = card
     return cards
 
 
-def _events(attempts: Iterable[Attempt]) -> list[tuple[datetime, str, bool | None]]:
-    """(time, concept, correct) in time order; equal times keep the history's order."""
+def _replay(reviews: list[Review]) -> Card | None:
+    """The card after its reviews, in time order, starting at the first miss; None if never
+    missed."""
+    card: Card | None = None
+    for time, grade in reviews:
+        if card is None and grade != Rating.Again:
+            continue  # not in the queue until the first miss
+        # A fixed card_id and due: Card() would otherwise read the clock (and sleep 1 ms).
+        start = card if card is not None else Card(card_id=0, due=time)
+        try:
+            card, _ = SCHEDULER.review_card(start, grade, review_datetime=time)
+        except OverflowError:
+            continue  # the next due date is past year 9999: not a time FSRS can schedule from
+    return card
+
+
+def _events(attempts: Iterable[Attempt]) -> list[tuple[datetime, Rating, str, str]]:
+    """(time, rating, concept, misconception) of the judged attempts, in time order; at
+    equal times misses come first, so the history's order never matters."""
     events = []
     for attempt in attempts:
-        concept = attempt.concept
+        grade = rating(attempt)
         time = _parse_time(attempt.time)
-        if concept and time is not None:
-            events.append((time, str(concept), attempt.correct))
-    return sorted(events, key=lambda event: event[0])
+        if grade is None or time is None:
+            continue
+        concept = attempt.concept if isinstance(attempt.concept, str) else ""
+        misconception = attempt.misconception if isinstance(attempt.misconception, str) else ""
+        if concept or misconception:
+            events.append((time, grade, concept, misconception))
+    return sorted(events)
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -104,12 +210,13 @@ def _parse_time(text: object) -> datetime | None:
         return None
     try:
         return _utc(datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
 def _utc(moment: datetime) -> datetime:
     # A naive time in the history or from the caller is taken to be UTC, as written.
+    # fsrs requires tzinfo to be timezone.utc itself, which UTC is.
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -18,7 +18,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -163,6 +163,7 @@ class Judged:
     misconception: Misconception | None
     feedback: str
     by_hand_text: str
+    consistency: str = ""  # how this answer breaks the chain rule with another, if it does
 
 
 # A wrong model matches within 0.01% (learners type rounded numbers) or the tolerance.
@@ -294,6 +295,8 @@ class Run:
         judged = [self._judge(guess, execution) for guess in guesses]
         for item in judged:
             self.answers[item.attempt.id] = item.attempt.actual
+        if execution.graph is not None and len(judged) > 1:
+            judged = _checked_against_each_other(judged, execution.graph)
         return judged
 
     def _actual(self, prediction: Prediction, execution: Execution) -> Value:
@@ -375,6 +378,24 @@ class Run:
                 if isinstance(value, float):
                     shown[name] = value
         return shown
+
+
+def _checked_against_each_other(judged: list[Judged], graph: Any) -> list[Judged]:
+    """Mark the answers that break the chain rule with another answer of the step."""
+    from autograd_tutor.engine.consistency import check
+
+    found = check(graph, [(item.prediction, item.attempt) for item in judged])
+    if not found:
+        return judged
+    result = []
+    for item in judged:
+        mine = [f for f in found if f.child == item.attempt.id]
+        if mine:
+            attempt = replace(item.attempt, inconsistent_with=tuple(f.parent for f in mine))
+            item = replace(item, attempt=attempt,
+                           consistency=" ".join(f.sentence() for f in mine))
+        result.append(item)
+    return result
 
 
 def _as_value(value: Any, text: str) -> Value:

@@ -109,6 +109,7 @@ _CHECKS: dict[str, Callable[[object], bool]] = {
     "judged": lambda v: isinstance(v, bool),
     "error": lambda v: v is None or isinstance(v, dict),
     "warnings": lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v),
+    "inconsistent_with": lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v),
 }
 
 
@@ -131,6 +132,7 @@ def attempt_from(row: dict[str, Any]) -> Attempt:
     for name in ("prediction", "actual", "by_hand"):
         values[name] = _number(values[name])
     values["warnings"] = tuple(values.get("warnings", ()))
+    values["inconsistent_with"] = tuple(values.get("inconsistent_with", ()))
     return Attempt(**values)
 
 
@@ -376,6 +378,37 @@ class Store:
 
     # Writing ----------------------------------------------------------------------------
 
+    def _check_before_writing(self) -> None:
+        """What a save must know before it appends, without reading every row (saving costs
+        the same with a hundred thousand attempts): the file is regular, and its header is
+        this version's. With no file yet, an older version's file is converted first."""
+        self._loaded = True
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            self.load()
+            return
+        except OSError as error:
+            self._refuse(f"can't read {self.path}: {_reason(error)}; progress will not be saved")
+            return
+        if not stat.S_ISREG(info.st_mode):
+            self._refuse(f"{self.path} is not a regular file; move it away, or set "
+                         f"{HOME_VARIABLE} to another directory; progress will not be saved")
+            return
+        try:
+            with open(self.path, "rb") as file:
+                first = file.read(4096).split(b"\n", 1)[0]
+        except OSError as error:
+            self._refuse(f"can't read {self.path}: {_reason(error)}; progress will not be saved")
+            return
+        version = parse_log(first).version if first.strip() else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            self._refuse(f"{self.path} was written by a newer autograd-tutor; upgrade, or set "
+                         f"{HOME_VARIABLE}. It is left untouched and nothing is saved")
+        elif version != SCHEMA_VERSION:
+            self._refuse(f"{self.path} has a schema version this autograd-tutor does not "
+                         "know; it is left untouched and progress will not be saved")
+
     def _lock(self) -> Any:
         """The store's one lock object: re-entrant, so a load inside a save (converting an
         old file, setting rows aside) does not wait for the lock its own save holds."""
@@ -388,6 +421,10 @@ class Store:
     def _rewrite(self, history: History) -> None:
         records: list[Attempt | Completion | Check] = [
             *history.attempts, *history.completed, *history.checks]
+        # Under the lock no other writer is mid-write: any temporary file left here is a
+        # dead writer's (killed while rewriting), and is removed.
+        for stale in self.home.glob(f"{FILE_NAME}.*.tmp"):
+            stale.unlink(missing_ok=True)
         _write_atomic(self.path, _header() + "".join(_line(r) for r in records))
 
     def append(self, records: Iterable[Attempt | Completion | Check]) -> bool:
@@ -396,7 +433,7 @@ class Store:
         if not text:
             return True
         if not self._loaded:
-            self.load()  # the header decides first: a newer file is never written
+            self._check_before_writing()
         if self.read_only:
             return False
         try:
@@ -467,6 +504,11 @@ class _Locked:
     def __enter__(self) -> None:
         from filelock import Timeout
 
+        # A place where no lock file can be made (/proc, a read-only disk) is an error now,
+        # not a wait for a lock that can never be taken.
+        fd = os.open(self.lock.lock_file, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0),
+                     0o644)
+        os.close(fd)
         try:
             self.lock.acquire(timeout=LOCK_NOTICE)
             return

@@ -61,7 +61,9 @@ def publish(specs: Sequence[FigureSpec], value: Callable[[str], Any],
     from autograd_tutor.views import plots
 
     drawn = {spec.name: build(spec, value) for spec in specs}
-    lines = [f"Saved figure: `{plots.save(figure, target.directory / (name + '.png'))}`"
+    lines = [f"MPLBACKEND={plots.REPLACED_BACKEND!r} is not a matplotlib backend; the figures "
+             "were drawn with Agg."] if plots.REPLACED_BACKEND else []
+    lines += [f"Saved figure: `{plots.save(figure, target.directory / (name + '.png'))}`"
              for name, figure in drawn.items()]
     if target.show and not plots.show(drawn.values()):
         lines.append("No display is available to show the figures; they are saved above.")

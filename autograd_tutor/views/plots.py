@@ -16,10 +16,22 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ParamSpec
 
-import matplotlib.style
-import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+# matplotlib refuses to import at all when MPLBACKEND names no backend; a figure is not worth
+# a crash, so an unknown name is replaced by Agg (headless PNGs) and the session says so.
+_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template", "gtk3agg", "gtk3cairo",
+             "gtk4agg", "gtk4cairo", "macosx", "nbagg", "notebook", "qtagg", "qtcairo",
+             "qt5agg", "qt5cairo", "tkagg", "tkcairo", "webagg", "wx", "wxagg", "wxcairo",
+             "inline", "ipympl", "widget"}
+REPLACED_BACKEND = ""
+_asked = os.environ.get("MPLBACKEND", "")
+if _asked and _asked.lower() not in _BACKENDS and not _asked.startswith("module://"):
+    REPLACED_BACKEND = _asked
+    os.environ["MPLBACKEND"] = "agg"
+
+import matplotlib.style  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 STYLE = "dark_background"
 TRUE_W = 2.0

@@ -9,7 +9,7 @@ only shows and asks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +34,9 @@ class Options:
     graph_view: str = "tree"
     fast: bool = False
     show: bool = False
+    # After a wrong answer that matches a named misconception, offer one problem aimed at it
+    # (the CLI turns this on only for a person at a terminal).
+    retry: bool = False
 
 
 class Session:
@@ -44,7 +47,8 @@ class Session:
 
     def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
-                 kind: str = "exercise") -> None:
+                 kind: str = "exercise",
+                 aimed: Callable[[Attempt], Exercise | None] | None = None) -> None:
         self.exercise = exercise
         self.ui = ui
         self.store = store
@@ -59,8 +63,9 @@ class Session:
         self.judged: list[Judged] = []
         self.completed = False
         self.saved = True
-        self._told_how = False
-        self.pending: list[Step] = []
+        self._told_how: set[str] = set()
+        self.helpers = helpers
+        self.aimed = aimed  # draws the retry problem for a judged attempt
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -85,10 +90,11 @@ class Session:
         self.ui.step_header(step.title, index, total)
         self.ui.markdown(step.setup)
         self.ui.code(step.code)
-        if not step.predictions and index < total:
-            # Nothing to ask: run it together with the next step, so the first question
-            # never waits for PyTorch.
-            self.pending.append(step)
+        if not step.predictions:
+            # Nothing to ask: run it now, so what it prints shows in its own step. (PyTorch
+            # loads in the background from here, while the learner reads.)
+            self.engine.loader.start()
+            self.execute(step)
             return
         guesses: list[Guess] = []
         try:
@@ -101,7 +107,6 @@ class Session:
             self.keep_judged(step, guesses)
             raise
         try:
-            self.run_pending()
             execution = self.execute(step)
         except KeyboardInterrupt:
             self.keep_unjudged(guesses)
@@ -109,16 +114,12 @@ class Session:
         judged = self.engine.judge(step, guesses, execution)
         self.record(judged)
         self.reveal(step, judged, execution)
-
-    def run_pending(self, show_output: bool = True) -> None:
-        while self.pending:
-            self.execute(self.pending.pop(0), show_output=show_output)
+        self.offer_retry(judged)
 
     def keep_judged(self, step: Step, guesses: list[Guess]) -> None:
         """The learner stopped mid-step: judge what they answered, silently, and save it."""
         answered = [guess for guess in guesses if not guess.skipped]
         if answered:
-            self.run_pending(show_output=False)
             execution = self.execute(step, show_output=False)
             self.record(self.engine.judge(step, answered, execution))
 
@@ -138,9 +139,9 @@ class Session:
             return Guess(prediction, value, typed=given)
         if self.options.reveal:
             return Guess(prediction, skipped=True)
-        if not self._told_how:
-            self.ui.text(INPUT_HELP, "dim")
-            self._told_how = True
+        if prediction.kind not in self._told_how:
+            self.ui.text(INPUT_HELP[prediction.kind], "dim")
+            self._told_how.add(prediction.kind)
         # Load torch behind the learner's thinking time, once the first question is up.
         self.engine.loader.start()
         return prompt.ask(self.ui, Guess(prediction), prompt_text(prediction),
@@ -184,6 +185,37 @@ class Session:
         self.ui.graph(render(execution.graph, self.options.graph_view, width=out.width,
                              ascii=ascii_only))
 
+    # Teaching on the spot -----------------------------------------------------------
+
+    def offer_retry(self, judged: list[Judged]) -> None:
+        """A named mistake: offer at once one fresh problem aimed at it (once per step)."""
+        if not self.options.retry or self.aimed is None:
+            return
+        missed = next((item.attempt for item in judged
+                       if item.attempt.correct is False and item.attempt.misconception
+                       and item.attempt.concept), None)
+        if missed is None:
+            return
+        try:
+            wanted = self.ui.ask("Try one aimed at this? [Y/n] ").strip().lower()
+        except EOFError:
+            return
+        if wanted not in ("", "y", "yes"):
+            return
+        problem = self.aimed(missed)
+        if problem is None:
+            self.ui.text("No practice problem for this concept yet.", "dim")
+            return
+        options = replace_options(self.options, retry=False)
+        retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,
+                        kind="retry")
+        try:
+            retry.run()
+        except Quit:
+            pass  # q leaves the retry problem only
+        self.saved &= retry.saved
+        self.ui.text(f"Back to {self.exercise.title}.", "bold")
+
     # Revealing ------------------------------------------------------------------------
 
     def reveal(self, step: Step, judged: list[Judged], execution: Execution) -> None:
@@ -192,6 +224,9 @@ class Session:
         self.ui.values(self.engine.plain_values(step.values))
         if judged:
             self.ui.reveal([row(item) for item in judged])
+            for item in judged:
+                if item.consistency:
+                    self.ui.text(item.consistency, "yellow", soft_wrap=True)
         if step.graph:
             self.show_graph(execution)
         self.ui.markdown(self.engine.render(step.explanation))
@@ -225,6 +260,12 @@ class Session:
             "score": {"correct": correct, "asked": asked},
             "steps": [a.to_json() for a in self.attempts],
         }
+
+
+def replace_options(options: Options, **changes: Any) -> Options:
+    from dataclasses import replace
+
+    return replace(options, **changes)
 
 
 def prompt_text(prediction: Prediction) -> str:

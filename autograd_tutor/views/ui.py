@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -23,10 +23,13 @@ from autograd_tutor.engine.store import ExerciseStatus
 from autograd_tutor.views.env import Environment
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
-INPUT_HELP = (
-    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n"
-    "? = hint   skip = show the answer   q = quit"
-)
+KEYS_HELP = "? = hint   skip = show the answer   q = quit"
+# What to type, per kind of prediction: shown before the first question of each kind.
+INPUT_HELP = {
+    "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n" + KEYS_HELP,
+    "outcome": "Type what the code does: runs, error or warning.\n" + KEYS_HELP,
+    "which": "Type the number of your choice (or its name).\n" + KEYS_HELP,
+}
 
 
 def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
@@ -44,6 +47,22 @@ def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
 
 
 MAX_ECHO = 200
+CONTINUED = "↪ "
+
+
+def fold(lines: Iterable[str], width: int, ascii_only: bool = False) -> list[str]:
+    """Code lines cut to `width`, each continuation starting with a marker no Python line
+    starts with, so a folded line can't be mistaken for a line of its own."""
+    marker = "... " if ascii_only else CONTINUED
+    room = max(width, len(marker) + 8)
+    folded = []
+    for line in lines:
+        folded.append(line[:room])
+        rest = line[room:]
+        while rest:
+            folded.append(marker + rest[: room - len(marker)])
+            rest = rest[room - len(marker):]
+    return folded
 
 
 def printable(text: str) -> str:
@@ -129,14 +148,20 @@ class UI:
         self.out.print(Fitted(message) if isinstance(message, Table) else message)
 
     def text(self, message: str, style: str = "", soft_wrap: bool = False) -> None:
-        self.out.print(Text(message, style=style), soft_wrap=soft_wrap)
+        """`soft_wrap`: one physical line in a log or a pipe (greppable); on a terminal,
+        wrapped at spaces by rich, since the terminal itself would break words."""
+        console = self.out
+        self.out.print(Text(message, style=style),
+                       soft_wrap=soft_wrap and not console.is_terminal)
 
     def warn(self, message: str) -> None:
-        # soft_wrap: one physical line even in a log or a pipe; a terminal wraps it itself.
-        self.err.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+        # One physical line in a log or a pipe; on a terminal, wrapped at spaces.
+        self.err.print(Text(f"warning: {message}", style="yellow"),
+                       soft_wrap=not self.err.is_terminal)
 
     def error(self, message: str) -> None:
-        self.err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+        self.err.print(Text(f"error: {message}", style="bold red"),
+                       soft_wrap=not self.err.is_terminal)
 
     def markdown(self, text: str) -> None:
         if text:
@@ -154,9 +179,13 @@ class UI:
         self.out.print(Text(prompt, style="bold cyan"), end="")
         # Flushed, or a pipe after stdout (`| tee log`) would hold the prompt back.
         self.out.file.flush()
-        if self.env.stdin_isatty:
-            return input()
-        line = self.env.stdin.readline()
+        try:
+            if self.env.stdin_isatty:
+                return input()
+            line = self.env.stdin.readline()
+        except (OSError, ValueError):  # stdin closed under us: no more input
+            self.out.print()
+            raise EOFError from None
         if not line:
             self.out.print()
             raise EOFError
@@ -211,21 +240,21 @@ class UI:
     def code(self, code: str, title: str = "The code that will run",
              mark: int | None = None) -> None:
         body: RenderableType
+        lines = code.rstrip("\n").split("\n")
         if mark is not None:
             # The line that raised, marked; plain text, so the marker is never a colour only.
-            lines = code.rstrip("\n").split("\n")
-            body = Text("\n".join(("> " if n == mark else "  ") + line
-                                  for n, line in enumerate(lines, start=1)))
-        elif self.out.color_system is None:
+            lines = [("> " if n == mark else "  ") + line for n, line in enumerate(lines, 1)]
+        # A code line wider than the box is folded with a marker, never wrapped at a space:
+        # a wrapped comment's second half would read like code ("│ .grad too │").
+        text = "\n".join(fold(lines, self.out.width - 4, ascii_only=self.env.dumb))
+        if mark is not None or self.out.color_system is None:
             # Without colour, highlighting changes nothing but costs Pygments' lexing.
-            body = Text(code.rstrip("\n"))
+            body = Text(text, no_wrap=True, overflow="crop")
         else:
             from rich.syntax import Syntax  # pygments: only when code is shown in colour
 
-            body = Syntax(
-                code.rstrip("\n"), "python", theme="ansi_dark", background_color="default",
-                word_wrap=True,
-            )
+            body = Syntax(text, "python", theme="ansi_dark", background_color="default",
+                          word_wrap=False)
         self.out.print(Panel(body, title=title, box=self.box, title_align="left"))
 
     def numbered_choices(self, choices: Sequence[str]) -> None:
@@ -238,13 +267,13 @@ class UI:
         self.program_output(output)
         if error is not None:
             self.out.print(Text(f"PyTorch raised {error.type}: {error.message}", style="red"),
-                           soft_wrap=True)
+                           soft_wrap=not self.out.is_terminal)
             if error.line is not None:
                 self.code(code, title=f"Line {error.line} raised", mark=error.line)
         elif warned:
             for warning in warned:
                 self.out.print(Text(f"PyTorch warned: {warning}", style="yellow"),
-                               soft_wrap=True)
+                               soft_wrap=not self.out.is_terminal)
         else:
             self.out.print(Text("The code ran: no error, no warning."))
         self.out.print()
@@ -281,10 +310,16 @@ class UI:
                 Text(mark, style=style),
             )
         self.out.print(Fitted(table))
+        # One paragraph once, naming every answer it explains (a shared slip is one lesson).
+        explained: dict[str, list[RevealRow]] = {}
         for row in rows:
             if row.feedback:
-                self.out.print(Text(f"Why {row.label} is not {row.predicted}:", style="red"))
-                self.out.print(_markdown(row.feedback))
+                explained.setdefault(row.feedback, []).append(row)
+        for feedback, same in explained.items():
+            answers = ", ".join(f"{r.label} is not {r.predicted}" for r in same)
+            self.out.print(Text(f"Why {answers}:", style="red"),
+                           soft_wrap=not self.out.is_terminal)
+            self.out.print(_markdown(feedback))
         self.out.print()
 
     def summary(self, name: str, correct: int, asked: int, next_command: str) -> None:
@@ -306,21 +341,27 @@ class UI:
         return table
 
     def progress_table(self, title: str, summaries: Sequence[Summary],
-                       name_of: Callable[[str], str] = str) -> Table:
+                       name_of: Callable[[str], str] = str,
+                       recall: Mapping[str, str] | None = None) -> Table:
         table = Table(title=title, box=self.box, title_justify="left")
         table.add_column(title.split()[-1].capitalize().rstrip("s"))
         table.add_column("Attempts", justify="right")
         table.add_column("First try right", justify="right")
         table.add_column("Streak", justify="right")
         table.add_column("Misconceptions seen most")
+        if recall is not None:
+            table.add_column("Recall", justify="right")
         for summary in summaries:
             accuracy = summary.first_try_accuracy
             first = "-" if accuracy is None else (
                 f"{summary.first_try_correct}/{summary.first_tries} ({accuracy:.0%})"
             )
             seen = ", ".join(f"{name_of(name)} ×{count}" for name, count in summary.misconceptions)
-            table.add_row(Text(summary.name), str(summary.attempts), first,
-                          str(summary.streak), Text(seen or "-"))
+            cells: list[RenderableType] = [Text(summary.name), str(summary.attempts), first,
+                                           str(summary.streak), Text(seen or "-")]
+            if recall is not None:
+                cells.append(recall.get(summary.name, "-"))
+            table.add_row(*cells)
         return table
 
     def graph(self, renderable: RenderableType) -> None:

@@ -1,0 +1,170 @@
+"""Hostile input: each reproduction of the hostile-input run, as a regression test.
+
+Every case must end in a clear one-line message and the right exit status, with nothing
+lost and no traceback, and never hang (every subprocess here has a time limit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import reference
+from typer.testing import CliRunner
+
+from autograd_tutor.cli import app
+from autograd_tutor.views.env import MAX_WIDTH, MIN_WIDTH, width_from
+
+runner = CliRunner()
+RIGHT = reference.typed(reference.ex1()["x.grad"])  # PyTorch's own answer to Exercise 1
+
+
+def tool(*args: str, home: Path, stdin: int | None = None, env: dict[str, str] | None = None,
+         timeout: float = 120, stdout: object = subprocess.PIPE,
+         **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    full = {**os.environ, "AUTOGRAD_TUTOR_HOME": str(home), "MPLBACKEND": "Agg",
+            **(env or {})}
+    return subprocess.run([sys.executable, "-m", "autograd_tutor", *args], env=full,
+                          stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                          timeout=timeout, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("columns", "width"), [
+    ("99999999", MAX_WIDTH), ("100000", MAX_WIDTH), ("1", MIN_WIDTH), ("0", MIN_WIDTH),
+    ("-5", MIN_WIDTH), ("abc", None), ("", None), ("72", 72)])
+def test_columns_are_clamped_to_a_sane_width(columns: str, width: int | None) -> None:
+    assert width_from(columns) == width
+
+
+@pytest.mark.parametrize("columns", ["99999999", "1", "0", "-5", "abc"])
+def test_any_columns_still_shows_titles_and_status(columns: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["exercise", "2", "--reveal", "--plots", str(tmp_path)],
+                           env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "Reproduce a Backprop Network" in flat
+    assert "complete" in result.output
+    longest = max(len(line) for line in result.output.splitlines())
+    assert longest <= MAX_WIDTH
+
+
+def test_closed_stdin_ends_like_end_of_input(tmp_path: Path) -> None:
+    result = tool("exercise", "1", home=tmp_path, stdin=subprocess.DEVNULL, timeout=60)
+    closed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; os.close(0); "
+         "from autograd_tutor.entry import main; sys.argv = ['autograd-tutor', 'exercise', "
+         "'1']; main()"],
+        env={**os.environ, "AUTOGRAD_TUTOR_HOME": str(tmp_path)}, capture_output=True,
+        timeout=60)
+    for run in (result, closed):
+        assert run.returncode == 1, run.stderr
+        assert b"Traceback" not in run.stderr and b"input ended" in run.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
+def test_undecodable_input_is_refused_politely(encoding: str, tmp_path: Path) -> None:
+    result = tool("exercise", "1", home=tmp_path, input=b"\xff\n" + RIGHT.encode() + b"\n",
+                  env={"PYTHONIOENCODING": encoding})
+    assert result.returncode == 0, result.stderr
+    assert b"Traceback" not in result.stderr and b"Not counted" in result.stdout
+
+
+def test_escape_codes_typed_at_a_prompt_are_not_replayed(tmp_path: Path) -> None:
+    result = tool("exercise", "1", home=tmp_path, input=b"\x1b[31mRED\n" + RIGHT.encode()
+                  + b"\n", env={"NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert b"\x1b" not in result.stdout and b"?[31mRED" in result.stdout
+
+
+def test_very_long_input_is_echoed_shortened(tmp_path: Path) -> None:
+    long_line = "1" * 1_000_000
+    result = tool("exercise", "1", home=tmp_path,
+                  input=(long_line + "\n" + RIGHT + "\n").encode())
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout) < 100_000
+    answer = runner.invoke(app, ["exercise", "1", "--answer", "x.grad=" + "2" * 100_000])
+    assert answer.exit_code == 2 and len(answer.output) < 5_000
+
+
+def test_a_full_disk_on_stdout_is_one_message_and_status_1(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = tool("exercise", "1", "--answer", f"x.grad={RIGHT}", "--json", home=tmp_path,
+                      stdout=full)
+    assert result.returncode == 1
+    assert result.stderr.count(b"error:") == 1 and b"Traceback" not in result.stderr
+
+
+def test_a_bogus_matplotlib_backend_still_draws_the_figures(tmp_path: Path) -> None:
+    result = tool("exercise", "5", "--reveal", "--graph", "none", "--plots", str(tmp_path),
+                  home=tmp_path, env={"MPLBACKEND": "bogus"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "exercise5-detach.png").read_bytes().startswith(b"\x89PNG")
+    assert b"not a matplotlib backend" in result.stdout
+
+
+def test_figures_replace_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "exercise5-detach.png").symlink_to(victim)
+    result = runner.invoke(app, ["exercise", "5", "--reveal", "--graph", "none",
+                                 "--plots", str(plots)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    figure = plots / "exercise5-detach.png"
+    assert not figure.is_symlink() and figure.read_bytes().startswith(b"\x89PNG")
+
+
+def test_ctrl_c_while_the_tool_is_still_importing_exits_130(tmp_path: Path) -> None:
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def interrupt(name, *args, **kwargs):\n"
+            "    if name == 'autograd_tutor.cli':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupt\n"
+            "from autograd_tutor.entry import main\n"
+            "main()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                            env={**os.environ, "AUTOGRAD_TUTOR_HOME": str(tmp_path)})
+    assert result.returncode == 130
+    assert result.stderr.strip() == b"error: interrupted."
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"autograd-tutor {version('autograd-tutor')}"
+
+
+def test_json_has_no_nan(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["progress", "--json"])
+    assert result.exit_code == 0
+    json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+
+def test_a_home_where_nothing_can_be_created_fails_at_once(tmp_path: Path) -> None:
+    proc = Path("/proc/1")
+    if not proc.is_dir():
+        pytest.skip("no /proc here")
+    result = tool("exercise", "1", "--answer", f"x.grad={RIGHT}", home=proc, timeout=60)
+    assert result.returncode == 1
+    assert b"not saved" in result.stderr and b"locked" not in result.stderr
+
+
+def test_temporary_files_of_dead_writers_are_removed(tutor_env: Path) -> None:
+    from autograd_tutor.engine.store import FILE_NAME
+
+    assert runner.invoke(app, ["exercise", "1", "--answer", f"x.grad={RIGHT}"]).exit_code == 0
+    stale = tutor_env / f"{FILE_NAME}.dead-writer.tmp"
+    stale.write_bytes(b"x" * 4096)
+    assert runner.invoke(app, ["reset", "3", "--yes"]).exit_code == 0
+    assert not stale.exists()
+    assert "done" in runner.invoke(app, ["list"]).output  # exercise 1's history is kept

@@ -1,0 +1,130 @@
+"""Outcome predictions: what the code does (runs, error or warning), and which error.
+
+Every message checked here comes from an independent run of the same code in the test:
+plain `exec` with torch, outside the tutor. No message text is written in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from autograd_tutor.cli import app
+from autograd_tutor.content.packs import builtin, key_text
+from autograd_tutor.engine.model import Exercise, Prediction
+from autograd_tutor.views.session import prompt_text
+
+runner = CliRunner()
+PACKS = [builtin("basics"), builtin("errors")]
+
+
+def outcome_cases() -> list[tuple[Exercise, int, Prediction]]:
+    return [(exercise, index, prediction)
+            for pack in PACKS for exercise in pack.exercises
+            for index, step in enumerate(exercise.steps)
+            for prediction in step.predictions if prediction.kind == "outcome"]
+
+
+def independent_run(exercise: Exercise, upto: int) -> dict[str, Any]:
+    """Run the exercise's code up to step `upto` the plain way: what that step raised or
+    warned, and the names it left."""
+    names: dict[str, Any] = {"torch": torch}
+    result: dict[str, Any] = {"error": None, "warnings": [], "names": names}
+    for index, step in enumerate(exercise.steps[: upto + 1]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                exec(step.code, names)
+            except Exception as error:  # the lesson: PyTorch refuses
+                if index == upto:
+                    result["error"] = (type(error).__name__, str(error))
+        if index == upto:
+            result["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return result
+
+
+def ids(case: tuple[Exercise, int, Prediction]) -> str:
+    return f"{case[0].key}:{case[2].id}"
+
+
+@pytest.mark.parametrize("case", outcome_cases(), ids=ids)
+def test_the_revealed_outcome_is_pytorchs_own(case: tuple[Exercise, int, Prediction],
+                                             tmp_path) -> None:
+    exercise, index, prediction = case
+    truth = independent_run(exercise, index)
+    expected = "error" if truth["error"] else "warning" if truth["warnings"] else "runs"
+    result = runner.invoke(app, ["exercise", key_text(exercise), "--reveal", "--json",
+                                 "--graph", "none", "--plots", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    step = {s["id"]: s for s in json.loads(result.stdout)["steps"]}[prediction.id]
+    assert step["actual"] == expected
+    if truth["error"]:
+        kind, message = truth["error"]
+        assert step["error"]["type"] == kind and step["error"]["message"] == message
+        flat = " ".join(result.stderr.split())
+        assert f"PyTorch raised {kind}: {' '.join(message.split())}" in flat
+    else:
+        assert "error" not in step
+    if expected == "warning":
+        assert step["warnings"] == truth["warnings"]
+
+
+def test_outcome_answers_through_a_pipe_and_answer_options() -> None:
+    """Exercise 5: 'e' and '2' typed, then --answer with the words; bad words refused."""
+    basics = PACKS[0]
+    ex5 = basics.exercise(5)
+    piped = runner.invoke(app, ["exercise", "5", "--json", "--graph", "none"],
+                          input="36\nmaybe\ne\n7\n2\nNone\n1\n")
+    assert piped.exit_code == 0, piped.output
+    report = {s["id"]: s for s in json.loads(piped.stdout)["steps"]}
+    assert report["c.backward@detach"]["prediction"] == "error"
+    assert report["c.backward@detach"]["correct"] is True
+    which = ex5.steps[1].predictions[1]
+    assert report["c.backward@detach:which"]["prediction"] == which.choices[1]
+    assert report["c.backward@detach:which"]["correct"] is False
+    not_counted = [line for line in piped.stderr.splitlines() if line.startswith("Not counted")]
+    assert len(not_counted) == 2  # 'maybe' at the outcome, '7' at the numbered choice
+    answered = runner.invoke(app, ["exercise", "5", "--json", "--graph", "none",
+                                   "-a", "c.backward@detach=runs",
+                                   "-a", "c.backward@detach:which=nothing requires grad"],
+                             input="36\nNone\n1\n")
+    assert answered.exit_code == 0, answered.output
+    report = {s["id"]: s for s in json.loads(answered.stdout)["steps"]}
+    assert report["c.backward@detach"]["correct"] is False
+    assert report["c.backward@detach"]["misconception"] == "detach-pass-through"
+    assert report["c.backward@detach:which"]["correct"] is True
+    bad = runner.invoke(app, ["exercise", "5", "-a", "c.backward@detach=perhaps"])
+    assert bad.exit_code == 2 and "runs, error or warning" in bad.output
+
+
+@pytest.mark.parametrize("case", outcome_cases(), ids=ids)
+def test_nothing_before_an_outcome_prompt_gives_it_away(case: tuple[Exercise, int, Prediction]
+                                                        ) -> None:
+    """Stop at the outcome's prompt (reveal of every earlier prediction on): neither PyTorch's
+    message nor the step's explanation has been printed yet."""
+    exercise, index, prediction = case
+    args = ["exercise", key_text(exercise), "--graph", "none"]
+    typed = {"outcome": "runs", "which": "1", "value": "0"}  # any valid answer will do
+    for step in exercise.steps[:index]:
+        args += [f"--answer={p.id}={typed[p.kind]}" for p in step.predictions]
+    result = runner.invoke(app, args, input="")
+    assert result.exit_code == 1, result.output  # input ended at the outcome's prompt
+    text = result.output
+    prompt = prompt_text(prediction).rstrip()
+    assert prompt in text
+    before = " ".join(text[: text.rindex(prompt)].split())
+    truth = independent_run(exercise, index)
+    if truth["error"]:
+        message = " ".join(truth["error"][1].split())
+        assert message[:40] not in before
+    for warning in truth["warnings"]:
+        assert " ".join(warning.split())[:40] not in before
+    explanation = " ".join(exercise.steps[index].explanation.split())
+    for sentence in explanation.split(". ")[:2]:
+        if len(sentence) > 30:
+            assert sentence[:30] not in before

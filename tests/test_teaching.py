@@ -1,0 +1,91 @@
+"""Teaching on the spot: answers checked against each other, feedback said once, scores
+that are never overwritten by an abandoned run, and the misconceptions the issue named."""
+
+from __future__ import annotations
+
+import json
+
+import reference
+import torch
+from reference import typed
+from typer.testing import CliRunner
+
+from autograd_tutor.cli import app
+
+runner = CliRunner()
+
+
+def ex2_json(answers: dict[str, float]) -> tuple[dict, str]:
+    args = ["exercise", "2", "--json"]
+    for key, value in answers.items():
+        args += ["--answer", f"{key}={typed(value)}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return {s["id"]: s for s in json.loads(result.stdout)["steps"]}, result.stderr
+
+
+def test_answers_that_break_the_chain_rule_are_named() -> None:
+    right = reference.ex2()
+    answers = {**right, "h_act.grad": right["h_act.grad"], "b.grad": -right["h_act.grad"]}
+    steps, text = ex2_json(answers)
+    assert steps["b.grad"]["inconsistent_with"] == ["h_act.grad"]
+    assert "inconsistent_with" not in steps["h_act.grad"]
+    # The local factor of h_act = h + b with respect to b, from PyTorch itself.
+    b = torch.tensor(reference.EX2_INPUTS["b"], requires_grad=True)
+    (b + 1.0).backward()
+    assert b.grad is not None
+    flat = " ".join(text.split())
+    assert "Your b.grad (" in flat and "does not follow from your h_act.grad (" in flat
+    assert f"∂h_act/∂b = {right['h_act.grad']:g} × {b.grad.item():g} =" in flat
+
+
+def test_wrong_but_consistent_answers_pass_without_comment() -> None:
+    """Every answer with the sign of w2 lost: wrong, but each follows from the one above."""
+    right = reference.ex2()
+    flipped = {key: -value if key != "w2.grad" else value for key, value in right.items()}
+    steps, text = ex2_json(flipped)
+    assert all("inconsistent_with" not in step for step in steps.values())
+    assert "does not follow from" not in text
+
+
+def test_one_paragraph_for_the_same_slip_in_several_answers() -> None:
+    right = reference.ex2()
+    flipped = {key: -value if key != "w2.grad" else value for key, value in right.items()}
+    steps, text = ex2_json(flipped)
+    slipped = [key for key, step in steps.items() if step["misconception"] == "sign-error"]
+    assert len(slipped) >= 3
+    assert text.count("You lost the minus sign") == 1
+    header = next(line for line in text.splitlines() if line.startswith("Why "))
+    for key in slipped:  # the paragraph once, naming every answer it explains
+        assert f"{key} is not" in header
+
+
+def test_an_abandoned_run_never_overwrites_the_finished_score() -> None:
+    right = reference.ex3()
+    ids = list(right)
+    wrong = {key: value + 1 for key, value in right.items()}
+    first = ["--answer", f"{ids[0]}={typed(right[ids[0]])}",
+             "--answer", f"{ids[1]}={typed(wrong[ids[1]])}",
+             "--answer", f"{ids[2]}={typed(wrong[ids[2]])}"]
+    assert runner.invoke(app, ["exercise", "3", *first]).exit_code == 0
+    quit_early = runner.invoke(app, ["exercise", "3"], input=f"{typed(right[ids[0]])}\nq\n")
+    assert quit_early.exit_code == 1
+    row = next(line for line in runner.invoke(app, ["list"]).output.splitlines()
+               if "Accumulation" in line)
+    assert "done" in row and "1/3" in row and "1/1" not in row.split("(")[0]
+    progress = runner.invoke(app, ["progress", "--json"])
+    runs = {a["run"] for a in json.loads(progress.stdout)["attempts"]}
+    assert len(runs) == 2  # every run is kept
+
+
+def test_exercise_1_names_the_dropped_coefficient() -> None:
+    """2x² differentiated as 2x: the wrong model's number, computed with torch here."""
+    x = torch.tensor(reference.EX1_X, requires_grad=True)
+    wrong = (x**3 + x**2 - 5 * x + 1)  # 2x² treated as x², whose slope is 2x
+    wrong.backward()
+    assert x.grad is not None
+    result = runner.invoke(app, ["exercise", "1", "--json", "--answer",
+                                 f"x.grad={typed(x.grad.item())}"])
+    assert result.exit_code == 0
+    (step,) = json.loads(result.stdout)["steps"]
+    assert step["correct"] is False and step["misconception"] == "coefficient-dropped"
