@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check autograd_tutor tests benchmarks
 	$(BIN)/mypy autograd_tutor
 
+# Two workers (this machine's cores); property tests on their quick budget; the ten slowest shown.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=10
+
+# The property tests with their full budget.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n 2 -k "property or fuzz or soup or hypothesis or matches" tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

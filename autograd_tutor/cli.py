@@ -377,6 +377,10 @@ def exercise_command(
     if file is not None:
         raise typer.BadParameter("a FILE is only used with --code", param_hint="FILE")
     answers = parse_answers(chosen, answer or [])
+    if plots is not None and not str(plots).strip(". "):
+        # Typer reads --plots "" as ".": never scatter figures into the current folder.
+        raise typer.BadParameter("needs a folder name (or leave it out: figures then go "
+                                 "to the progress directory)", param_hint="--plots")
     if graph not in GRAPH_VIEWS:
         raise typer.BadParameter(f"{graph!r} is not a view; choose one of "
                                  + ", ".join(GRAPH_VIEWS), param_hint="--graph")
@@ -441,7 +445,9 @@ def check_command(
         report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
     for line in checker.format_report(report, name):
-        ui.text(line, verdict_style if line.startswith(("check", "problem:")) else "")
+        # The learner's own output is shown as text: its escape codes are not replayed.
+        style = verdict_style if line.startswith(("check", "problem:")) else ""
+        ui.text(printable(line, limit=None), style)
     saved = open_store(ui).record_check(chosen.pack, chosen.number, report.passed, str(path))
     if as_json:
         print(json.dumps(checker.report_json(report), allow_nan=False))
@@ -855,6 +861,7 @@ def pack_add(
         raise typer.Exit(EXIT_FAILED)
     try:
         install(directory, target)
+        packs.forget()
     except OSError as error:
         ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None

@@ -7,6 +7,7 @@ import operator
 import re
 
 import pytest
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -242,7 +243,7 @@ def test_format_value(value, text) -> None:
 # Properties ----------------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.text(max_size=300))
 def test_parse_value_on_any_text_returns_a_number_or_none_or_refuses(text: str) -> None:
     try:
@@ -255,7 +256,7 @@ def test_parse_value_on_any_text_returns_a_number_or_none_or_refuses(text: str) 
 ALPHABET = "0123456789.eE+-*/^()_ Nonex"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.text(alphabet=ALPHABET, max_size=60))
 def test_parse_value_on_number_like_text_returns_a_number_or_none_or_refuses(text: str) -> None:
     try:
@@ -306,7 +307,7 @@ def combine(children: st.SearchStrategy[Tree]) -> st.SearchStrategy[Tree]:
 trees = st.recursive(leaves, combine, max_leaves=8)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(trees)
 def test_parse_value_computes_arithmetic_trees(tree: Tree) -> None:
     text, expected = tree

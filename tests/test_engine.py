@@ -18,12 +18,13 @@ from autograd_tutor.engine.store import Store
 runner = CliRunner()
 
 
-def test_a_step_without_questions_runs_after_the_next_question(tutor_env: Path) -> None:
-    # Exercise 4 opens with a set-up cell; its output must not hold the first prompt back.
+def test_a_step_without_questions_shows_its_output_in_its_own_step(tutor_env: Path) -> None:
+    # Exercise 4 opens with a set-up cell: what it prints belongs to it, before Step 2.
     result = runner.invoke(app, ["exercise", "4", "--graph", "none", "--fast"], input="0\n")
     assert result.exit_code == 1, result.output  # input ends at the second prompt
     output = result.output
-    assert output.index("Predict y_pred") < output.index("Initial parameters: w = 0.0000")
+    assert output.index("Initial parameters: w = 0.0000") < output.index("Step 2/7")
+    assert output.index("Step 2/7") < output.index("Predict y_pred")
 
 
 def test_no_escape_codes_in_a_terminal_with_no_color(tutor_env: Path) -> None:

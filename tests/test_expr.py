@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,7 +155,7 @@ def trees(draw, depth: int = 0):
     return f"({lt} {op} {rt})", binary
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(trees(), st.floats(-3, 3), st.floats(-3, 3))
 def test_random_expressions_match_torch(tree, x, y):
     text, fn = tree
@@ -270,7 +271,7 @@ def test_hostile_input_gives_expr_error_only(text, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # nothing was run
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.text(max_size=60))
 def test_any_text_parses_or_gives_expr_error(text):
     try:
@@ -280,7 +281,7 @@ def test_any_text_parses_or_gives_expr_error(text):
     assert isinstance(expression, Expression)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(alphabet="xy0123456789.+-*/()e ", max_size=40))
 def test_arithmetic_soup_parses_or_gives_expr_error(text):
     try:

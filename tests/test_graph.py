@@ -18,11 +18,15 @@ import torch
 
 from autograd_tutor.engine.graph import (
     CONSTANT,
+    ELEMENTWISE,
+    JACOBIAN,
     LEAF,
     OP,
+    REDUCTION,
     UNTRACKED,
     CapturedGraph,
     GraphRecorder,
+    LocalFactor,
     TensorSummary,
     capture,
     op_name,
@@ -286,9 +290,123 @@ def test_ex4_training_loop_every_step_matches_pytorch():
     assert X.kind == CONSTANT and isinstance(X.value, TensorSummary)
     assert X.value.min == -3.0 and X.value.max == 3.0
     assert last.by_name("y_true").kind == CONSTANT
-    # Tensor edges have no single local derivative; the contribution is still recorded.
+    # A tensor edge's local derivative is one factor per element: d(w * X)_i / dw = X_i,
+    # summed into the scalar w; the contribution is still PyTorch's dloss/dw.
     edge = next(e for e in last.edges if last.nodes[e.dst].name == "w")
-    assert edge.local is None and close(edge.contribution, gw, 1e-4)
+    assert isinstance(edge.local, LocalFactor) and edge.local.kind == ELEMENTWISE
+    assert edge.local.summed and edge.local.factors.shape == (20,)
+    assert edge.local.factors.first == pytest.approx(ns["X"][:4].tolist())
+    assert close(edge.contribution, gw, 1e-4)
+    assert X.value.first == pytest.approx(ns["X"][:4].tolist())
+    assert y_pred.grad.first == pytest.approx(gy[:4].tolist(), rel=1e-4, abs=1e-6)
+
+
+def jacobian_rows(fn, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """d(fn)/d(input) by torch.autograd.functional.jacobian, independent of any hook."""
+    found = torch.autograd.functional.jacobian(fn, inputs)
+    return [j.reshape(fn(*inputs).numel(), -1) for j in found]
+
+
+def test_tensor_local_factors_match_torch_jacobians():
+    """Elementwise: the Jacobian's diagonal; broadcast: its column; reduction: its row."""
+    code = """
+torch.manual_seed(0)
+X = torch.randn(6)
+y = torch.randn(6)
+w = torch.tensor(0.7, requires_grad=True)
+v = torch.randn(6, requires_grad=True)
+m = w * X
+s = torch.sin(m + v)
+d = (y - s) ** 2
+loss = d.sum() + v.mean()
+loss.backward()
+"""
+    rec, ns = run(code)
+    graph = rec.graphs[0].named(ns)
+    X, y, w, v = (ns[n].detach() for n in ("X", "y", "w", "v"))
+    m = w * X
+
+    def local(src: str, dst_name: str) -> LocalFactor:
+        node = next(n for n in graph.nodes if (n.name or n.op) == src)
+        (edge,) = [e for e in graph.outgoing[node.id]
+                   if (graph.nodes[e.dst].name or graph.nodes[e.dst].op) == dst_name]
+        assert isinstance(edge.local, LocalFactor), edge
+        return edge.local
+
+    # m = w * X: a scalar w broadcast over X; d m_i / dw = X_i, summed into w.
+    (by_w,) = jacobian_rows(lambda w_: w_ * X, w)
+    factor = local("m", "w")
+    assert factor.kind == ELEMENTWISE and factor.summed
+    assert factor.factors.first == pytest.approx(by_w[:4, 0].tolist(), rel=1e-5)
+    # sin: elementwise, same shape, d sin(u)_i / du_i = cos(u_i).
+    u = m + v
+    (by_u,) = jacobian_rows(torch.sin, u)
+    factor = local("s", "add")
+    assert factor.kind == ELEMENTWISE and not factor.summed
+    assert factor.factors.first == pytest.approx(torch.diagonal(by_u)[:4].tolist(), rel=1e-5)
+    # d = (y - s) ** 2: d d_i / d sub_i = 2 sub_i.
+    sub = y - torch.sin(u)
+    (by_sub,) = jacobian_rows(lambda t: t**2, sub)
+    factor = local("d", "sub")
+    assert factor.factors.first == pytest.approx(torch.diagonal(by_sub)[:4].tolist(), rel=1e-5)
+    # Reductions: d.sum() gives 1 to every element, v.mean() 1/6.
+    for src, dst, fn, inputs in (("sum", "d", torch.sum, sub**2), ("mean", "v", torch.mean, v)):
+        factor = local(src, dst)
+        (row,) = jacobian_rows(fn, inputs)
+        assert factor.kind == REDUCTION and not factor.summed
+        assert factor.uniform == pytest.approx(row[0, 0].item())
+        assert factor.factors.first == pytest.approx(row[0, :4].tolist())
+
+
+def test_zero_upstream_tensor_factors_are_asked_from_the_node():
+    # relu zeroes part of the gradient: contribution / upstream cannot give the factor there.
+    rec, ns = run("x = torch.tensor([-1.0, 2.0, 3.0], requires_grad=True)\n"
+                  "h = x * x\ny = (torch.relu(h - 5) * 3).sum()\ny.backward()\n")
+    graph = rec.graphs[0].named(ns)
+    h = graph.by_name("h")
+    factors = [e.local for e in graph.outgoing[h.id]]
+    x = ns["x"].detach()
+    (by_x,) = jacobian_rows(lambda t: t * x, x)  # d(x * x)/d(first x) with the second held
+    for factor in factors:
+        assert factor.kind == ELEMENTWISE
+        assert factor.factors.first == pytest.approx(torch.diagonal(by_x).tolist())
+
+
+def test_ops_that_mix_elements_have_a_jacobian():
+    rec, ns = run("A = torch.randn(3, 3, requires_grad=True)\nx = torch.randn(3)\n"
+                  "y = torch.softmax(A @ x, 0)\nz = (y * y).sum()\nz.backward()\n")
+    graph = rec.graphs[0]
+    kinds = {graph.nodes[e.src].op: e.local.kind for e in graph.edges
+             if isinstance(e.local, LocalFactor)}
+    assert kinds["softmax"] == JACOBIAN and kinds["mv"] == JACOBIAN
+    assert kinds["mul"] == ELEMENTWISE and kinds["sum"] == REDUCTION
+
+
+def test_constant_slots_are_matched_to_the_arguments_that_need_no_gradient():
+    # F.linear(x, weight, bias) runs as an addmm whose slots are (bias, x, weight.t()): the
+    # empty slot is x, never the weight (a leaf that does get a gradient).
+    rec, ns = run("torch.manual_seed(0)\nlayer = torch.nn.Linear(3, 2)\nx = torch.randn(4, 3)\n"
+                  "loss = layer(x).sum()\nloss.backward()\n")
+    graph = rec.graphs[0].named(ns)
+    addmm = next(n for n in graph.nodes if n.op == "addmm")
+    fns = [fn for fn, _ in ns["loss"].grad_fn.next_functions[0][0].next_functions]
+    inputs = [graph.nodes[e.dst] for e in graph.outgoing[addmm.id]]
+    assert [fn is None for fn in fns] == [n.kind == CONSTANT for n in inputs]
+    assert next(n for n in inputs if n.kind == CONSTANT).name == "x"
+    assert all(e.contribution is not None for e in graph.edges
+               if graph.nodes[e.dst].kind == LEAF)
+
+
+def test_summaries_keep_the_first_elements():
+    rec, ns = run("v = torch.arange(100.0, requires_grad=True)\ny = (v * 2).sum()\n"
+                  "y.backward()\n")
+    v = rec.graphs[0].named(ns).by_name("v")
+    assert v.value.first == (0.0, 1.0, 2.0, 3.0) and v.value.shape == (100,)
+    assert v.grad.first == (2.0,) * 4
+    data = json.loads(json.dumps(rec.graphs[0].to_json(), allow_nan=False))
+    assert data["nodes"][v.id]["value"]["first"] == [0.0, 1.0, 2.0, 3.0]
+    local = next(e["local"] for e in data["edges"] if e["to"] == v.id)
+    assert local["kind"] == "elementwise" and local["factors"]["first"] == [2.0] * 4
 
 
 # Exercise 5 ---------------------------------------------------------------------------
@@ -368,7 +486,75 @@ def test_data_attribute_counts_as_detach():
     code = EX5_DETACH.replace("b.detach()", "b.data").replace(
         "c = b_detached ** 2", "c = b_detached ** 2 + a")
     rec, ns = run(code)
-    assert rec.graphs[0].named(ns).by_name("b_detached").detached_from == "b"
+    node = rec.graphs[0].named(ns).by_name("b_detached")
+    assert node.detached_from == "b" and node.detached_by == "data"
+
+
+EX5_PARTIAL = """
+a = torch.tensor(2.0, requires_grad=True)
+b = a * 3
+c = b.detach() ** 2 + a
+c.backward()
+"""
+
+
+def test_an_unnamed_detached_tensor_is_named_by_the_expression_that_made_it():
+    rec, ns = run(EX5_PARTIAL)
+    graph = rec.graphs[0].named(ns)
+    (cut,) = [n for n in graph.nodes if n.detached_from is not None]
+    assert cut.name is None and cut.label == "b.detach()" and cut.kind == CONSTANT
+    assert close(cut.value, 2.0 * 3)
+    rec, ns = run(EX5_PARTIAL.replace("b.detach()", "b.data"))
+    assert any(n.label == "b.data" for n in rec.graphs[0].named(ns).nodes)
+
+
+def next_function_count(code: str, name: str) -> int:
+    """How many inputs PyTorch gives the node of `name`, computed with grad: next_functions."""
+    ns = {"torch": torch}
+    exec(code.replace(".detach()", "").replace("c.backward()\n", ""), ns)
+    return len(ns[name].grad_fn.next_functions)
+
+
+def test_untracked_results_show_the_inputs_a_tracked_node_would_have():
+    # `b_detached ** 2`: PowBackward0 has one input (the exponent is not one), so the
+    # untracked pow shows one input, as the tracked pow of `b ** 2` does.
+    ns = {"torch": torch}
+    with pytest.raises(RuntimeError), GraphRecorder() as rec:
+        exec(EX5_DETACH, ns)
+    failed = rec.attempts[0].named(ns)
+    assert len(failed.outgoing[failed.output_id]) == next_function_count(EX5_DETACH, "c") == 1
+    # `b_detached * 3`: the 3 is an input of MulBackward0 (a None slot), tracked or not.
+    code = EX5_DETACH.replace("b_detached ** 2", "b_detached * 3")
+    with pytest.raises(RuntimeError), GraphRecorder() as rec:
+        exec(code, ns)
+    failed = rec.attempts[0].named(ns)
+    inputs = [failed.nodes[e.dst] for e in failed.outgoing[failed.output_id]]
+    assert len(inputs) == next_function_count(code, "c") == 2
+    assert [n.label for n in inputs] == ["b_detached", "3"]
+    # Inside a tracked graph too: `b.detach() ** 2 + a`.
+    rec, ns = run(EX5_PARTIAL)
+    graph = rec.graphs[0].named(ns)
+    pow_node = next(n for n in graph.nodes if n.op == "pow")
+    assert [graph.nodes[e.dst].label for e in graph.outgoing[pow_node.id]] == ["b.detach()"]
+
+
+def test_rerunning_an_untracked_call_keeps_the_random_state():
+    # The recorder calls dropout again to find its inputs: the learner's random numbers after
+    # it must be the ones they would be without the recorder.
+    code = ("a = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+            "b = torch.nn.functional.dropout(a.detach(), 0.5)\nc = b * 2\n")
+    torch.manual_seed(3)
+    with GraphRecorder() as rec:
+        exec(code, {"torch": torch})
+        with pytest.raises(RuntimeError):
+            exec(code + "c.sum().backward()\n", {"torch": torch})
+    after = torch.rand(3)
+    torch.manual_seed(3)
+    exec(code, {"torch": torch})
+    exec(code, {"torch": torch})
+    assert torch.equal(after, torch.rand(3))
+    failed = rec.attempts[-1]
+    assert any(n.op == "dropout" for n in failed.nodes)  # the failed backward was explained
 
 
 # Diamonds ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ UPDATE_SNAPSHOTS=1 and review the diff.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -134,7 +136,7 @@ def test_ex1_table_has_edge_products_and_the_sum_line():
 
 def test_tree_draws_a_shared_node_once_and_marks_later_uses():
     text = text_of(graph_of(EX1), "tree")
-    assert len(re.findall(r"#10 x \(leaf\)", text)) == 1
+    assert len(re.findall(r"#10 x \(leaf, AccumulateGrad\)", text)) == 1
     assert len(re.findall(r"#10 x \(shown above\)", text)) == 2
     assert "used 3 times" in text
 
@@ -330,7 +332,7 @@ def test_narrow_tree_reaches_every_node(width):
     text = text_at(graph_of(EX1), "tree", width)
     for node_id in range(11):  # Exercise 1 has 11 nodes; every one is drawn
         assert re.search(rf"#{node_id} ", text), (node_id, width)
-    assert text.count("#10 x") == 3 and text.count("(leaf)") == 1  # drawn once, marked twice
+    assert text.count("#10 x") == 3 and text.count("(leaf,") == 1  # drawn once, marked twice
 
 
 def test_narrow_table_becomes_header_value_blocks_when_it_cannot_fit():
@@ -413,7 +415,7 @@ def expressions(draw, depth: int = 0):
     return f"({draw(expressions(depth + 1))} {op} {draw(expressions(depth + 1))})"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(expressions(), st.floats(-1.5, 1.5), st.floats(-1.5, 1.5), st.floats(-1.5, 1.5))
 def test_path_sums_equal_grad(expression, x, w, b):
     values = {"x": x, "w": w, "b": b}
@@ -436,3 +438,319 @@ def test_path_sums_equal_grad(expression, x, w, b):
             assert len(listed) == paths.count(leaf.id)
             products = [paths.product(p) for p in listed]
             assert math.isclose(math.fsum(products), grad, rel_tol=1e-9, abs_tol=1e-9)
+
+
+# Exercise 4: a graph of tensors --------------------------------------------------------
+
+EX4 = """
+torch.manual_seed(42)
+X = torch.linspace(-3, 3, 20)
+y_true = 2 * X + 1 + torch.randn(20) * 0.3
+w = torch.tensor(0.0, requires_grad=True)
+b = torch.tensor(0.0, requires_grad=True)
+learning_rate = 0.01
+y_pred = w * X + b
+loss = ((y_true - y_pred) ** 2).mean()
+loss.backward()
+"""
+EX4_WIDTHS = (100, 40)
+TENSOR = r"tensor\[(\d+)\] (\[[^\]]*\])"
+QUANTITY = rf"(?:{TENSOR}|[^\s\[]+)"
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?"
+
+
+def ex4_reference() -> dict:
+    """Exercise 4's first backward, recomputed here: forward values, dloss/d(each tensor) by
+    torch.autograd.grad, local derivatives by torch.autograd.functional.jacobian, grad_fn
+    class names from the tensors themselves, and the graph's size from next_functions."""
+    torch.manual_seed(42)
+    X = torch.linspace(-3, 3, 20)
+    y_true = 2 * X + 1 + torch.randn(20) * 0.3
+    w = torch.tensor(0.0, requires_grad=True)
+    b = torch.tensor(0.0, requires_grad=True)
+    mul = w * X
+    y_pred = mul + b
+    sub = y_true - y_pred
+    pow_ = sub**2
+    loss = pow_.mean()
+    tensors = {"loss": loss, "pow": pow_, "sub": sub, "y_pred": y_pred, "mul": mul, "w": w,
+               "b": b}
+    grads = dict(zip(tensors, torch.autograd.grad(loss, list(tensors.values())), strict=True))
+    jac = torch.autograd.functional.jacobian
+    d = {name: t.detach() for name, t in tensors.items()}
+    # (src, dst) -> (factors per element, summed into a smaller input)
+    locals_ = {
+        ("loss", "pow"): (jac(torch.mean, d["pow"]), False),
+        ("pow", "sub"): (torch.diagonal(jac(lambda t: t**2, d["sub"])), False),
+        ("sub", "y_pred"): (torch.diagonal(jac(lambda t: y_true - t, d["y_pred"])), False),
+        ("y_pred", "mul"): (torch.diagonal(jac(lambda t: t + d["b"], d["mul"])), False),
+        ("y_pred", "b"): (jac(lambda t: d["mul"] + t, d["b"]), True),
+        ("mul", "w"): (jac(lambda t: t * X, d["w"]), True),
+    }
+    classes = {name: type(t.grad_fn).__name__ for name, t in tensors.items() if t.grad_fn}
+    ops, leaves, constants, edges, stack, seen = 0, 0, 0, 0, [loss.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ == "AccumulateGrad":
+            leaves += 1
+            classes[next(n for n in ("w", "b") if fn.variable is tensors[n])] = type(fn).__name__
+            continue
+        ops += 1
+        for next_fn, _ in fn.next_functions:
+            constants += next_fn is None
+            edges += next_fn is not None
+            if next_fn is not None:
+                stack.append(next_fn)
+    values = {**{n: t.detach() for n, t in tensors.items()}, "X": X, "y_true": y_true}
+    return {"values": values, "grads": grads, "locals": locals_, "classes": classes,
+            "sizes": (ops + leaves + constants, ops, leaves, constants, edges)}
+
+
+class NumberCheck:
+    """Compares numbers as printed with independent ones, and counts every number it
+    compared, so a test can tell that none in the text went unchecked."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def number(self, text: str, expected: float) -> None:
+        """Printed by `number()`: rounded to four decimals (float32 noise aside)."""
+        self.count += 1
+        shown = float(text.strip("()"))
+        assert abs(shown - expected) <= 0.5e-4 + 1e-6 * abs(expected), (text, expected)
+
+    def vector(self, text: str, expected: torch.Tensor) -> None:
+        """`[-3.00, -2.68, -2.37, …]`: the first elements, to the decimals shown."""
+        items = [t for t in text.strip("[]").split(", ") if t != "…"]
+        decimals = max((len(t.split(".")[1]) for t in items if "." in t), default=0)
+        flat = expected.reshape(-1)
+        assert len(items) == min(3, flat.numel()) and text.endswith("…]")
+        for item, value in zip(items, flat.tolist(), strict=False):
+            self.count += 1
+            assert abs(float(item) - value) <= 0.5 * 10**-decimals + 1e-7, (text, flat[:3])
+
+    def quantity(self, text: str, expected: torch.Tensor) -> None:
+        found = re.fullmatch(TENSOR, text)
+        if found is None:
+            assert expected.numel() == 1, (text, expected)
+            self.number(text, expected.item())
+            return
+        self.count += 1  # the shape
+        assert (int(found.group(1)),) == tuple(expected.shape), text
+        self.vector(found.group(2), expected)
+
+    def local(self, text: str, factors: torch.Tensor, summed: bool) -> None:
+        """`1/20 each (mean)`, `(-1) each`, `[-3.00, …] elementwise, summed`."""
+        assert text.endswith(", summed") == summed, text
+        text = text.removesuffix(", summed")
+        flat = factors.reshape(-1)
+        each = re.fullmatch(rf"\(?({NUMBER})(?:/(\d+))?\)? each( \((\w+)\))?", text)
+        if each is not None:
+            assert torch.allclose(flat, flat[0].expand_as(flat)), (text, flat)  # uniform
+            numerator, denominator = each.group(1), each.group(2)
+            self.count += 1 + (denominator is not None)
+            value = float(numerator) / (int(denominator) if denominator else 1)
+            assert math.isclose(value, flat[0].item(), rel_tol=1e-6), (text, flat[0])
+            return
+        vector, kind = text.rsplit(" ", 1)
+        assert kind == "elementwise", text
+        self.vector(vector, flat)
+
+
+def tree_entries(text: str) -> list[tuple[str | None, str]]:
+    """(parent's text, own text) of every node line of a tree view, its wrapped lines joined:
+    an entry starts at a `├`/`└` guide, and its parent is the nearest entry above whose
+    guide stands further left (the root's entry starts with `#0`)."""
+    entries: list[tuple[int, str]] = []  # (guide column, text)
+    parents: list[int | None] = []
+    for line in text[text.index("#0 "):].splitlines():
+        marker = re.match(r"^([│ ]*)([├└])─* ", line)
+        if line.startswith("#0 "):
+            entries.append((-1, line))
+            parents.append(None)
+        elif marker is not None:
+            column = len(marker.group(1))
+            parents.append(next(i for i in range(len(entries) - 1, -1, -1)
+                                if entries[i][0] < column))
+            entries.append((column, line[marker.end():]))
+        else:  # a wrapped line of the entry above
+            column, own = entries[-1]
+            entries[-1] = (column, f"{own} {line.lstrip('│ ')}")
+    return [(None if parent is None else entries[parent][1], own)
+            for parent, (_, own) in zip(parents, entries, strict=True)]
+
+
+def node_name(entry: str) -> str:
+    """`#4 y_pred = add (AddBackward0) ...` -> y_pred; `#1 pow (PowBackward0) ...` -> pow."""
+    node = entry.split(" → ", 1)[-1]
+    return re.match(r"#\d+ (\w+)", node).group(1)
+
+
+def check_ex4_tree(text: str, ref: dict) -> None:
+    """Every number of Exercise 4's tree (any width) against `ex4_reference`: the header's
+    counts, each node's value and gradient, each edge's upstream, local factor and
+    contribution; and PyTorch's class name beside every readable name."""
+    check = NumberCheck()
+    values, grads, classes = ref["values"], ref["grads"], ref["classes"]
+    header = flat(text[: text.index("Each line")])
+    nodes, ops, leaves, constants, edges = ref["sizes"]
+    assert header == (f"Autograd graph of loss: {nodes} nodes ({ops} ops, {leaves} leaves, "
+                      f"{constants} constants), {edges} edges carrying gradient")
+    check.count += 5
+    names = []
+    for parent, entry in tree_entries(text):
+        entry = " ".join(entry.split())
+        edge, node = entry.split(" → ", 1) if parent is not None else (None, entry)
+        name = node_name(entry)
+        names.append(name)
+        found = re.fullmatch(
+            rf"#\d+ (?P<label>.+?)  ?value (?P<value>{QUANTITY}) ?grad (?P<grad>{QUANTITY})",
+            node) or re.fullmatch(
+            rf"#\d+ (?P<label>\w+) \(constant (?P<value>{QUANTITY}), no gradient\)", node)
+        assert found is not None, node
+        check.quantity(found["value"], values[name])
+        if name in classes:  # ops and leaves; constants have no node of their own
+            assert found["label"].endswith(f"({classes[name]})") or found["label"].endswith(
+                f"(leaf, {classes[name]})"), found["label"]
+            check.quantity(found["grad"], grads[name])
+        if edge is None:
+            continue
+        source = node_name(parent)
+        if edge == "no gradient":
+            assert name in ("X", "y_true") and source in ("sub", "mul")
+            continue
+        step = re.fullmatch(rf"(?P<up>{QUANTITY}) × (?P<local>.+) = (?P<out>{QUANTITY})", edge)
+        assert step is not None, edge
+        factors, summed = ref["locals"][(source, name)]
+        check.quantity(step["up"], grads[source])
+        check.local(step["local"], factors, summed)
+        check.quantity(step["out"], grads[name])  # every tensor here is used once
+    assert sorted(names) == sorted([*grads, "X", "y_true"])
+    numbers = re.findall(rf"(?<![\w.#]){NUMBER}(?![\w.])", text)
+    assert check.count == len(numbers), (check.count, len(numbers))
+
+
+@pytest.mark.parametrize("width", EX4_WIDTHS)
+def test_ex4_tree_snapshot_every_number_from_torch(width):
+    text = text_at(graph_of(EX4), "tree", width)
+    check_snapshot("ex4_tree" if width == WIDTH else f"ex4_tree_{width}", text)
+    check_ex4_tree(text, ex4_reference())
+
+
+@pytest.mark.parametrize("view", ["table", "paths"])
+@pytest.mark.parametrize("width", EX4_WIDTHS)
+def test_ex4_table_and_paths_snapshots_numbers_from_torch(view, width):
+    """Every number shown is one torch computes here: a first element of a tensor, gradient or
+    local factor (to the decimals shown), or one of the loss, the leaves' gradients, the
+    factors every element shares (1/20, -1, 1), the graph's counts and node ids. Each is
+    whole at every width, and no tensor edge is a Jacobian or a mean."""
+    text = text_at(graph_of(EX4), view, width)
+    check_snapshot(f"ex4_{view}" if width == WIDTH else f"ex4_{view}_{width}", text)
+    assert max(len(line) for line in text.splitlines()) <= width
+    ref = ex4_reference()
+    vectors = [*ref["values"].values(), *ref["grads"].values(),
+               *(factors for factors, _ in ref["locals"].values())]
+    elements = [v for t in vectors if t.numel() > 1 for v in t.reshape(-1)[:3].tolist()]
+    uniform = [f.reshape(-1)[0].item() for f, _ in ref["locals"].values()
+               if torch.allclose(f, f.reshape(-1)[0])]  # `1/20 each`, `(-1) each`, `1 each`
+    scalars = [ref["values"]["loss"].item(), ref["grads"]["w"].item(), ref["grads"]["b"].item(),
+               *uniform, 0.0, 1.0, 20.0, *ref["sizes"], *range(len(graph_of(EX4).nodes))]
+    rest = re.sub(r"tensor\[20\]|#\d+|\b1/20\b", " ", text)
+    tokens = re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\d)", rest)
+    assert len(tokens) > 20
+    for token in tokens:
+        decimals = len(token.split(".")[1]) if "." in token else 0
+        near = [abs(float(token) - a) <= 0.5e-4 + 1e-6 * abs(a) for a in scalars]
+        near += [abs(float(token) - e) <= 0.5 * 10**-decimals + 1e-7 for e in elements]
+        assert any(near), token
+        assert whole(token, text), token  # not split across lines
+    assert "1/20 each (mean)" in flat(text) and "Jacobian" not in text and " mean 0." not in text
+
+
+def test_ex4_graph_json_carries_the_factors():
+    data = json.loads(json.dumps(graph_of(EX4).to_json(), allow_nan=False))
+    ref = ex4_reference()
+    x_node = next(n for n in data["nodes"] if n["name"] == "X")
+    assert x_node["value"]["first"] == pytest.approx(ref["values"]["X"][:4].tolist())
+    into_w = next(e for e in data["edges"]
+                  if data["nodes"][e["to"]]["name"] == "w")
+    assert into_w["local"]["kind"] == "elementwise" and into_w["local"]["summed"] is True
+    factors, _ = ref["locals"][("mul", "w")]
+    assert into_w["local"]["factors"]["first"] == pytest.approx(factors[:4].reshape(-1).tolist())
+
+
+# PyTorch's own node names -----------------------------------------------------------
+
+
+def test_tree_names_every_node_as_pytorch_does():
+    """Beside each readable op, the class PyTorch prints for grad_fn and next_functions; the
+    classes and how often they occur come from walking torch's own graph here."""
+    t = {n: torch.tensor(v, requires_grad=True)
+         for n, v in {"x": 2.0, "w1": 3.0, "w2": -1.0, "b": 0.5}.items()}
+    h = t["x"] * t["w1"]
+    h_act = h + t["b"]
+    y = h_act * t["w2"]
+    counts: dict[str, int] = {}
+    stack, seen = [y.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        counts[type(fn).__name__] = counts.get(type(fn).__name__, 0) + 1
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    for width in NARROW_WIDTHS:
+        text = flat(re.sub("[│├└─]", " ", text_at(graph_of(EX2), "tree", width)))
+        for name, op, tensor in (("y", "mul", y), ("h_act", "add", h_act), ("h", "mul", h)):
+            assert f"{name} = {op} ({type(tensor.grad_fn).__name__})" in text, (name, width)
+        for leaf in ("x", "w1", "w2", "b"):
+            assert f"{leaf} (leaf, AccumulateGrad)" in text, (leaf, width)
+        for class_name, count in counts.items():
+            assert len(re.findall(rf"[(, ]{class_name}\)", text)) == count, (class_name, width)
+
+
+# Constants and detached tensors ---------------------------------------------------------
+
+EX5_PARTIAL = """
+a = torch.tensor(2.0, requires_grad=True)
+b = a * 3
+c = b.detach() ** 2 + a
+c.backward()
+"""
+
+
+def test_a_detached_tensor_is_named_by_the_expression_that_made_it():
+    b = 2.0 * 3  # b = a * 3 at a = 2
+    graph = graph_of(EX5_PARTIAL)
+    tree = flat(text_of(graph, "tree"))
+    assert f"b.detach() (constant {number(b)}, no gradient)" in tree
+    assert not re.search(rf"#\d+ {number(b)} ", tree)  # not named by its value
+    assert "b.detach() is a new leaf with no path back through b to a" in tree
+    for view in VIEWS:
+        assert "#3 b.detach()" in flat(text_of(graph, view)) or view == "paths", view
+    assert "b.detach()" in flat(text_of(graph, "table"))
+
+
+def constant_lines(text: str) -> list[str]:
+    return sorted(re.findall(r"→ #\d+ ([^→]*?\(constant[^)]*\))", flat(text)))
+
+
+def test_constants_read_the_same_in_tracked_and_untracked_graphs():
+    """`b_detached ** 2` alone cannot be backpropagated (untracked); `+ a` makes it tracked.
+    Its constants are drawn the same way in both, with the inputs torch gives PowBackward0
+    (one: the exponent is not an input)."""
+    untracked = EX5_DETACH
+    tracked = EX5_DETACH.replace("c = b_detached ** 2", "c = b_detached ** 2 + a")
+    a = torch.tensor(2.0, requires_grad=True)
+    pow_inputs = len(((a * 3) ** 2).grad_fn.next_functions)
+    lines = {}
+    for name, code in (("untracked", untracked), ("tracked", tracked)):
+        graph = graph_of(code)
+        pow_node = next(n for n in graph.nodes if n.op == "pow")
+        assert len(graph.outgoing[pow_node.id]) == pow_inputs, name
+        lines[name] = constant_lines(text_of(graph, "tree"))
+    assert lines["untracked"] == lines["tracked"] == [
+        f"b_detached (constant {number(2.0 * 3)}, no gradient)"]

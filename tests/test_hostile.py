@@ -168,3 +168,48 @@ def test_temporary_files_of_dead_writers_are_removed(tutor_env: Path) -> None:
     assert runner.invoke(app, ["reset", "3", "--yes"]).exit_code == 0
     assert not stale.exists()
     assert "done" in runner.invoke(app, ["list"]).output  # exercise 1's history is kept
+
+
+def test_an_empty_plots_folder_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["exercise", "5", "--reveal", "--plots", ""])
+    assert result.exit_code == 2 and "--plots" in result.output
+
+
+def test_a_plots_symlink_loop_is_named_as_such(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    result = runner.invoke(app, ["exercise", "5", "--reveal", "--graph", "none",
+                                 "--plots", str(loop)])
+    assert result.exit_code == 0, result.output
+    assert "link loop" in result.stderr and "File exists" not in result.stderr
+
+
+def test_check_does_not_replay_the_learners_escape_codes(tmp_path: Path) -> None:
+    learner = tmp_path / "loud.py"
+    learner.write_text('print("\\x1b[31mRED\\x1b[0m")\nraise SystemExit("\\x1b[2Jbye")\n',
+                       encoding="utf-8")
+    result = tool("check", "4", str(learner), "--timeout", "20", home=tmp_path,
+                  env={"NO_COLOR": "1"})
+    assert result.returncode == 1
+    assert b"\x1b" not in result.stdout + result.stderr
+    assert b"RED" in result.stdout
+
+
+def test_two_quick_ctrl_c_during_training_leave_no_traceback(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    answers = [part for pair in ("y_pred@1=0", "loss@1=14", "w.grad@1=-13", "b.grad@1=-2",
+                                 "w@1=0.13", "b@1=0.02", "w.grad@zeroed=0", "closer@40=w",
+                                 "w@200=1.95", "b@200=1.05") for part in ("--answer", pair)]
+    env = {**os.environ, "AUTOGRAD_TUTOR_HOME": str(tmp_path), "TERM": "xterm",
+           "MPLBACKEND": "Agg"}
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "autograd_tutor", "exercise", "4",
+                                           "--plots", str(tmp_path / "plots"), *answers],
+                          env=env, dimensions=(40, 100), encoding="utf-8", timeout=90)
+    child.expect(r"\d+/200")
+    child.sendintr()
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130 or child.signalstatus is None
+    assert "Traceback" not in child.before

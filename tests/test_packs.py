@@ -157,6 +157,13 @@ def test_an_installed_pack_runs_records_and_feeds_practice(example_on_path: Path
         names: dict = {"torch": torch}
         exec(item["code"], names)
         assert item["actual"] == names["x"].grad.item()
+    # ... and review brings the missed concept back, from the pack's own template.
+    import datetime as dt
+
+    from autograd_tutor.engine import review
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    assert "shared-use" in review.due(Store(tutor_env, warn=print).load().attempts, later)
 
 
 def test_pack_add_checks_then_copies(tutor_env: Path) -> None:

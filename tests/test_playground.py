@@ -98,6 +98,32 @@ def test_expression_that_is_a_single_variable():
     assert "df/dx = 1" in flat(run.out)
 
 
+@pytest.mark.parametrize(("expression", "at", "fn"), [
+    ("f + output", ("f=1", "output=2"), lambda f, output: f + output),
+    ("f * output * result", ("f=2", "output=3", "result=5"),
+     lambda f, output, result: f * output * result),
+])
+def test_variables_named_like_the_output(expression, at, fn):
+    """The output takes a name no variable has; every leaf keeps its variable's name and each
+    gradient line names the variable it is for."""
+    values = {name: float(v) for name, v in (item.split("=") for item in at)}
+    value, grads = grads_of(fn, **values)
+    run = play(expression, *at, view="tree")
+    text = flat(run.out)
+    output = next(n for n in ("f", "output", "result", "f1") if n not in values)
+    assert f"value {output} = {number(value)}" in text
+    for name, grad in grads.items():
+        assert f"d{output}/d{name} = {number(grad)} ({name}.grad)" in text
+    assert f"Autograd graph of {output}" in text
+    assert not re.search(r"d(\w+)/d\1 ", text)  # no `doutput/doutput`
+    data = json.loads(play(expression, *at, as_json=True).out)
+    leaves = [n for n in data["nodes"] if n["kind"] == "leaf"]
+    assert sorted(n["name"] for n in leaves) == sorted(values)  # every leaf named
+    for leaf in leaves:
+        assert math.isclose(leaf["grad"], grads[leaf["name"]], rel_tol=1e-12)
+    assert data["nodes"][0]["name"] == output
+
+
 def test_depth_limits_the_tree():
     run = play("sin(cos(tan(exp(x))))", "x=0.1", depth=2)
     assert "below depth" in run.out

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +38,7 @@ SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 NAMES = st.sampled_from(sorted(CONCEPTS))
 CLOSE = Tolerance(relative=1e-9, absolute=1e-9)
 APART = Tolerance(relative=1e-3, absolute=1e-3)
-PROPERTY = settings(max_examples=100, deadline=None)
+PROPERTY = settings(max_examples=examples(100), deadline=None)
 
 
 def run(code: str) -> Namespace:
@@ -275,7 +276,7 @@ def test_a_seed_reproduces_the_same_problems(seed: int, concept: str | None) -> 
 
 
 @given(seed=SEEDS, concept=st.one_of(st.none(), NAMES), count=st.integers(1, 8))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_a_larger_count_only_appends(seed: int, concept: str | None, count: int) -> None:
     assert (
         snapshot(steps(concept, seed, count)) == snapshot(steps(concept, seed, count + 4))[:count]
@@ -283,7 +284,7 @@ def test_a_larger_count_only_appends(seed: int, concept: str | None, count: int)
 
 
 @given(seed=SEEDS, names=st.lists(NAMES, min_size=1, max_size=6))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_generate_mix_gives_one_problem_per_named_concept(seed: int, names: list[str]) -> None:
     exercise = generate_mix(names, seed)
     assert [s.predictions[0].concept for s in exercise.steps] == names
@@ -366,7 +367,7 @@ def test_predictions_are_well_formed(seed: int, concept: str | None) -> None:
 
 
 @given(seed=SEEDS)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 def test_steps_are_self_contained(seed: int) -> None:
     """Run in reverse order in one shared namespace, each step still gives its own answers."""
     problems = steps(None, seed, 6)

@@ -259,7 +259,7 @@ def test_graph_shows_value_gradient_and_tree(tmp_path: Path) -> None:
     text = flat(rest)
     assert f"value f = {number(x**2)}" in text
     assert f"df/dx = {number(2 * x)}" in text  # d(x**2)/dx = 2x
-    assert "Autograd graph of f" in text and "(leaf)" in text
+    assert "Autograd graph of f" in text and "(leaf, AccumulateGrad)" in text
 
 
 def test_graph_predict_asks_first_then_judges(tmp_path: Path) -> None:

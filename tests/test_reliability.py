@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,7 +108,7 @@ def check_parse(text: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=MAX_INPUT_LENGTH + 20))
 def test_parse_value_any_text(text: str) -> None:
     check_parse(text)
@@ -125,7 +126,7 @@ TOKENS = (
 
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
 def test_parse_value_token_soup(text: str) -> None:
     check_parse(text)
@@ -183,7 +184,7 @@ def combine(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
 
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.recursive(leaf(), combine, max_leaves=8))
 def test_parse_value_arithmetic_matches_a_separate_evaluator(expr: Expr) -> None:
     text, evaluate = expr
@@ -204,7 +205,7 @@ def test_parse_value_arithmetic_matches_a_separate_evaluator(expr: Expr) -> None
 
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
 def test_expression_parser_token_soup(text: str) -> None:
     """The playground's expression parser: only ExprError, and nothing typed ever runs."""
@@ -500,7 +501,7 @@ def test_piped_exercise_has_no_escape_codes(env: dict[str, str]) -> None:
 @pytest.mark.parametrize("term", ["dumb", "xterm"])
 def test_real_terminal_40_columns(term: str, tutor_env: Path) -> None:
     log = io.StringIO()
-    child = spawn("exercise", "1", "--graph", "none", columns=40, log=log,
+    child = spawn("exercise", "1", "--graph", "none", "--no-retry", columns=40, log=log,
                   env={"TERM": term, "NO_COLOR": "1" if term == "dumb" else ""})
     child.expect_exact("Predict")
     child.sendline("31")

@@ -11,6 +11,7 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,7 +89,7 @@ events = st.tuples(st.integers(0, 60 * 24 * 60), st.sampled_from(CONCEPTS), outc
 histories = st.lists(events, max_size=25).map(
     lambda rows: [attempt(minutes(m), c, ok, hints=h, misconception=None if ok else mis)
                   for m, c, ok, h, mis in rows])
-FEW = settings(max_examples=60, deadline=None)
+FEW = settings(max_examples=examples(60), deadline=None)
 
 
 # A miss enters the queue and comes back within minutes -----------------------------------
@@ -283,7 +284,7 @@ def test_junk_and_unschedulable_times_are_ignored() -> None:
     assert item.due.year == 9999 and not item.is_due
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.tuples(
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
                  timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)),

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import torch
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -17,7 +18,7 @@ from autograd_tutor.views.training_view import BLOCKS, live_range, sparkline
 ANSI = re.compile(r"\x1b\[")
 ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=examples(200), deadline=None)
 
 # The notebook's Exercise 4 loop, exactly as the engine runs it.
 NOTEBOOK_LOOP = """

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
-from autograd_tutor.engine import expressions
 from autograd_tutor.engine.answers import OUTCOME_WORDS
 from autograd_tutor.engine.model import (
     EXACT,
@@ -135,10 +134,23 @@ class Installed:
 
 
 def installed(home: Path) -> Installed:
+    """Every usable pack. Read without compiling code or parsing expressions, so `list`
+    stays as fast as a bare table; `pack check` (and `pack add`) read deeply."""
+    return _installed(home, os.environ.get(PACKS_VARIABLE, ""))
+
+
+def forget() -> None:
+    """After a pack was added: the next `installed()` reads the places again."""
+    _installed.cache_clear()
+
+
+@cache
+def _installed(home: Path, variable: str) -> Installed:
+    del variable  # part of the cache key: search_path reads it
     found = Installed()
     for place, builtin in search_path(home):
         for root in _pack_dirs(place):
-            pack, problems = load_pack(root, builtin=builtin)
+            pack, problems = load_pack(root, builtin=builtin, deep=False)
             if pack is None or problems:
                 found.skipped.append(f"pack in {root} is not usable ({len(problems)} "
                                      f"problem{'s' * (len(problems) != 1)}: {problems[0]}); "
@@ -154,8 +166,10 @@ def installed(home: Path) -> Installed:
 # Reading one pack ------------------------------------------------------------------------
 
 
-def load_pack(root: Path, builtin: bool = False) -> tuple[Pack | None, list[Problem]]:
-    """The pack in `root` and every problem found reading it (no code is run)."""
+def load_pack(root: Path, builtin: bool = False,
+              deep: bool = True) -> tuple[Pack | None, list[Problem]]:
+    """The pack in `root` and every problem found reading it (no code is run). `deep` also
+    compiles each step's code and parses each expression."""
     problems: list[Problem] = []
     where = Where(problems, "pack.toml")
     data = read_toml(root / "pack.toml", where)
@@ -191,7 +205,7 @@ def load_pack(root: Path, builtin: bool = False) -> tuple[Pack | None, list[Prob
         {**builtin_catalogue().concepts, **{k: str(v) for k, v in concepts.items()}},
         {**builtin_catalogue().misconceptions, **{n: (t, e) for n, t, e in declared}},
     )
-    reader = _Reader(pack_name, root, catalogue, helpers.is_file())
+    reader = _Reader(pack_name, root, catalogue, helpers.is_file(), deep)
     exercises = []
     for number, file in enumerate(files, start=1):
         exercise = reader.exercise(root, file, number, problems)
@@ -243,11 +257,13 @@ def _misconceptions(table: dict[str, Any], where: Where) -> list[tuple[str, str,
 class _Reader:
     """Reads exercise files of one pack, checking names against its catalogue."""
 
-    def __init__(self, pack: str, root: Path, catalogue: Catalogue, has_helpers: bool) -> None:
+    def __init__(self, pack: str, root: Path, catalogue: Catalogue, has_helpers: bool,
+                 deep: bool = True) -> None:
         self.pack = pack
         self.root = root
         self.catalogue = catalogue
         self.has_helpers = has_helpers
+        self.deep = deep
 
     def exercise(self, root: Path, file: str, number: int,
                  problems: list[Problem]) -> Exercise | None:
@@ -312,6 +328,8 @@ class _Reader:
                     tuple(f for f in figures if f is not None))
 
     def check_code(self, code: str, where: Where) -> None:
+        if not self.deep:
+            return
         try:
             compile(code, "<step>", "exec", dont_inherit=True)
         except SyntaxError as error:
@@ -342,6 +360,10 @@ class _Reader:
         return FigureSpec(name, kind, tuple((k, str(v)) for k, v in args.items()))
 
     def check_expression(self, text: str, where: Where, what: str) -> None:
+        if not self.deep:
+            return
+        from autograd_tutor.engine import expressions  # ast work: only for a deep read
+
         try:
             tree = expressions.parse_pack_expression(text)
         except expressions.ExprError as error:
@@ -351,6 +373,10 @@ class _Reader:
             where.problem(f"{what} calls helpers, but the pack has no helpers.py")
 
     def check_template(self, text: str, where: Where, what: str) -> None:
+        if not self.deep:
+            return
+        from autograd_tutor.engine import expressions
+
         try:
             for expression, _ in expressions.placeholders(text):
                 self.check_expression(expression, where, f"placeholder in {what}")
@@ -517,7 +543,7 @@ class _Reader:
         return Template(concept, raw, tuple(params), self.pack)
 
     def step_raw(self, table: dict[str, Any], where: Where) -> Step:
-        silent = _Reader(self.pack, self.root, self.catalogue, True)
+        silent = _Reader(self.pack, self.root, self.catalogue, True, deep=False)
         quiet = Where([], where.file, where.step)
         step = silent.step(table, quiet, set())
         return step if step is not None else Step("", "", "")

@@ -17,6 +17,14 @@ backward, removes the hooks and builds a `CapturedGraph`. Every step is linear i
 of nodes. If backward raises, the exception propagates unchanged; the attempt is kept in
 `rec.attempts` with `error` set, but not in `rec.graphs`.
 
+Tensors are kept as summaries: shape, sum, mean, min, max and their first elements. The local
+derivative on an edge is a number between one-element tensors; between bigger tensors it is a
+`LocalFactor`: the factor of every element for an elementwise op (`2 * diff` for `diff ** 2`,
+with a broadcast input's gradient summed), the gradient of a scalar for a reduction (`1/20`
+each for a mean of 20), or a Jacobian that is not shown. The factors are what the node itself
+sends back for a gradient of ones: calling a node directly skips the engine's summing over a
+broadcast, so that call gives one factor per element of the output.
+
 Edges point the way the gradient flows, like `next_functions`: `src` is the node that
 uses a tensor in the forward pass, `dst` is the node that produced it (its input).
 
@@ -36,16 +44,29 @@ from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from typing import Any
 
-# A forward value or a gradient: a number for one-element tensors, a summary for bigger
-# tensors, None when unknown or absent (no gradient reached it, value not recorded).
 LEAF_CLASS = "AccumulateGrad"
 OP, LEAF, CONSTANT, UNTRACKED = "op", "leaf", "constant", "untracked"
+ELEMENTWISE, REDUCTION, JACOBIAN = "elementwise", "reduction", "jacobian"  # LocalFactor kinds
 SUMMARY_LIST_LIMIT = 64  # tensors up to this size are summarised in Python, bigger ones by torch
+FIRST_ELEMENTS = 4  # elements a summary keeps (the views show three and `…`, or all four)
+# Ops whose output element i depends on element i of each input only (after broadcasting):
+# their local derivative is one factor per element. Readable names, as `op_name` gives them.
+ELEMENTWISE_OPS = frozenset(
+    """abs acos acosh add addcdiv addcmul asin asinh atan atan2 atanh ceil clamp clamp_max
+    clamp_min clone copysign cos cosh deg2rad digamma div elu erf erfc erfinv exp exp2 expm1
+    floor fmod frac gelu hardsigmoid hardswish hardtanh hypot leaky_relu lerp lgamma log log10
+    log1p log2 log_sigmoid logit maximum minimum mish mul neg polygamma pow rad2deg reciprocal
+    relu remainder round rsqrt rsub sgn sigmoid sign silu sin sinc sinh softplus sqrt square
+    sub tan tanh threshold to_copy trunc where xlogy""".split()
+)
 UNTRACKED_LIMIT = 200  # nodes shown when explaining why a result has no grad_fn
 CUT_WALK_LIMIT = 10_000  # nodes walked to name the leaves behind a detached tensor
-# Nodes per backward whose local derivatives are asked from the node itself because the
-# gradient reaching them is 0 (e.g. vanished); each ask re-runs the node's backward.
+# Nodes per backward whose local derivatives are asked from the node itself (the gradient
+# reaching them is 0, e.g. vanished, or a tensor input was broadcast); each ask re-runs the
+# node's backward once.
 FALLBACK_LIMIT = 1_000
+# Tensor nodes per backward whose local factors are summarised; beyond, edges say "Jacobian".
+TENSOR_LOCAL_LIMIT = 1_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,7 @@ class TensorSummary:
     mean: float
     min: float
     max: float
+    first: tuple[float, ...] = ()  # the first FIRST_ELEMENTS elements, in row-major order
 
     @property
     def numel(self) -> int:
@@ -65,6 +87,7 @@ class TensorSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "shape": list(self.shape),
+            "first": [_json_float(v) for v in self.first],
             "sum": _json_float(self.sum),
             "mean": _json_float(self.mean),
             "min": _json_float(self.min),
@@ -72,7 +95,48 @@ class TensorSummary:
         }
 
 
+# A forward value or a gradient: a number for one-element tensors, a summary for bigger
+# tensors, None when unknown or absent (no gradient reached it, value not recorded).
 Quantity = float | TensorSummary | None
+
+
+@dataclass(frozen=True)
+class LocalFactor:
+    """The local derivative on an edge between tensors, when it is not one number.
+
+    ELEMENTWISE: output element i is made from input element i, so the gradient sent is
+    upstream x factor, element by element (`factors` has the output's shape); `summed` when
+    the input was broadcast (a scalar `w` in `w * X`): its gradient adds those elements up.
+    REDUCTION: a scalar made from the whole input (mean, sum, norm...): element i of the input
+    gets upstream x factor i (`factors` has the input's shape: 1/20 each for a mean of 20).
+    JACOBIAN: anything else (matmul, softmax, reshapes...): a matrix, not summarised.
+    """
+
+    kind: str
+    op: str = ""  # the node's readable op: "mean", "mul"
+    factors: TensorSummary | None = None  # None when not known (JACOBIAN, or not recorded)
+    summed: bool = False
+
+    @property
+    def uniform(self) -> float | None:
+        """The factor of every element when they are all the same (1/20 for a mean)."""
+        f = self.factors
+        if f is None or f.numel == 0 or not (math.isfinite(f.min) and math.isfinite(f.max)):
+            return None
+        if math.isclose(f.min, f.max, rel_tol=1e-6, abs_tol=1e-12):
+            return f.first[0] if f.first else f.mean
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "op": self.op,
+            "factors": quantity_json(self.factors),
+            "summed": self.summed,
+        }
+
+
+Local = float | LocalFactor | None
 
 
 @dataclass(frozen=True)
@@ -91,14 +155,24 @@ class GraphNode:
     grad_after: Quantity = None  # leaves: .grad after this backward
     detached_from: str | None = None  # made by .detach(): the source's name ("" if unnamed)
     cut_leaves: tuple[str, ...] = ()  # named leaves behind the detached source
+    detached_by: str = "detach()"  # how: "detach()" or "data" (`b.data`)
 
     @property
     def label(self) -> str:
+        """The variable's name; else the expression that made a detached tensor
+        (`b.detach()`); else a constant's value; else the op."""
         if self.name:
             return self.name
+        if self.detached_from is not None:
+            return self.detach_text
         if self.kind == CONSTANT and isinstance(self.value, float):
             return _number_text(self.value)
         return self.op
+
+    @property
+    def detach_text(self) -> str:
+        """`b.detach()` (or `b.data`); `.detach()` when the source tensor has no name."""
+        return f"{self.detached_from or ''}.{self.detached_by}"
 
     @property
     def accumulated(self) -> bool:
@@ -120,6 +194,7 @@ class GraphNode:
             data["grad_after"] = quantity_json(self.grad_after)
         if self.detached_from is not None:
             data["detached_from"] = self.detached_from
+            data["detached_by"] = self.detached_by
         return data
 
 
@@ -131,7 +206,7 @@ class GraphEdge:
     dst: int
     slot: int  # position in src's next_functions: `x + x` has two edges, slots 0 and 1
     upstream: Quantity = None  # gradient that arrived at src
-    local: Quantity = None  # d(src)/d(dst); None for tensors (a Jacobian) or no gradient
+    local: Local = None  # d(src)/d(dst): a number, a LocalFactor for tensors, None if unknown
     contribution: Quantity = None  # gradient sent along this edge; None for constants
 
     def to_json(self) -> dict[str, Any]:
@@ -140,7 +215,8 @@ class GraphEdge:
             "to": self.dst,
             "slot": self.slot,
             "upstream": quantity_json(self.upstream),
-            "local": quantity_json(self.local),
+            "local": self.local.to_json() if isinstance(self.local, LocalFactor)
+            else quantity_json(self.local),
             "contribution": quantity_json(self.contribution),
         }
 
@@ -260,11 +336,16 @@ def summarize(tensor: Any) -> Quantity:
         if flat.numel() <= SUMMARY_LIST_LIMIT:
             values = [float(v) for v in flat.tolist()]
             total = math.fsum(values)
-            return TensorSummary(shape, total, total / len(values), min(values), max(values))
+            return TensorSummary(
+                shape, total, total / len(values), min(values), max(values),
+                tuple(values[:FIRST_ELEMENTS]),
+            )
+        first = tuple(float(v) for v in flat[:FIRST_ELEMENTS].tolist())
         flat = flat.double()
         total = float(flat.sum().item())
         return TensorSummary(
-            shape, total, total / flat.numel(), float(flat.min().item()), float(flat.max().item())
+            shape, total, total / flat.numel(), float(flat.min().item()), float(flat.max().item()),
+            first,
         )
     except Exception:  # complex, sparse, meta tensors...: the graph just shows no value
         return None
@@ -291,6 +372,71 @@ def _number_text(value: float) -> str:
 # Recording
 
 
+@dataclass(frozen=True)
+class _Plain:
+    """A torch call whose tensor result has no grad_fn (its inputs need no gradient)."""
+
+    result: object
+    op: str
+    args: tuple[object, ...]
+    func: Any
+    kwargs: dict[str, object]
+
+    def inputs(self) -> list[tuple[int, object]]:
+        """(slot, argument) of the inputs this call's node would have in next_functions had
+        its tensors required grad, so that untracked results show their inputs the way
+        tracked ones do (`b.detach() ** 2` shows b.detach(), not the exponent 2). Found by
+        running the call again on copies that require grad (random state kept); when that
+        cannot be done, every tensor and number argument."""
+        every = [
+            (slot, arg)
+            for slot, arg in enumerate(_flatten(self.args))
+            if _is_tensor(arg) or (isinstance(arg, (int, float)) and not isinstance(arg, bool))
+        ]
+        if "out" in self.kwargs:
+            return every
+        try:
+            found = self._rerun()
+        except Exception:
+            return every
+        return every if found is None else found
+
+    def _rerun(self) -> list[tuple[int, object]] | None:
+        import torch
+
+        copies: dict[int, object] = {}  # id(copy) -> the argument it stands for
+
+        def swap(arg: object) -> object:
+            if isinstance(arg, (list, tuple)):
+                return type(arg)(swap(a) for a in arg)
+            if isinstance(arg, torch.Tensor) and (arg.is_floating_point() or arg.is_complex()):
+                copy = arg.detach().clone().requires_grad_()
+                copies[id(copy)] = arg
+                return copy
+            return arg
+
+        args = tuple(swap(a) for a in self.args)
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            result = self.func(*args, **self.kwargs)
+        fn = getattr(result, "grad_fn", None)
+        if fn is None:
+            return None
+        nexts = fn.next_functions
+        candidates = _constant_candidates(self.args, nexts)
+        found: list[tuple[int, object]] = []
+        for slot, (nxt, _) in enumerate(nexts):
+            if nxt is None:
+                if candidates is None:
+                    return None
+                found.append((slot, candidates[slot]))
+                continue
+            variable = getattr(nxt, "variable", None)
+            if id(variable) not in copies:  # a composite op: not a direct input
+                return None
+            found.append((slot, copies[id(variable)]))
+        return found
+
+
 class GraphRecorder:
     """Context manager recording the graph of every backward() run inside it."""
 
@@ -298,8 +444,9 @@ class GraphRecorder:
         self.attempts: list[CapturedGraph] = []  # every backward, including failed ones
         self._values: dict[object, Quantity] = {}  # grad_fn -> forward value of its output
         self._inputs: dict[object, tuple[object, ...]] = {}  # grad_fn -> args with constants
-        self._detached: dict[int, tuple[object, object]] = {}  # id(copy) -> (copy, source)
-        self._plain: dict[int, tuple[object, str, tuple[object, ...]]] = {}  # untracked results
+        # id(copy) -> (copy, source, "detach()" or "data")
+        self._detached: dict[int, tuple[object, object, str]] = {}
+        self._plain: dict[int, _Plain] = {}  # untracked results, by id
         self._mode: Any = None
 
     @property
@@ -356,13 +503,21 @@ class GraphRecorder:
             self.attempts.append(graph)
 
     # Called by the mode after every torch call; must never raise.
-    def note(self, func: Any, args: tuple[object, ...], result: object) -> None:
+    def note(
+        self,
+        func: Any,
+        args: tuple[object, ...],
+        result: object,
+        kwargs: Mapping[str, object] | None = None,
+    ) -> None:
         try:
-            self._note(func, args, result)
+            self._note(func, args, result, kwargs or {})
         except Exception:
             pass
 
-    def _note(self, func: Any, args: tuple[object, ...], result: object) -> None:
+    def _note(
+        self, func: Any, args: tuple[object, ...], result: object, kwargs: Mapping[str, object]
+    ) -> None:
         import torch
 
         if isinstance(result, (tuple, list)):
@@ -379,10 +534,12 @@ class GraphRecorder:
                 if any(not _requires_grad(a) for a in args):
                     self._inputs[fn] = tuple(args)
             return
-        if _is_detach(func) and args:
-            self._detached[id(result)] = (result, args[0])
+        how = _detach_kind(func)
+        if how and args:
+            self._detached[id(result)] = (result, args[0], how)
         elif _is_untracked_op(func, args, result):
-            self._plain[id(result)] = (result, getattr(func, "__name__", "op"), tuple(args))
+            name = getattr(func, "__name__", "op")
+            self._plain[id(result)] = _Plain(result, name, tuple(args), func, dict(kwargs))
 
     def _untracked_graph(self, output: Any, error: str | None) -> CapturedGraph:
         """Explain a result with no grad_fn: what it was computed from, and where it was cut."""
@@ -394,12 +551,12 @@ class GraphRecorder:
         """True when an untracked tensor was computed from a detached or tracked tensor,
         so its provenance shows a cut worth drawing (plain constants stay one node)."""
         start = self._plain.get(id(tensor))
-        if start is None or start[0] is not tensor:
+        if start is None or start.result is not tensor:
             return False
         queue, seen = deque([tensor]), {id(tensor)}
         while queue and len(seen) < UNTRACKED_LIMIT:
             record = self._plain.get(id(queue.popleft()))
-            for arg in _flatten(record[2]) if record is not None else ():
+            for arg in _flatten(record.args) if record is not None else ():
                 if not _is_tensor(arg) or id(arg) in seen:
                     continue
                 entry = self._detached.get(id(arg))
@@ -435,7 +592,7 @@ def _mode_class() -> type:
                 roots = _backward_roots(func, args, kwargs)
                 return self.recorder.record_backward(roots, lambda: func(*args, **kwargs))
             result = func(*args, **kwargs)
-            self.recorder.note(func, args, result)
+            self.recorder.note(func, args, result, kwargs)
             return result
 
     return _RecordingMode
@@ -502,7 +659,8 @@ class _Capture:
         self.arriving: list[Quantity] = [None] * count
         self.multi_output = [False] * count
         self.sent: list[tuple[Quantity, ...] | None] = [None] * count
-        self.local: dict[int, tuple[Quantity, ...]] = {}
+        self.local: dict[int, tuple[Local, ...]] = {}
+        self.asked = 0  # nodes asked for their local derivatives (FALLBACK_LIMIT)
         self.leaf = [node_class_name(fn) == LEAF_CLASS for fn in self.fns]
         self.before: list[Quantity] = [
             _grad_of(fn.variable) if is_leaf else None
@@ -535,18 +693,74 @@ class _Capture:
             first = grad_outputs[0] if grad_outputs else None
             upstream = self.arriving[i] = summarize(first) if first is not None else None
             self.sent[i] = tuple(summarize(g) if g is not None else None for g in grad_inputs)
-            if (
-                grad_inputs
-                and isinstance(upstream, float)
+            if not grad_inputs or first is None or len(grad_outputs) != 1:
+                return
+            if first.numel() != 1 or any(g is not None and g.numel() != 1 for g in grad_inputs):
+                if len(self.local) < TENSOR_LOCAL_LIMIT:
+                    self.local[i] = self._tensor_locals(fn, first, grad_inputs)
+            elif (
+                isinstance(upstream, float)
                 and (upstream == 0 or not math.isfinite(upstream))
-                and len(self.local) < FALLBACK_LIMIT
+                and self.asked < FALLBACK_LIMIT
             ):
                 # contribution / upstream would be 0/0: ask the node itself for d(out)/d(in).
-                local = _call_with_ones(fn, grad_outputs)
+                self.asked += 1
+                local = _call_with_ones(fn, first)
                 if local is not None:
-                    self.local[i] = local
+                    self.local[i] = tuple(
+                        float(r.reshape(-1)[0]) if r is not None and r.numel() == 1 else None
+                        for r in local
+                    )
 
         return hook
+
+    def _tensor_locals(self, fn: Any, upstream: Any, sent: Sequence[Any]) -> tuple[Local, ...]:
+        """Per slot, the local derivative of a node where a tensor is involved: a number
+        between one-element tensors, else a LocalFactor (see its kinds).
+
+        contribution / upstream, element by element, gives the factors when the upstream has
+        no zero and nothing was summed; otherwise the node is called once with a gradient of
+        ones, which returns the factors of every element (a direct call does not sum over a
+        broadcast input, as the engine does)."""
+        op = op_name(node_class_name(fn))
+        count = upstream.numel()
+        scalar_out = count == 1
+        elementwise = scalar_out or op in ELEMENTWISE_OPS
+        ones: tuple[Any, ...] | None = None
+        try:
+            divisible = bool(upstream.isfinite().all() and (upstream != 0).all())
+        except Exception:
+            divisible = False
+        locals_: list[Local] = []
+        for g in sent:
+            if g is None:
+                locals_.append(None)
+                continue
+            if not elementwise:
+                locals_.append(LocalFactor(JACOBIAN, op))
+                continue
+            whole = scalar_out or g.numel() == count  # not summed over a broadcast
+            factors: Any = None
+            if whole and divisible:
+                factors = _divide(g, upstream)
+            if factors is None:
+                if ones is None and self.asked < FALLBACK_LIMIT:
+                    self.asked += 1
+                    ones = _call_with_ones(fn, upstream) or ()
+                slot = len(locals_)
+                found = ones[slot] if ones is not None and slot < len(ones) else None
+                if found is not None and (scalar_out or found.numel() == count):
+                    factors = found
+            if scalar_out and g.numel() == 1:  # one number to one number
+                locals_.append(float(factors.reshape(-1)[0]) if factors is not None else None)
+                continue
+            kind = REDUCTION if scalar_out else ELEMENTWISE
+            summary = summarize(factors) if factors is not None else None
+            locals_.append(
+                LocalFactor(kind, op, summary if isinstance(summary, TensorSummary) else None,
+                            summed=not whole)
+            )
+        return tuple(locals_)
 
     def close(self) -> None:
         for handle in self.handles:
@@ -564,7 +778,7 @@ class _Capture:
     def _add_edges(self, builder: _Builder, i: int, fn: Any) -> None:
         args = self.recorder._inputs.get(fn)
         nexts = self.nexts[i]
-        candidates = _slot_candidates(args, len(nexts)) if args is not None else None
+        candidates = _constant_candidates(args, nexts) if args is not None else None
         upstream = None if self.multi_output[i] else self.arriving[i]
         sent = self.sent[i]
         for slot, (nxt, _) in enumerate(nexts):
@@ -576,7 +790,7 @@ class _Capture:
             local = self._local(i, slot, upstream, contribution)
             builder.edge(i, self.index[nxt], slot, upstream, local, contribution)
 
-    def _local(self, i: int, slot: int, upstream: Quantity, contribution: Quantity) -> Quantity:
+    def _local(self, i: int, slot: int, upstream: Quantity, contribution: Quantity) -> Local:
         fallback = self.local.get(i)
         if fallback is not None and slot < len(fallback):
             return fallback[slot]
@@ -596,7 +810,7 @@ class _Builder:
         self.nodes: list[dict[str, Any]] = []
         self.objects: list[object] = []
         self.sources: dict[int, object] = {}
-        self.edges: list[tuple[int, int, int, Quantity, Quantity, Quantity]] = []
+        self.edges: list[tuple[int, int, int, Quantity, Local, Quantity]] = []
         self._tensor_ids: dict[int, int] = {}
 
     def _append(self, obj: object, **fields: Any) -> int:
@@ -616,7 +830,7 @@ class _Builder:
         dst: int,
         slot: int,
         upstream: Quantity = None,
-        local: Quantity = None,
+        local: Local = None,
         contribution: Quantity = None,
     ) -> None:
         self.edges.append((src, dst, slot, upstream, local, contribution))
@@ -669,9 +883,11 @@ class _Builder:
             node_id = queue.popleft()
             obj = self.objects[node_id]
             record = recorder._plain.get(id(obj))
-            if record is None or record[0] is not obj or self.nodes[node_id]["kind"] != UNTRACKED:
+            if record is None or record.result is not obj:
                 continue
-            for slot, arg in enumerate(_flatten(record[2])):
+            if self.nodes[node_id]["kind"] != UNTRACKED:
+                continue
+            for slot, arg in record.inputs():
                 if isinstance(arg, (int, float)) and not isinstance(arg, bool):
                     child = self.add_number(float(arg))
                 elif _is_tensor(arg):
@@ -695,9 +911,9 @@ class _Builder:
             value = summarize(tensor)
             return self._append(fn, kind=OP, op=op, class_name=class_name, value=value)
         record = recorder._plain.get(id(tensor))
-        computed = kind == UNTRACKED and record is not None and record[0] is tensor
+        computed = kind == UNTRACKED and record is not None and record.result is tensor
         if computed:
-            op = record[1] if record is not None else CONSTANT
+            op = record.op if record is not None else CONSTANT
         elif tensor.requires_grad:
             kind = op = LEAF
         else:
@@ -712,6 +928,7 @@ class _Builder:
             return
         self.sources[node_id] = entry[1]
         self.nodes[node_id]["detached_from"] = ""  # `named()` puts the source's name here
+        self.nodes[node_id]["detached_by"] = entry[2]
 
     def graph(self, error: str | None) -> CapturedGraph:
         self.edges.sort(key=lambda e: (e[0], e[2]))
@@ -771,12 +988,15 @@ def _grad_of(tensor: Any) -> Quantity:
     return summarize(grad) if grad is not None else None
 
 
-def _is_detach(func: Any) -> bool:
+def _detach_kind(func: Any) -> str:
+    """"detach()" for `t.detach()`, "data" for `t.data`, "" for anything else."""
     if getattr(func, "__name__", None) == "detach":
-        return True
+        return "detach()"
     # `tensor.data` reaches the mode as the `data` descriptor's __get__.
     owner = getattr(func, "__self__", None)
-    return getattr(func, "__name__", None) == "__get__" and getattr(owner, "__name__", "") == "data"
+    if getattr(func, "__name__", None) == "__get__" and getattr(owner, "__name__", "") == "data":
+        return "data"
+    return ""
 
 
 def _is_untracked_op(func: Any, args: tuple[object, ...], result: Any) -> bool:
@@ -806,16 +1026,49 @@ def _slot_candidates(args: tuple[object, ...], slots: int) -> list[object] | Non
     return tensors if len(tensors) == slots else None
 
 
-def _call_with_ones(fn: Any, grad_outputs: Any) -> tuple[Quantity, ...] | None:
+def _constant_candidates(args: tuple[object, ...], nexts: Sequence[Any]) -> list[object] | None:
+    """Per slot, the argument behind each empty (None) slot of next_functions: by position
+    when that gives no empty slot a tensor that requires grad (`F.linear(x, weight, bias)`
+    is an addmm whose slots are bias, x, weight), else the arguments that need no gradient,
+    in order, when there are as many as empty slots; None when neither fits."""
+    empty = [slot for slot, (nxt, _) in enumerate(nexts) if nxt is None]
+    candidates = _slot_candidates(args, len(nexts))
+    if candidates is not None and not any(_requires_grad(candidates[s]) for s in empty):
+        return candidates
+    plain = [
+        a
+        for a in _flatten(args)
+        if (_is_tensor(a) and not _requires_grad(a))
+        or (isinstance(a, (int, float)) and not isinstance(a, bool))
+    ]
+    if len(plain) != len(empty):
+        return None
+    found: list[object] = [None] * len(nexts)
+    for slot, arg in zip(empty, plain, strict=True):
+        found[slot] = arg
+    return found
+
+
+def _call_with_ones(fn: Any, upstream: Any) -> tuple[Any, ...] | None:
+    """What the node sends back, per slot, for a gradient of ones shaped like `upstream`:
+    d(out)/d(in) element by element, not summed over broadcasts. None if it cannot be asked."""
     import torch
 
     try:
-        if len(grad_outputs) != 1 or grad_outputs[0] is None or grad_outputs[0].numel() != 1:
-            return None
         with torch.no_grad():
-            result = fn(torch.ones_like(grad_outputs[0]))
+            result = fn(torch.ones_like(upstream))
         items = result if isinstance(result, (tuple, list)) else (result,)
-        return tuple(summarize(r) if r is not None else None for r in items)
+        return tuple(r if isinstance(r, torch.Tensor) else None for r in items)
+    except Exception:
+        return None
+
+
+def _divide(sent: Any, upstream: Any) -> Any:
+    """sent / upstream element by element (the local factors), or None if the shapes differ."""
+    try:
+        if upstream.numel() == 1:
+            return sent / upstream.reshape(())
+        return (sent.reshape(-1) / upstream.reshape(-1)).reshape(upstream.shape)
     except Exception:
         return None
 

@@ -3,10 +3,12 @@
     console.print(render(graph, "paths", width=console.width, depth=None, ascii=False))
 
 Everything is built from `rich.text.Text` pieces, never from markup strings, so names and
-values are shown literally. Large graphs are cut to a node budget and a depth limit, and a
-closing line says what was left out. On a narrow terminal nothing is cut to fit: a tree's
-guides narrow and its lines wrap under them (a small graph is drawn to its full depth), a
-table's columns keep their longest word, and a table too wide even so becomes `header: value`
+values are shown literally. A tensor reads as its shape and first elements
+(`tensor[20] [-3.00, -2.68, -2.37, …]`), and so do its gradients and an elementwise op's local
+factors. Large graphs are cut to a node budget and a depth limit, and a closing line says what
+was left out. On a narrow terminal nothing is cut to fit: a tree's guides narrow and its lines
+wrap under them (a small graph is drawn to its full depth), a table's columns keep their
+longest word (rich's `min_width`), and a table too wide even so becomes `header: value`
 blocks. Path listing is capped per leaf; the sum over all paths is computed by dynamic
 programming, so it stays linear however many paths there are.
 """
@@ -19,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -29,11 +33,16 @@ from rich.tree import Tree
 from autograd_tutor.engine.answers import format_value
 from autograd_tutor.engine.graph import (
     CONSTANT,
+    FIRST_ELEMENTS,
+    JACOBIAN,
     LEAF,
+    REDUCTION,
     UNTRACKED,
     CapturedGraph,
     GraphEdge,
     GraphNode,
+    Local,
+    LocalFactor,
     Quantity,
     TensorSummary,
 )
@@ -44,6 +53,7 @@ DEFAULT_MAX_NODES = 60  # tree lines / table rows before the view stops and says
 DEFAULT_MAX_PATHS = 12  # paths listed per leaf
 MAX_LEAVES = 12  # leaves the paths view goes through
 PATH_LABELS = 9  # a longer path is shown as its first and last few nodes
+SHOWN_ELEMENTS = 3  # a tensor shows this many first elements, then `…` (all, up to FIRST_ELEMENTS)
 MIN_WIDTH = 40
 TREE_LABEL_ROOM = 36  # columns a tree line keeps for its text; the rest is for guides
 TREE_MIN_ROOM = 18  # the least a tree line keeps when its text wraps (longest words fit)
@@ -138,6 +148,9 @@ class _Context:
         node = self.graph.nodes[node_id]
         return f"#{node_id} {node.label}"
 
+    def quantity(self, value: Quantity, missing: str = "None") -> str:
+        return quantity(value, missing, self.sym.ellipsis)
+
 
 # ---------------------------------------------------------------------------------------
 # Numbers
@@ -159,19 +172,87 @@ def number(value: float) -> str:
     return format_value(value, 4)
 
 
-def quantity(value: Quantity, missing: str = "None") -> str:
+def quantity(value: Quantity, missing: str = "None", ellipsis: str = "…") -> str:
+    """A number, or a tensor's shape and first elements: `tensor[20] [-3.00, -2.68, -2.37, …]`."""
     if value is None:
         return missing
     if isinstance(value, TensorSummary):
         shape = "x".join(str(s) for s in value.shape)
-        return f"tensor[{shape}] mean {number(value.mean)}"
+        if not value.first:
+            return f"tensor[{shape}]"
+        return f"tensor[{shape}] {elements(value, ellipsis)}"
     return number(value)
 
 
-def factor(value: Quantity) -> str:
+def elements(summary: TensorSummary, ellipsis: str = "…") -> str:
+    """`[-3.00, -2.68, -2.37, …]`: the first elements, with as many decimals as give the
+    largest of them three significant digits (zeros every element ends in dropped), the way
+    `print(tensor)` lines its numbers up. All of them when there are no more than
+    FIRST_ELEMENTS."""
+    values = list(summary.first)
+    every = summary.numel <= min(FIRST_ELEMENTS, len(values))
+    shown = values if every else values[:SHOWN_ELEMENTS]
+    texts = shared_format(shown)
+    return "[" + ", ".join(texts + ([] if every else [ellipsis])) + "]"
+
+
+def shared_format(values: Sequence[float]) -> list[str]:
+    """The numbers of one tensor, all with the same decimals: [-3.00, -2.68], [0.05, 0.05]."""
+    finite = [v for v in values if math.isfinite(v)]
+    largest = max((abs(v) for v in finite), default=0.0)
+    if all(v.is_integer() and abs(v) < 1e15 for v in finite):
+        return [number(v) for v in values]
+    if largest < 1e-3 or largest >= 1e6:
+        return [f"{v:.2e}" if math.isfinite(v) else number(v) for v in values]
+    decimals = min(6, max(0, 2 - math.floor(math.log10(largest))))
+    texts = [f"{v:.{decimals}f}" if math.isfinite(v) else number(v) for v in values]
+    fixed = [i for i, v in enumerate(values) if math.isfinite(v)]
+    while decimals > 0 and all(texts[i].endswith("0") for i in fixed):
+        decimals -= 1
+        for i in fixed:
+            texts[i] = texts[i][: -2 if decimals == 0 else -1]  # the point goes with the last 0
+    return [t[1:] if t.startswith("-") and not t.strip("-0.") else t for t in texts]
+
+
+def factor(value: Quantity, ellipsis: str = "…") -> str:
     """A number inside a product: negative numbers in parentheses."""
-    text = quantity(value, "?")
+    text = quantity(value, "?", ellipsis)
     return f"({text})" if text.startswith("-") else text
+
+
+def fraction(value: float) -> str:
+    """1/20 for 0.05 (a mean's factor), else the number, in parentheses when negative."""
+    if value != 0 and abs(value) < 1 and math.isfinite(value):
+        count = round(1 / abs(value))
+        if count >= 2 and math.isclose(1 / abs(value), count, rel_tol=1e-5):
+            return f"1/{count}" if value > 0 else f"(-1/{count})"
+    return factor(value)
+
+
+def known_local(local: Local) -> bool:
+    """True when `local_text` has something to show: a number or elementwise factors."""
+    if isinstance(local, float):
+        return True
+    return isinstance(local, LocalFactor) and local.kind != JACOBIAN and local.factors is not None
+
+
+def local_text(local: Local, ellipsis: str = "…") -> str | None:
+    """The local derivative of an edge as a factor: `27`, `(-1) each`, `1/20 each (mean)`,
+    `[-3.00, -2.68, -2.37, …] elementwise, summed`; None for a Jacobian or when unknown."""
+    if isinstance(local, float):
+        return factor(local)
+    if not isinstance(local, LocalFactor) or local.kind == JACOBIAN or local.factors is None:
+        return None
+    uniform = local.uniform
+    if uniform is not None:
+        text = f"{fraction(uniform)} each"
+    elif local.kind == REDUCTION:
+        text = f"{elements(local.factors, ellipsis)}, one per element"
+    else:
+        text = f"{elements(local.factors, ellipsis)} elementwise"
+    if local.kind == REDUCTION:
+        text += f" ({local.op})"
+    return text + (", summed" if local.summed else "")
 
 
 def sum_text(terms: Sequence[float]) -> str:
@@ -227,8 +308,8 @@ def _header(ctx: _Context) -> Text:
 
 
 def detach_text(node: GraphNode) -> str:
-    """`b.detach()`, or `.detach()` when the source tensor has no name."""
-    return f"{node.detached_from}.detach()" if node.detached_from else ".detach()"
+    """`b.detach()` (or `b.data`), or `.detach()` when the source tensor has no name."""
+    return node.detach_text
 
 
 def _notes(ctx: _Context) -> list[RenderableType]:
@@ -238,10 +319,11 @@ def _notes(ctx: _Context) -> list[RenderableType]:
         if node.detached_from is None:
             continue
         through = f" through {node.detached_from}" if node.detached_from else ""
+        made = f" was made by {detach_text(node)}:" if node.name else " is"
         text = Text.assemble(
             (f"{ctx.sym.cut} ", CUT),
             (node.label, NAME),
-            (f" was made by {detach_text(node)}: a new leaf with no path back{through}", ""),
+            (f"{made} a new leaf with no path back{through}", ""),
         )
         if node.cut_leaves:
             text.append(" to ")
@@ -256,50 +338,63 @@ def _carries_gradient(graph: CapturedGraph, edge: GraphEdge) -> bool:
 
 
 def _node_text(ctx: _Context, node: GraphNode) -> Text:
-    """`#3 h_act = add  value 6.5  grad -1` and what is special about the node."""
+    """`#3 h_act = add (AddBackward0)  value 6.5  grad -1`: the readable name beside
+    PyTorch's class (what `grad_fn` and `next_functions` print), and what is special about
+    the node. A constant reads the same whether its graph was tracked or not: its name (or the
+    `b.detach()` that made it, or its value), then `(constant VALUE, no gradient)`."""
     text = Text(f"#{node.id} ", NOTE)
     if node.kind == CONSTANT:
-        text.append(node.label, NAME if node.name else VALUE)
-        text.append(" (constant", NOTE)
-        if node.name and node.value is not None:
-            text.append(f" {quantity(node.value)}", NOTE)
-        text.append(", no gradient)", NOTE)
+        value = ctx.quantity(node.value) if node.value is not None else ""
+        if node.name or node.detached_from is not None or isinstance(node.value, float):
+            text.append(node.label, NAME if node.name else VALUE)
+        else:  # an unnamed tensor: its value is its label
+            text.append(value, VALUE)
+            value = ""
+        if value == node.label:
+            value = ""
+        text.append(f" (constant{' ' + value if value else ''}, no gradient)", NOTE)
         return _with_detach(ctx, node, text)
     if node.name:
         text.append(node.name, NAME)
         text.append(" = " if node.kind not in (LEAF,) else " ", "")
     if node.kind == LEAF:
-        text.append("(leaf)", OP)
+        text.append("(leaf", OP)
+        text.append(f", {node.class_name})" if node.class_name else ")", OP)
     else:
         text.append(node.op, OP)
         if node.kind == UNTRACKED:
             text.append(" (untracked: no grad_fn)", CUT)
+        elif node.class_name:
+            text.append(f" ({node.class_name})", NOTE)
     text.append("  value ", NOTE)
-    text.append(quantity(node.value, "?"), VALUE)
+    text.append(ctx.quantity(node.value, "?"), VALUE)
     if node.kind != UNTRACKED:
         text.append("  grad ", NOTE)
-        text.append(quantity(node.grad), GRAD)
+        text.append(ctx.quantity(node.grad), GRAD)
     if node.accumulated:
-        text.append(f"  .grad {_accumulation(node)}", GRAD)
+        text.append(f"  .grad {_accumulation(ctx, node)}", GRAD)
     return _with_detach(ctx, node, text)
 
 
-def _accumulation(node: GraphNode) -> str:
+def _accumulation(ctx: _Context, node: GraphNode) -> str:
     """previous .grad + incoming = new .grad (Exercise 3)."""
     before, incoming, after = node.grad_before, node.grad, node.grad_after
     if isinstance(before, float) and isinstance(incoming, float):
-        return f"{number(before)} + {factor(incoming)} = {quantity(after)}"
-    return f"{quantity(before)} + {quantity(incoming)} = {quantity(after)}"
+        return f"{number(before)} + {factor(incoming)} = {ctx.quantity(after)}"
+    return f"{ctx.quantity(before)} + {ctx.quantity(incoming)} = {ctx.quantity(after)}"
 
 
 def _with_detach(ctx: _Context, node: GraphNode, text: Text) -> Text:
     if node.detached_from is not None:
-        text.append(f"  {ctx.sym.cut} cut: made by {detach_text(node)}", CUT)
+        made = f": made by {detach_text(node)}" if node.name else ""
+        text.append(f"  {ctx.sym.cut} cut{made}", CUT)
     return text
 
 
 def _edge_text(ctx: _Context, edge: GraphEdge) -> Text:
-    """upstream x local = contribution, or what the edge carries when it is not a number."""
+    """upstream x local = contribution; between tensors the local factor is what it is per
+    element (`[...] elementwise`, `(-1) each`, `1/20 each (mean)`), `, summed` when the input
+    was broadcast; a Jacobian only for ops that mix elements (matmul, softmax...)."""
     sym = ctx.sym
     if edge.contribution is None:
         if ctx.graph.nodes[edge.dst].kind in (CONSTANT, UNTRACKED) or ctx.graph.error:
@@ -308,12 +403,12 @@ def _edge_text(ctx: _Context, edge: GraphEdge) -> Text:
     if isinstance(edge.local, float) and isinstance(edge.upstream, float):
         return Text(
             f"{factor(edge.upstream)} {sym.times} {factor(edge.local)} = "
-            f"{quantity(edge.contribution)}",
+            f"{ctx.quantity(edge.contribution)}",
             GRAD,
         )
-    return Text(
-        f"{quantity(edge.upstream)} {sym.times} (Jacobian) = {quantity(edge.contribution)}", GRAD
-    )
+    local = local_text(edge.local, sym.ellipsis) or "(Jacobian)"
+    upstream = factor(edge.upstream, sym.ellipsis)
+    return Text(f"{upstream} {sym.times} {local} = {ctx.quantity(edge.contribution)}", GRAD)
 
 
 def _omitted(ctx: _Context, shown: int, reasons: Sequence[str]) -> Text | None:
@@ -442,11 +537,11 @@ def _table_view(ctx: _Context, max_nodes: int) -> list[RenderableType]:
     shown = graph.nodes[:max_nodes]
     ids = {n.id for n in shown}
     parts: list[RenderableType] = [
-        _Fit(_nodes_table(ctx, shown, compact=False), _nodes_table(ctx, shown, compact=True))
+        _FitTable(_nodes_table(ctx, shown, compact=False), _nodes_table(ctx, shown, compact=True))
     ]
     if any(e.contribution is not None for e in graph.edges):
         parts.append(
-            _Fit(_edges_table(ctx, ids, compact=False), _edges_table(ctx, ids, compact=True))
+            _FitTable(_edges_table(ctx, ids, compact=False), _edges_table(ctx, ids, compact=True))
         )
     else:
         parts.append(Text("No edge carries a gradient.", NOTE))
@@ -454,19 +549,28 @@ def _table_view(ctx: _Context, max_nodes: int) -> list[RenderableType]:
     return parts + ([note] if note else [])
 
 
-class _Fit:
-    """The first of some tables (wide to compact) that fits the width without wrapping a
-    cell; else the first whose words and numbers all fit whole (measured the way
-    `ui.Fitted` does), its columns sized so that none is narrower than its longest word;
-    when none fits, the last as `Fitted` `header: value` blocks. Rich would otherwise
-    squeeze the widest columns first and cut or fold names and numbers."""
+class _FitTable:
+    """A table laid out by rich with its own column settings (`_column_settings`): columns of
+    single words `no_wrap`, every column `min_width` its longest word, so rich wraps between
+    words and never cuts a number.
 
-    def __init__(self, *tables: Table) -> None:
-        self.tables = tables
+    Hand-made here, because rich cannot do it:
+    - choosing the padding by the width: the spaced table when it fits unwrapped, else the
+      compact one; when neither does, the spaced one wrapped if its longest words fit, else
+      the compact one;
+    - keeping within the width while respecting every `min_width`: rich squeezes the widest
+      columns first and only afterwards raises each back to its `min_width`, so a table whose
+      minimums fit can come out wider than the terminal. That is checked on the lines rich
+      rendered; such a table, and one whose minimums do not fit, becomes `ui.Fitted`'s
+      `header: value` blocks.
+    """
+
+    def __init__(self, spaced: Table, compact: Table) -> None:
+        self.tables = (spaced, compact)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        wide = options.update_width(10_000)  # a narrow console caps each column's minimum
         width = options.max_width
+        wide = options.update_width(10_000)  # a narrow console caps each column's minimum
         measured: list[Measurement] = []
         for table in self.tables:  # measured only as far as needed: a wide table is costly
             measured.append(Measurement.get(console, wide, table))
@@ -475,49 +579,38 @@ class _Fit:
                 return
         for table, size in zip(self.tables, measured, strict=True):
             if size.minimum <= width:
-                _size_columns(console, wide, table, size, width)
-                yield table
-                return
-        yield Fitted(self.tables[-1])
+                segments = list(console.render(table, options))
+                lines = Segment.split_lines(segments)
+                if all(Segment.get_line_length(line) <= width for line in lines):
+                    yield from segments
+                    return
+        # Fitted draws the table when its minimum fits and blocks otherwise: a minimum above
+        # the width (Table.min_width) asks it for the blocks.
+        table = self.tables[-1]
+        table.min_width = width + 1
+        yield Fitted(table)
 
 
-def _size_columns(
-    console: Console, wide: ConsoleOptions, table: Table, measured: Measurement, width: int
-) -> None:
-    """Give each column at least its longest word when the table must wrap to fit `width`;
-    the rest of the width goes first to the cells (a header wraps more cheaply than a row of
-    numbers), then to the headers, in proportion to what each column could still use."""
-    lows, cell_highs, highs = [], [], []
+def _column_settings(table: Table) -> Table:
+    """Rich's own settings for every column: `min_width` its longest word (header words too),
+    `no_wrap` when no cell has more than one word, `overflow="fold"` (never `…`). Columns
+    holding tensors read left to right and share what width the others leave (`ratio`, with
+    the table's `expand`) instead of being squeezed to their longest word."""
     for column in table.columns:
-        header = Measurement.get(console, wide, column.header)
-        cells = [Measurement.get(console, wide, cell) for cell in column.cells]
-        cell_high = max((m.maximum for m in cells), default=0)
-        lows.append(max([header.minimum, *(m.minimum for m in cells)]))
-        cell_highs.append(max(lows[-1], cell_high))
-        highs.append(max(cell_highs[-1], header.maximum))
-    room = width - (measured.maximum - sum(highs))  # less padding and box
-    if sum(highs) <= room:
-        return
-    widths = lows
-    for targets in (cell_highs, highs):
-        widths = _share(widths, targets, room - sum(widths))
-    for column, column_width in zip(table.columns, widths, strict=True):
-        column.width = column_width
+        cells = [_plain(column.header), *(_plain(cell) for cell in column.cells)]
+        words = [word for cell in cells for word in cell.split()]
+        column.min_width = max((cell_len(word) for word in words), default=1)
+        column.no_wrap = all(len(cell.split()) <= 1 for cell in cells)
+        column.overflow = "fold"
+        if any("tensor[" in cell for cell in cells[1:]):
+            column.justify = "left"
+            column.ratio = 1
+            table.expand = True
+    return table
 
 
-def _share(widths: list[int], targets: list[int], spare: int) -> list[int]:
-    """Widths grown toward `targets` by at most `spare` columns in all, in proportion."""
-    wants = [max(0, target - now) for now, target in zip(widths, targets, strict=True)]
-    total = sum(wants)
-    if spare <= 0 or total == 0:
-        return widths
-    if spare >= total:
-        return [now + want for now, want in zip(widths, wants, strict=True)]
-    grown = [now + spare * want // total for now, want in zip(widths, wants, strict=True)]
-    left = spare - (sum(grown) - sum(widths))
-    for index in sorted(range(len(grown)), key=lambda i: -wants[i])[:left]:
-        grown[index] += 1
-    return grown
+def _plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def _table(ctx: _Context, title: str, compact: bool) -> Table:
@@ -549,7 +642,7 @@ def _nodes_table(ctx: _Context, shown: Sequence[GraphNode], compact: bool) -> Ta
         nodes.add_column(header, justify=justify)  # type: ignore[arg-type]
     for node in shown:
         nodes.add_row(*_node_row(ctx, node))
-    return nodes
+    return _column_settings(nodes)
 
 
 def _node_row(ctx: _Context, node: GraphNode) -> list[Text | str]:
@@ -557,21 +650,21 @@ def _node_row(ctx: _Context, node: GraphNode) -> list[Text | str]:
     inputs = ", ".join(ctx.ref(e.dst) for e in graph.outgoing[node.id])
     name = Text(node.name or "", NAME)
     if node.detached_from is not None:
-        name.append(f" {ctx.sym.cut} {detach_text(node)}", CUT)
+        name.append(f"{' ' if node.name else ''}{ctx.sym.cut} {detach_text(node)}", CUT)
     grad: Text | str
     if node.kind in (CONSTANT, UNTRACKED):
         grad = Text("no gradient", NOTE)
     elif node.accumulated:
-        grad = Text(f"{quantity(node.grad)} (.grad {_accumulation(node)})", GRAD)
+        grad = Text(f"{ctx.quantity(node.grad)} (.grad {_accumulation(ctx, node)})", GRAD)
     else:
-        grad = Text(quantity(node.grad), GRAD)
+        grad = Text(ctx.quantity(node.grad), GRAD)
     return [
         str(node.id),
         name,
         Text(node.op, OP),
         node.class_name,
         inputs,
-        Text(quantity(node.value, "?"), VALUE),
+        Text(ctx.quantity(node.value, "?"), VALUE),
         grad,
     ]
 
@@ -593,15 +686,16 @@ def _edges_table(ctx: _Context, shown: set[int], compact: bool) -> Table:
             )
         terms = [e.contribution for e in edges]
         if len(edges) > 1:
-            total = quantity(node.grad)
+            total = ctx.quantity(node.grad)
             if all(isinstance(t, float) for t in terms):
                 total = f"{sum_text([t for t in terms if isinstance(t, float)])} = {total}"
             table.add_row(Text(f"sum into {ctx.ref(node.id)}", "bold"), Text(total, GRAD))
         if node.accumulated:
             table.add_row(
-                Text(f"{node.label}.grad (accumulates)", "bold"), Text(_accumulation(node), GRAD)
+                Text(f"{node.label}.grad (accumulates)", "bold"),
+                Text(_accumulation(ctx, node), GRAD),
             )
-    return table
+    return _column_settings(table)
 
 
 def _preorder(graph: CapturedGraph) -> list[int]:
@@ -662,23 +756,30 @@ def _leaf_paths(
         (node.label, NAME),
         (f": {plural(count, 'path')} from ", ""),
         (graph.output.label, NAME),
-        (f", gradient {quantity(node.grad)}", GRAD),
+        (f", gradient {ctx.quantity(node.grad)}", GRAD),
     )
     rows: list[tuple[Text, Text]] = []
     products: list[float] = []
+    factors_known = True  # every local derivative listed is a number or elementwise factors
     for path in paths.list(leaf, max_paths):
         product = paths.product(path)
         if product is not None:
             products.append(product)
+        factors_known = factors_known and all(known_local(e.local) for e in path)
         rows.append((_path_text(ctx, path), Text(_product_text(ctx, path, product), GRAD)))
     every_row.extend(rows)
-    return [title, _PathRows(rows, every_row), _paths_sum(ctx, paths, node, products)]
+    return [
+        title,
+        _PathRows(rows, every_row),
+        _paths_sum(ctx, paths, node, products, factors_known),
+    ]
 
 
 class _PathRows:
-    """Paths beside their products; on a terminal too narrow for every path of the view
-    (`every_row`) and its product on one line, each path on its own lines with `= product`
-    under it (wrapped between words, never cut)."""
+    """Paths beside their products in a rich grid when every path of the view (`every_row`)
+    fits on one line beside its product; else each path on its own lines with `= product`
+    under it, wrapped between words. Hand-made because rich cannot do it: putting a column
+    under the other when the width runs out (a grid would wrap both in narrow columns)."""
 
     def __init__(self, rows: list[tuple[Text, Text]], every_row: list[tuple[Text, Text]]) -> None:
         self.rows = rows
@@ -686,37 +787,45 @@ class _PathRows:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         wide = options.update_width(10_000)
-        if Measurement.get(console, wide, _path_table(self.every_row)).maximum <= options.max_width:
-            yield _path_table(self.rows)
+        if Measurement.get(console, wide, _path_grid(self.every_row)).maximum <= options.max_width:
+            yield _path_grid(self.rows)
             return
         for path, product in self.rows:
-            yield Padding(path, (0, 0, 0, 2))
+            yield _indented(path)
             yield Padding(Text("= ", GRAD).append_text(product), (0, 0, 0, 4))
 
 
-def _path_table(rows: list[tuple[Text, Text]]) -> Table:
-    table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
-    table.add_column("path", overflow="fold", ratio=3)
-    table.add_column("product", overflow="fold", ratio=2)
+def _path_grid(rows: list[tuple[Text, Text]]) -> Table:
+    """Path and product side by side, each on one line (used only when they fit)."""
+    grid = Table.grid(padding=(0, 1, 0, 2), collapse_padding=False, pad_edge=True)
+    grid.add_column("path", no_wrap=True)
+    grid.add_column("product", no_wrap=True)
     for path, product in rows:
-        table.add_row(path, product)
-    return table
+        grid.add_row(path, product)
+    return grid
 
 
 def _paths_sum(
-    ctx: _Context, paths: Paths, node: GraphNode, products: list[float]
+    ctx: _Context, paths: Paths, node: GraphNode, products: list[float], factors_known: bool
 ) -> RenderableType:
     sym = ctx.sym
     grad, count, total = node.grad, paths.count(node.id), paths.total(node.id)
     if total is None:
-        return _indented(
-            Text(
-                "Some local derivatives on these paths are tensors (Jacobians) or were not "
-                f"recorded, so the paths are not single numbers; the gradient that arrives is "
-                f"{quantity(grad)}.",
-                NOTE,
+        target = f"{node.label}.grad" if not node.accumulated else "this backward's gradient"
+        add = "and the elements add up" + (", then the paths" if count > 1 else "")
+        if factors_known:
+            words = (
+                "The local derivatives on these paths are tensors: element by element their "
+                f"factors multiply, {add}, to the gradient PyTorch sends: "
+                f"{target} = {ctx.quantity(grad)}."
             )
-        )
+        else:
+            words = (
+                "Some local derivatives on these paths are Jacobians (ops that mix elements) "
+                "or were not recorded, so the paths are not single numbers; the gradient that "
+                f"arrives is {ctx.quantity(grad)}."
+            )
+        return _indented(Text(words, NOTE))
     mark = sym.check if isinstance(grad, float) and close(total, grad) else sym.cross
     target = f"{node.label}.grad" if not node.accumulated else "this backward's gradient"
     if len(products) == count == 1:
@@ -732,7 +841,7 @@ def _paths_sum(
             GRAD,
         )
     if node.accumulated:
-        text.append(f"\n.grad accumulates: {_accumulation(node)}", GRAD)
+        text.append(f"\n.grad accumulates: {_accumulation(ctx, node)}", GRAD)
     return _indented(text)
 
 
@@ -742,15 +851,24 @@ def _indented(text: Text) -> Padding:
 
 
 def _product_text(ctx: _Context, path: Sequence[GraphEdge], product: float | None) -> str:
-    if product is None:
-        return "(Jacobians)"
+    """`1 × (-1) × 5 = -5`; on a tensor path the factors as they are, element by element
+    (`1/20 each (mean) × [...] elementwise × ...`), with no single number to end on."""
     seed = ctx.graph.nodes[path[0].src].grad
     count = len(path) + (seed != 1)
+    if product is None:
+        if not all(known_local(e.local) for e in path):
+            return "(a Jacobian on the way)"
+        if count > PATH_LABELS:
+            return f"product of {count:,} local derivatives, element by element"
+        seeds = [ctx.quantity(seed)] if seed != 1 else []
+        texts = [local_text(e.local, ctx.sym.ellipsis) or "?" for e in path]
+        return f" {ctx.sym.times} ".join(seeds + texts)
     if count == 1:
         return number(product)
     if count > PATH_LABELS:
         return f"product of {count:,} local derivatives = {number(product)}"
-    factors = ([seed] if seed != 1 else []) + [e.local for e in path]
+    # A product exists: the seed and every local derivative on the path are numbers.
+    factors = ([seed] if seed != 1 else []) + [e.local for e in path if isinstance(e.local, float)]
     return f"{f' {ctx.sym.times} '.join(factor(v) for v in factors)} = {number(product)}"
 
 

@@ -39,6 +39,7 @@ from autograd_tutor.views.graph_view import VIEWS, Paths, needs_ascii, number, p
 from autograd_tutor.views.ui import UI
 
 EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
+OUTPUT_NAMES = ("f", "output", "result")  # the output's name: the first no variable has
 PLAYGROUND_VIEWS = (*VIEWS, "none")
 # Gradients here involve sin, exp, ...: four significant digits typed are enough.
 TOLERANCE = Tolerance(relative=1e-4, absolute=1e-9)
@@ -61,7 +62,15 @@ class Problem:
 
     @property
     def output_name(self) -> str:
-        return "f" if "f" not in self.values else "output"
+        """A name for the expression's value that no variable has (`f + output` has the
+        variables f and output, so its value is `result`)."""
+        for name in OUTPUT_NAMES:
+            if name not in self.values:
+                return name
+        count = 1
+        while f"f{count}" in self.values:
+            count += 1
+        return f"f{count}"
 
     @property
     def at_text(self) -> str:

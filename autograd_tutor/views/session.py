@@ -240,8 +240,13 @@ class Session:
         try:
             return figures.publish(step.figures, self.engine.value, target)
         except OSError as error:
-            self.ui.warn(f"could not save a figure in {self.options.plots_dir}: "
-                         f"{error.strerror or error}")
+            where = self.options.plots_dir
+            # mkdir on a symlink loop says "File exists": say what is really there.
+            reason = ("it is a broken symbolic link or a link loop"
+                      if where.is_symlink() and not where.exists()
+                      else error.strerror or str(error))
+            self.ui.warn(f"could not save a figure in {where}: {reason}; choose another "
+                         "folder with --plots DIR")
             return []
 
     # Results --------------------------------------------------------------------------

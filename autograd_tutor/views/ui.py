@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -17,10 +17,12 @@ from rich.text import Text
 
 from autograd_tutor.engine.answers import format_value
 from autograd_tutor.engine.model import Exercise, Pack, Value
-from autograd_tutor.engine.runner import Raised
-from autograd_tutor.engine.stats import Summary
-from autograd_tutor.engine.store import ExerciseStatus
 from autograd_tutor.views.env import Environment
+
+if TYPE_CHECKING:  # types only: `list` and `--help` need none of these modules' code
+    from autograd_tutor.engine.runner import Raised
+    from autograd_tutor.engine.stats import Summary
+    from autograd_tutor.engine.store import ExerciseStatus
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
 KEYS_HELP = "? = hint   skip = show the answer   q = quit"
@@ -65,12 +67,12 @@ def fold(lines: Iterable[str], width: int, ascii_only: bool = False) -> list[str
     return folded
 
 
-def printable(text: str) -> str:
+def printable(text: str, limit: int | None = MAX_ECHO) -> str:
     """What a learner typed, safe to show: control characters (escape codes) become '?',
-    and a very long line is shortened."""
+    and a very long line is shortened (to `limit`; None keeps it whole)."""
     clean = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
-    if len(clean) > MAX_ECHO:
-        clean = f"{clean[: MAX_ECHO // 2]}… ({len(clean)} characters)"
+    if limit is not None and len(clean) > limit:
+        clean = f"{clean[: limit // 2]}… ({len(clean)} characters)"
     return clean
 
 
