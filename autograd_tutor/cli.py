@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import typer
 
 from autograd_tutor.content import packs
-from autograd_tutor.engine.answers import AnswerError, parse_prediction
 from autograd_tutor.engine.model import Exercise, History, Pack
 from autograd_tutor.engine.store import Store, home_dir, statuses
 from autograd_tutor.views.env import Environment
@@ -107,6 +106,8 @@ def resolve(text: str, found: packs.Installed, param: str = "N") -> Exercise:
 
 def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
     """--answer ID=VALUE pairs, checked against the exercise's prediction IDs."""
+    from autograd_tutor.engine.answers import AnswerError, parse_prediction
+
     predictions = {p.id: p for p in exercise.predictions}
     valid = ", ".join(predictions)
     answers: dict[str, str] = {}
@@ -292,14 +293,22 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
     if others:
         names = ", ".join(f"{p.name} ({len(p.exercises)})" for p in others)
         ui.text(f"More packs: {names}. See them with: {TOOL} list PACK", "dim")
+    if not any(attempt.correct is False for attempt in history.attempts):
+        return  # a concept is scheduled from its first miss: nothing can be due (no fsrs)
     from datetime import UTC, datetime
 
     from autograd_tutor.engine import review
 
-    due = review.due(history.attempts, datetime.now(UTC))
+    now = datetime.now(UTC)
+    cards = review.schedule(history.attempts, now)
+    due = [item.concept for item in cards if item.is_due]
     if due:
         ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
                 f"{TOOL} review", "yellow")
+    elif cards:
+        first = cards[0]
+        ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
+                "dim")
 
 
 PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
@@ -704,6 +713,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
+    ui.say(ui.runs_table(runs_of(history)))
     checks = history.checks
     if checks:
         last = checks[-1]
@@ -712,6 +722,22 @@ def progress_command(as_json: JsonOpt = False) -> None:
             f"{last.pack}/{last.exercise}"
         ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
                 f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
+
+
+def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
+    """Every run of an exercise, oldest first: (exercise, started, right, asked, finished)."""
+    finished = {(c.pack, c.exercise, c.run) for c in history.completed}
+    runs: dict[tuple[str | None, int | None, str], list[Any]] = {}
+    for attempt in history.attempts:
+        if attempt.kind == "exercise":
+            runs.setdefault((attempt.pack, attempt.exercise, attempt.run), []).append(attempt)
+    table = []
+    for (pack, number, run), rows in runs.items():
+        asked = [row for row in rows if row.correct is not None]
+        table.append((progress_name(rows[0]), rows[0].time.replace("T", " ")[:16],
+                      sum(1 for row in asked if row.correct), len(asked),
+                      (pack, number, run) in finished))
+    return table
 
 
 def progress_name(attempt: Any) -> str:

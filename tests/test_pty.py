@@ -287,3 +287,17 @@ def test_piped_input_never_sees_the_offer(tutor_env) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "aimed at this" not in result.stdout + result.stderr
+
+
+def test_json_runs_in_a_terminal_never_see_the_offer() -> None:
+    right = reference.ex3()
+    child = spawn("exercise", "3", "--json", "--graph", "none")
+    child.expect_exact("Predict x.grad:")
+    child.sendline(typed(right["x.grad@1"]))
+    child.expect_exact("Predict x.grad:")
+    child.sendline(typed(right["x.grad@1"]))  # the replace-model's answer: a named mistake
+    index = child.expect_exact(["Try one aimed at this?", "Predict x.grad:"])
+    assert index == 1, "the offer appeared in a --json run"
+    child.sendline(typed(right["x.grad@3"]))
+    rest, status = finish(child)
+    assert status == 0, rest

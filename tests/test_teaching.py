@@ -75,7 +75,10 @@ def test_an_abandoned_run_never_overwrites_the_finished_score() -> None:
     assert "done" in row and "1/3" in row and "1/1" not in row.split("(")[0]
     progress = runner.invoke(app, ["progress", "--json"])
     runs = {a["run"] for a in json.loads(progress.stdout)["attempts"]}
-    assert len(runs) == 2  # every run is kept
+    assert len(runs) == 2  # every run is kept, and shown
+    table = runner.invoke(app, ["progress"]).output
+    section = table[table.index("Every run"):]
+    assert "1/3" in section and "1/1" in section and "yes" in section and "no" in section
 
 
 def test_exercise_1_names_the_dropped_coefficient() -> None:

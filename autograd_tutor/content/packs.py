@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
-from autograd_tutor.engine.answers import OUTCOME_WORDS
 from autograd_tutor.engine.model import (
     EXACT,
+    OUTCOME_WORDS,
     OUTCOMES,
     Coding,
     Exercise,
@@ -226,7 +226,7 @@ def load_pack(root: Path, builtin: bool = False,
         name=pack_name, title=title, root=root, exercises=tuple(exercises),
         concepts=tuple((k, str(v)) for k, v in concepts.items()),
         misconceptions=tuple(declared),
-        practice=tuple(t for t in templates if t is not None),
+        practice=tuple(templates),
         helpers=helpers if helpers.is_file() else None, builtin=builtin,
     )
     return pack, problems
@@ -511,7 +511,7 @@ class _Reader:
         title, default = declared if declared else (name, "")
         return Misconception(name, value, explanation or default, title)
 
-    def template(self, table: dict[str, Any], where: Where) -> Template | None:
+    def template(self, table: dict[str, Any], where: Where) -> Template:
         fields = Fields(table, where, "[[practice]]")
         concept = fields.text("concept", required=True)
         params_table = fields.table_of("params")
@@ -535,9 +535,8 @@ class _Reader:
         for prediction in step_table.get("predictions", []):
             if isinstance(prediction, dict):
                 prediction.setdefault("concept", concept)  # a template's own concept
-        step = self.step(_fill_example(step_table, params), where, set())
-        if step is None:
-            return None
+        if self.deep:  # fields and syntax, on an example draw
+            self.step(_fill_example(step_table, params), where, set())
         # Keep the raw text (with {param} placeholders); the example only checked its syntax.
         raw = self.step_raw(step_table, where)
         return Template(concept, raw, tuple(params), self.pack)
@@ -551,25 +550,9 @@ class _Reader:
 
 def _fill_example(table: dict[str, Any], params: list[tuple[str, float, float, bool]]) -> Any:
     """The template with each {param} replaced by its low bound, to check its syntax."""
-    values = {name: low for name, low, _, _ in params}
-    return substitute(table, values)
+    from autograd_tutor.engine.practice import fill_template
 
-
-def substitute(value: Any, values: dict[str, float]) -> Any:
-    """Replace {name} by each drawn value in every text of a template (other braces stay)."""
-    if isinstance(value, str):
-        for name, number in values.items():
-            value = value.replace("{" + name + "}", _literal(number))
-        return value
-    if isinstance(value, list):
-        return [substitute(item, values) for item in value]
-    if isinstance(value, dict):
-        return {key: substitute(item, values) for key, item in value.items()}
-    return value
-
-
-def _literal(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else repr(float(number))
+    return fill_template(table, {name: low for name, low, _, _ in params})
 
 
 # Naming an exercise ----------------------------------------------------------------------

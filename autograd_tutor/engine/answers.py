@@ -13,7 +13,7 @@ import re
 import warnings
 from collections.abc import Callable
 
-from autograd_tutor.engine.model import EXACT, Prediction, Tolerance, Value
+from autograd_tutor.engine.model import EXACT, OUTCOME_WORDS, Prediction, Tolerance, Value
 
 MAX_INPUT_LENGTH = 200
 MAX_EXPONENT = 64
@@ -107,11 +107,6 @@ def parse_choice(text: str, choices: tuple[str, ...]) -> str:
         if wanted == choice.lower():
             return choice
     raise AnswerError("type one of: " + ", ".join(choices))
-
-
-OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
-                 "error": "error", "e": "error", "err": "error",
-                 "warning": "warning", "w": "warning", "warn": "warning"}
 
 
 def parse_outcome(text: str) -> str:

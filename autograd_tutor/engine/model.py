@@ -16,6 +16,10 @@ from typing import Any
 Value = float | str | None
 
 OUTCOMES = ("runs", "error", "warning")
+# What a learner may type for each outcome.
+OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
+                 "error": "error", "e": "error", "err": "error",
+                 "warning": "warning", "w": "warning", "warn": "warning"}
 
 
 @dataclass(frozen=True)

@@ -194,8 +194,10 @@ def fill_template(value: Any, values: Mapping[str, float]) -> Any:
         for name, number in values.items():
             value = value.replace("{" + name + "}", format_value(number))
         return value
-    if isinstance(value, tuple):
-        return tuple(fill_template(item, values) for item in value)
+    if isinstance(value, tuple | list):
+        return type(value)(fill_template(item, values) for item in value)
+    if isinstance(value, dict):  # a template's raw TOML table
+        return {key: fill_template(item, values) for key, item in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {f.name: fill_template(getattr(value, f.name), values)
                    for f in dataclasses.fields(value)

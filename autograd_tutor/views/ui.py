@@ -342,6 +342,18 @@ class UI:
                           Text(where, overflow="fold"))
         return table
 
+    def runs_table(self, runs: Sequence[tuple[str, str, int, int, bool]]) -> Table:
+        """Every run, so no score is ever hidden by a later one."""
+        table = Table(title="Every run", box=self.box, title_justify="left")
+        table.add_column("Exercise")
+        table.add_column("Started (UTC)")
+        table.add_column("Score", justify="right")
+        table.add_column("Finished")
+        for name, started, right, asked, finished in runs:
+            table.add_row(Text(name), started, f"{right}/{asked}" if asked else "-",
+                          "yes" if finished else "no")
+        return table
+
     def progress_table(self, title: str, summaries: Sequence[Summary],
                        name_of: Callable[[str], str] = str,
                        recall: Mapping[str, str] | None = None) -> Table:
