@@ -26,7 +26,7 @@ lint: $(STAMP)
 
 # Two workers (this machine's cores); property tests on their quick budget; the ten slowest shown.
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10
 
 # The property tests with their full budget.
 fuzz: $(STAMP)

@@ -293,14 +293,10 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
     if others:
         names = ", ".join(f"{p.name} ({len(p.exercises)})" for p in others)
         ui.text(f"More packs: {names}. See them with: {TOOL} list PACK", "dim")
-    if not any(attempt.correct is False for attempt in history.attempts):
-        return  # a concept is scheduled from its first miss: nothing can be due (no fsrs)
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import review
-
     now = datetime.now(UTC)
-    cards = review.schedule(history.attempts, now)
+    cards = schedule_if_missed(history.attempts, now)
     due = [item.concept for item in cards if item.is_due]
     if due:
         ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
@@ -309,6 +305,16 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
         first = cards[0]
         ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
                 "dim")
+
+
+def schedule_if_missed(attempts: list[Any], now: Any) -> list[Any]:
+    """The review schedule; empty, without loading the scheduler, when nothing was ever
+    missed (a concept's card starts at its first miss)."""
+    if not any(attempt.correct is False for attempt in attempts):
+        return []
+    from autograd_tutor.engine import review
+
+    return review.schedule(attempts, now)
 
 
 PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
@@ -681,7 +687,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     concept's chance of recall now."""
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import review, stats
+    from autograd_tutor.engine import stats
 
     ui = make_ui(as_json)
     history = open_store(ui).load()
@@ -689,7 +695,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     per_exercise = stats.by_exercise(rows, progress_name)
     per_concept = stats.by_concept(rows)
     now = datetime.now(UTC)
-    cards = review.schedule(rows, now)
+    cards = schedule_if_missed(rows, now)
     recall = {item.concept: item.retrievability(now) for item in cards}
     # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
     # a minute ago would read 100%; the table says "learning" instead.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,14 +23,20 @@ import pytest
 import reference
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.wheel
+pytestmark = [pytest.mark.wheel, pytest.mark.xdist_group("wheel")]  # one build, one worker
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources, and two
+    # test workers building in one tree at once would trip over each other.
+    source = tmp_path_factory.mktemp("source") / "autograd-tutor"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "__pycache__", "build", "dist", "*.egg-info", ".*_cache",
+        ".hypothesis"))
     subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel",
-                    "--outdir", str(out), str(ROOT)], check=True, capture_output=True,
+                    "--outdir", str(out), str(source)], check=True, capture_output=True,
                    timeout=300)
     wheel = next(out.glob("*.whl"))
     sdist = next(out.glob("*.tar.gz"))

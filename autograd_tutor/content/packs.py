@@ -195,9 +195,7 @@ def load_pack(root: Path, builtin: bool = False,
         if not isinstance(value, str):
             where.problem(f"concept {key!r} must have a one-line description (text)")
     declared = _misconceptions(top.table_of("misconceptions"), where)
-    practice_tables = top.tables("practice") if isinstance(data.get("practice"), list) and all(
-        isinstance(x, dict) for x in data.get("practice", [])) else []
-    practice_files = () if practice_tables else top.texts("practice")
+    practice_tables, practice_files = _practice_entries(top, data)
     top.unknown()
     helpers = root / "helpers.py"
     pack_name = name or root.name
@@ -230,6 +228,15 @@ def load_pack(root: Path, builtin: bool = False,
         helpers=helpers if helpers.is_file() else None, builtin=builtin,
     )
     return pack, problems
+
+
+def _practice_entries(top: Fields, data: dict[str, Any]
+                      ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """`practice` is either [[practice]] tables or a list of the files that hold them."""
+    raw = data.get("practice", [])
+    if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
+        return top.tables("practice"), ()
+    return [], top.texts("practice")
 
 
 def _inside(root: Path, file: str, where: Where) -> Path | None:

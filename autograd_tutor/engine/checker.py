@@ -1,4 +1,5 @@
-"""Coding mode for Exercise 4: write the training-loop scaffold, then check a finished file.
+"""The training-loop checker, for a lesson's coding mode (`[coding] checker = "training-loop"`,
+as Exercise 4 declares): write its scaffold, then check a finished file.
 
 `check_file` runs the learner's file in a separate Python process with a time limit, as
 their own program: the separation is about hangs and crashes, not about trust. The child

@@ -56,11 +56,6 @@ def estimate(absolute: float) -> Tolerance:
     return Tolerance(relative=0.0, absolute=absolute)
 
 
-def within_percent(percent: float) -> Tolerance:
-    """For numbers the learner derives from earlier (rounded) reveals."""
-    return Tolerance(relative=percent / 100, absolute=1e-9)
-
-
 @dataclass(frozen=True)
 class Misconception:
     """A wrong mental model. `value` is an expression: what that model gives for this step."""

@@ -55,8 +55,8 @@ class Session:
         self.options = options
         self.kind = kind
         self.run_id = uuid.uuid4().hex[:12]
-        # While the learner thinks, matplotlib can load too, for the figures at the end.
-        draws = not options.reveal and any(step.figures for step in exercise.steps)
+        # While the learner thinks (or a --reveal run prints), matplotlib loads too.
+        draws = any(step.figures for step in exercise.steps)
         loader = TorchLoader(then=("autograd_tutor.views.plots",) if draws else ())
         self.engine = Run(exercise, helpers=helpers, loader=loader,
                           record_graphs=options.graph_view != "none", kind=kind)
@@ -74,6 +74,10 @@ class Session:
     # The flow -------------------------------------------------------------------------
 
     def run(self) -> list[Attempt]:
+        if self.options.reveal:
+            # Nothing to wait for: PyTorch (then matplotlib, for the figures) loads while
+            # the first steps are printed.
+            self.engine.loader.start()
         self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
         total = len(self.exercise.steps)
         for index, step in enumerate(self.exercise.steps, start=1):
