@@ -665,6 +665,11 @@ def review_command(
                     f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
         else:
             ui.text("Nothing to review: the queue fills with concepts you miss.")
+        unpractised = sorted({item.concept for item in review.schedule(attempts, now)
+                              if item.is_due and item.concept not in known})
+        if unpractised:
+            ui.text(f"Missed, with no practice problems yet: {', '.join(unpractised)}. "
+                    "Run their exercises again to review them.", "dim")
         if as_json:
             print(json.dumps({"due": [], "items": []}))
         return
