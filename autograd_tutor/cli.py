@@ -142,9 +142,6 @@ def friendly_exits(
     try:
         yield
     except KeyboardInterrupt:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while shutting down
         if on_stop:
             on_stop()
         ui.err.print()
@@ -943,6 +940,13 @@ def _leave(done: SystemExit) -> None:
     import threading
 
     code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    if code == EXIT_INTERRUPTED:
+        import signal
+
+        # A second Ctrl-C while shutting down (torch's exit hooks) must not print a
+        # traceback. Set here, in the real process only: a test calling the app in-process
+        # must keep its own Ctrl-C (and its children would inherit an ignored one).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threading.active_count() > 1:
         for stream in (sys.stdout, sys.stderr):
             try:

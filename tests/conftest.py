@@ -18,3 +18,12 @@ def tutor_env(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_stays_ctrl_c():
+    """No test may leave Ctrl-C ignored: pseudo-terminal tests' children would inherit it."""
+    import signal
+
+    yield
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

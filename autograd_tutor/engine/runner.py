@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import re
+import signal
 import sys
 import threading
 import warnings
@@ -67,6 +68,12 @@ class TorchLoader:
             self._thread.start()
 
     def _load(self) -> None:
+        # Ctrl-C must reach the main thread: the kernel may deliver SIGINT to any thread
+        # that does not block it, and delivered here it would not wake the main thread's
+        # wait for input (which then hangs).
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM,
+                                                      signal.SIGHUP})
         try:
             import torch  # noqa: F401  (warms the module cache for get())
         except BaseException as error:  # reported by get() in the main thread
