@@ -99,12 +99,10 @@ class _Exercise:
         return Where(self.result.problems, self.exercise.source, step, prediction)
 
     def check(self) -> None:
-        pending: list[Step] = []
+        """Step by step in the session's order: a step's code runs once its questions are
+        asked (at once when it asks none), and what it shows is seen by later prompts."""
         for index, step in enumerate(self.exercise.steps, start=1):
             self.shown += [step.title, step.setup, step.code]
-            if not step.predictions and index < len(self.exercise.steps):
-                pending.append(step)
-                continue
             # What the learner has seen when each prompt appears (nothing of this step's run).
             step_text = [step.title, step.setup, step.code]
             before: list[tuple[str, str]] = []
@@ -113,9 +111,6 @@ class _Exercise:
                 self.shown.append(prediction.label)
                 before.append(("\n".join(self.shown), "\n".join(step_text)))
             try:
-                for earlier in pending:
-                    self.run.execute(earlier)
-                pending.clear()
                 execution = self.run.execute(step)
             except LessonError as error:
                 self.where(index).problem(f"code raises where no error is expected: {error}")
@@ -275,16 +270,13 @@ def _check_template(template: Any, index: int, helpers: dict[str, Any],
                     result: CheckResult) -> None:
     result.templates += 1
     rng = Random(TEMPLATE_SEED)
-    reasons: list[str] = []
     for _ in range(TEMPLATE_TRIES):
-        step = practice.draw_template(template, rng, 1, helpers)
-        if step is not None:
+        if practice.draw_template(template, rng, 1, helpers) is not None:
             return
-        reason = practice.fair(practice.fill_template(template.step, {
-            name: low for name, low, _, _ in template.params}), helpers)
-        if reason:
-            reasons.append(reason)
-    why = f" (for example: {reasons[0]})" if reasons else ""
+    # Why not, said once, for the draw of every parameter's low bound.
+    reason = practice.fair(practice.fill_template(template.step, {
+        name: low for name, low, _, _ in template.params}), helpers)
+    why = f" (for example: {reason})" if reason else ""
     result.problems.append(Problem("pack.toml", index, None,
                                    f"practice template for {template.concept!r} could not "
                                    f"draw a fair problem in {TEMPLATE_TRIES} tries{why}"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -175,8 +175,6 @@ class Session:
         self.saved &= self.store.record(self.stamped([item.attempt for item in judged]))
 
     def stamped(self, attempts: list[Attempt]) -> list[Attempt]:
-        from dataclasses import replace
-
         return [replace(a, time=now(), run=self.run_id) for a in attempts]
 
     def show_graph(self, execution: Execution) -> None:
@@ -210,7 +208,7 @@ class Session:
         if problem is None:
             self.ui.text("No practice problem for this concept yet.", "dim")
             return
-        options = replace_options(self.options, retry=False)
+        options = replace(self.options, retry=False)
         retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,
                         kind="retry")
         try:
@@ -269,12 +267,6 @@ class Session:
             "score": {"correct": correct, "asked": asked},
             "steps": [a.to_json() for a in self.attempts],
         }
-
-
-def replace_options(options: Options, **changes: Any) -> Options:
-    from dataclasses import replace
-
-    return replace(options, **changes)
 
 
 def prompt_text(prediction: Prediction) -> str:
