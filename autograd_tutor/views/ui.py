@@ -48,6 +48,20 @@ def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
     )
 
 
+def _wait_for_a_line(stdin: TextIO) -> None:
+    """Wait for the terminal to have a line, a quarter second at a time. A Ctrl-C the kernel
+    hands to another thread (PyTorch loads in one meanwhile) sets Python's flag but does not
+    interrupt a blocking read; between waits the main thread sees the flag and stops."""
+    import select
+
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    while not select.select([fd], [], [], 0.25)[0]:
+        pass
+
+
 MAX_ECHO = 200
 CONTINUED = "↪ "
 
@@ -183,6 +197,7 @@ class UI:
         self.out.file.flush()
         try:
             if self.env.stdin_isatty:
+                _wait_for_a_line(self.env.stdin)
                 return input()
             line = self.env.stdin.readline()
         except (OSError, ValueError):  # stdin closed under us: no more input
