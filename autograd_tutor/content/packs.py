@@ -147,10 +147,18 @@ def forget() -> None:
 @cache
 def _installed(home: Path, variable: str) -> Installed:
     del variable  # part of the cache key: search_path reads it
+    from autograd_tutor.content.cache import PackCache, signature
+
     found = Installed()
+    kept = PackCache.open(home)
     for place, builtin in search_path(home):
         for root in _pack_dirs(place):
-            pack, problems = load_pack(root, builtin=builtin, deep=False)
+            stamp = signature(root)
+            pack, problems = kept.get(root, stamp), []
+            if pack is None or pack.builtin != builtin:
+                pack, problems = load_pack(root, builtin=builtin, deep=False)
+                if pack is not None and not problems:
+                    kept.put(root, stamp, pack)
             if pack is None or problems:
                 found.skipped.append(f"pack in {root} is not usable ({len(problems)} "
                                      f"problem{'s' * (len(problems) != 1)}: {problems[0]}); "
@@ -160,6 +168,7 @@ def _installed(home: Path, variable: str) -> Installed:
                                      f"that name is already in {found.packs[pack.name].root}")
             else:
                 found.packs[pack.name] = pack
+    kept.save()
     return found
 
 
