@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import autograd_tutor
+
 STEPS = 200
 TOLERANCE = 0.05
 DEFAULT_TIMEOUT = 20.0
@@ -192,11 +194,8 @@ _STOP_SIGNALS = tuple(
 
 
 def _child_env() -> dict[str, str]:
-    # The child imports this module by name, from wherever it was imported here.
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
     # Agg: a learner's plt.show() must not open a window that blocks the check.
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": "Agg"}
+    return {**autograd_tutor.child_environment(), "MPLBACKEND": "Agg"}
 
 
 def _command(path: Path, channel: str, timeout: float) -> list[str]:

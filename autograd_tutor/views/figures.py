@@ -7,10 +7,13 @@ module maps the kinds to the drawings in `plots` (matplotlib loads only here).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autograd_tutor.engine.answers import format_value
 from autograd_tutor.engine.model import Figures, FigureSpec
+
+if TYPE_CHECKING:
+    from autograd_tutor.views.figure_worker import FigureWorker
 
 
 def _loss(a: dict[str, Any]) -> Any:
@@ -51,20 +54,28 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-def build(spec: FigureSpec, value: Callable[[str], Any]) -> Any:
-    return KINDS[spec.kind]({name: value(text) for name, text in spec.args})
-
-
-def publish(specs: Sequence[FigureSpec], value: Callable[[str], Any],
-            target: Figures) -> list[str]:
-    """Draw and save each figure as NAME.png; open windows when asked and possible."""
+def publish(specs: Sequence[FigureSpec], value: Callable[[str], Any], target: Figures,
+            worker: FigureWorker | None = None) -> list[str]:
+    """Draw and save each figure as NAME.png (by `worker` when one was started and can);
+    open windows when asked and possible."""
+    jobs = [(spec.kind, {name: value(text) for name, text in spec.args},
+             target.directory / (spec.name + ".png")) for spec in specs]
+    done = worker.draw(jobs) if worker is not None and not target.show else None
+    if done is not None:
+        return _lines(done["replaced_backend"], done["saved"])
     from autograd_tutor.views import plots
 
-    drawn = {spec.name: build(spec, value) for spec in specs}
-    lines = [f"MPLBACKEND={plots.REPLACED_BACKEND!r} is not a matplotlib backend; the figures "
-             "were drawn with Agg."] if plots.REPLACED_BACKEND else []
-    lines += [f"Saved figure: `{plots.save(figure, target.directory / (name + '.png'))}`"
-             for name, figure in drawn.items()]
-    if target.show and not plots.show(drawn.values()):
+    drawn = [KINDS[kind](args) for kind, args, _ in jobs]
+    paths = [path for _, _, path in jobs]
+    lines = _lines(plots.REPLACED_BACKEND,
+                   [str(plots.save(figure, path)) for figure, path in zip(drawn, paths,
+                                                                         strict=True)])
+    if target.show and not plots.show(drawn):
         lines.append("No display is available to show the figures; they are saved above.")
     return lines
+
+
+def _lines(replaced_backend: str, saved: Sequence[str]) -> list[str]:
+    lines = [f"MPLBACKEND={replaced_backend!r} is not a matplotlib backend; the figures "
+             "were drawn with Agg."] if replaced_backend else []
+    return lines + [f"Saved figure: `{path}`" for path in saved]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ParamSpec
@@ -265,7 +265,9 @@ def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed over it: a symlink at `path` is replaced,
     # never followed, so a figure can't overwrite the file a link points to.
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    # O_EXCL: never an existing file or link; 0o666 less the umask, as open() would make it.
+    temp = str(path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp"))
+    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as file:
             # The figure's own (dark) face colour, even if a matplotlibrc overrides it.

@@ -8,6 +8,7 @@ only shows and asks.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,8 +21,11 @@ from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Pr
 from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader
 from autograd_tutor.engine.store import Store, now
 from autograd_tutor.views import prompt
+from autograd_tutor.views.figure_worker import FigureWorker
 from autograd_tutor.views.prompt import Quit
 from autograd_tutor.views.ui import INPUT_HELP, UI, RevealRow, printable
+
+PLOTS = "autograd_tutor.views.plots"  # the figures' module; importing it loads matplotlib
 
 __all__ = ["Options", "Quit", "Session"]
 
@@ -55,9 +59,14 @@ class Session:
         self.options = options
         self.kind = kind
         self.run_id = uuid.uuid4().hex[:12]
-        # While the learner thinks (or a --reveal run prints), matplotlib loads too.
         draws = any(step.figures for step in exercise.steps)
-        loader = TorchLoader(then=("autograd_tutor.views.plots",) if draws else ())
+        # A --reveal run waits for nobody: its figures are drawn by a process of their own,
+        # which loads matplotlib on another core meanwhile (unless this process has it
+        # already). Otherwise matplotlib loads here while the learner thinks.
+        early = options.reveal and not options.show and PLOTS not in sys.modules
+        self.worker = FigureWorker() if draws and early else None
+        loader = TorchLoader(then=(PLOTS,)
+                             if draws and self.worker is None else ())
         self.engine = Run(exercise, helpers=helpers, loader=loader,
                           record_graphs=options.graph_view != "none", kind=kind)
         self.judged: list[Judged] = []
@@ -74,14 +83,19 @@ class Session:
     # The flow -------------------------------------------------------------------------
 
     def run(self) -> list[Attempt]:
-        if self.options.reveal:
-            # Nothing to wait for: PyTorch (then matplotlib, for the figures) loads while
-            # the first steps are printed.
-            self.engine.loader.start()
-        self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
-        total = len(self.exercise.steps)
-        for index, step in enumerate(self.exercise.steps, start=1):
-            self.run_step(step, index, total)
+        if self.worker is not None:
+            self.worker.start()
+        try:
+            if self.options.reveal:
+                # Nothing to wait for: PyTorch loads while the first steps are printed.
+                self.engine.loader.start()
+            self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
+            total = len(self.exercise.steps)
+            for index, step in enumerate(self.exercise.steps, start=1):
+                self.run_step(step, index, total)
+        finally:
+            if self.worker is not None:
+                self.worker.close()
         self.completed = True
         # A --reveal run is a demonstration: the learner predicted nothing, so it stays open.
         if not self.options.reveal and self.kind == "exercise":
@@ -240,7 +254,7 @@ class Session:
 
         target = Figures(self.options.plots_dir, self.options.show)
         try:
-            return figures.publish(step.figures, self.engine.value, target)
+            return figures.publish(step.figures, self.engine.value, target, self.worker)
         except OSError as error:
             where = self.options.plots_dir
             # mkdir on a symlink loop says "File exists": say what is really there.
