@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz lint bench clean
+.PHONY: run test fuzz lint bench clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# Byte-compiled as pip compiles an installed wheel: with PYTHONDONTWRITEBYTECODE set, an
+# editable install would otherwise compile every module of the tool on every start.
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q autograd_tutor
+
 # The main job: the first exercise not done yet, in this terminal.
-run: $(STAMP)
+run: compile
 	$(BIN)/autograd-tutor next
 
-lint: $(STAMP)
+lint: compile
 	$(BIN)/ruff check autograd_tutor tests benchmarks
 	$(BIN)/mypy autograd_tutor
 
@@ -32,7 +37,7 @@ test: lint
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n 2 -k "property or fuzz or soup or hypothesis or matches" tests
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -423,6 +423,15 @@ def run_graph_bench(runs: int) -> int:
     return subprocess.run(python(str(script), "--runs", str(runs)), check=False).returncode
 
 
+def compile_tool() -> None:
+    """Byte-compile the tool's package as pip does when it installs a wheel, so that an
+    editable install under PYTHONDONTWRITEBYTECODE is not timed compiling its own source."""
+    where = subprocess.run(python("-c", "import autograd_tutor; print(autograd_tutor.__file__)"),
+                           capture_output=True, text=True, check=False).stdout.strip()
+    if where:
+        subprocess.run(python("-m", "compileall", "-q", str(Path(where).parent)), check=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=11, help="timed runs per measurement")
@@ -435,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if only - set(KEYS):
         parser.error(f"unknown --only keys: {', '.join(sorted(only - set(KEYS)))}")
     print(f"autograd-tutor benchmarks: medians of {options.runs} runs", file=sys.stderr)
+    compile_tool()
     before = load()
     with tempfile.TemporaryDirectory(prefix="autograd-tutor-bench-") as temp:
         rows, notes = benchmark(options.runs, Path(temp), only)
