@@ -4,8 +4,6 @@ Exit codes: 0 done, 1 aborted or failed, 2 usage error, 130 interrupted.
 Heavy modules (torch, matplotlib) are imported only inside the commands that need them.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import sys

@@ -6,7 +6,6 @@ instead of stopping at the first, so `pack check` can list them all. Nothing her
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,8 @@ def read_toml(path: Path, where: Where) -> dict[str, Any] | None:
     except OSError as error:
         where.problem(f"can't be read ({error.strerror or type(error).__name__})")
         return None
+    import tomllib  # pure Python and not small: loaded only when a pack is really read
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

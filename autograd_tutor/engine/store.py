@@ -341,8 +341,6 @@ class Store:
     # Legacy progress.json (schema 1 and 2) --------------------------------------------
 
     def _load_legacy(self) -> History:
-        from autograd_tutor.engine import legacy
-
         try:
             data = read_regular(self.legacy_path)
         except StoreError as error:
@@ -350,6 +348,8 @@ class Store:
             return History()
         if data is None:
             return History()
+        from autograd_tutor.engine import legacy  # only for the one conversion
+
         try:
             history, version = legacy.convert(data)
         except legacy.NewerFile:

@@ -103,7 +103,9 @@ class Fitted:
 
     When every column fits at its narrowest (each cell's longest word, numbers whole), the
     table is drawn as it is; otherwise each row becomes a small block of `header: value`
-    lines, which wrap like prose. Rich would otherwise squeeze the columns and truncate.
+    lines, which wrap like prose. Hand-made because rich cannot do it: its column settings
+    (`min_width`, `no_wrap`, `overflow`, `ratio`) only choose how a too-narrow table is
+    squeezed, folded or cropped, never to stack its rows.
     """
 
     def __init__(self, table: Table) -> None:
