@@ -22,6 +22,7 @@ from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
+import forked_check
 import numpy as np
 import pytest
 import torch
@@ -91,8 +92,31 @@ def lstsq_fit() -> tuple[float, float]:
 
 @cache
 def fixture_report(name: str) -> CheckReport:
-    """Each fixture runs once per session: every run starts a Python process with torch."""
+    """Each fixture runs once per session, through the real child: every run starts a Python
+    process with torch."""
     return check_file(FIXTURES / name)
+
+
+@cache
+def forked_report(name: str) -> CheckReport:
+    """fixture_report, with the child forked from the forkserver (see forked_check): for
+    tests that only judge what the file computed."""
+    with forked_check.forked_checks():
+        return check_file(FIXTURES / name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forkserver_stopped():
+    """The forkserver (started by the first forked check, if any) ends with the session."""
+    yield
+    forked_check.stop_forkserver()
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """check_file forks its child from the forkserver (see forked_check): for tests that
+    only judge what the file computed; process behaviour is tested through the real child."""
+    monkeypatch.setattr(checker, "_run_child", forked_check.run_child)
 
 
 # --- the scaffold -------------------------------------------------------------------------
@@ -172,14 +196,14 @@ def test_scaffold_sets_up_the_notebook_data():
     assert ns["losses"] == []
 
 
-def test_unfinished_scaffold_says_so(tmp_path):
+def test_unfinished_scaffold_says_so(tmp_path, forked):
     report = check_file(write_scaffold(SCAFFOLD, tmp_path / "train_loop.py", force=False))
     assert not report.passed
     assert report.names == ["unfinished"]
     assert "Step 1" in report.diagnoses[0].explanation
 
 
-def test_scaffold_with_the_todos_filled_in_passes(tmp_path):
+def test_scaffold_with_the_todos_filled_in_passes(tmp_path, forked):
     text = scaffold_text()
     for todo, code in SOLUTION.items():
         assert todo in text, todo
@@ -195,7 +219,7 @@ def test_scaffold_with_the_todos_filled_in_passes(tmp_path):
 
 @pytest.mark.parametrize("name", ["correct.py", "correct_sgd.py"])
 def test_correct_solutions_pass(name):
-    report = fixture_report(name)
+    report = forked_report(name)
     w_ls, b_ls = lstsq_fit()
     assert report.passed, format_report(report)
     assert report.diagnoses == []
@@ -229,21 +253,21 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("name", "diagnosis", "phrase"), MISTAKES)
 def test_each_mistake_gets_its_explanation(name, diagnosis, phrase):
-    report = fixture_report(name)
+    report = forked_report(name)
     assert not report.passed
     assert report.names == [diagnosis]
     assert phrase in report.diagnoses[0].explanation
 
 
 def test_accumulating_gradients_make_the_loss_swing():
-    report = fixture_report("no_zero_grad.py")
+    report = forked_report("no_zero_grad.py")
     assert report.w is not None and report.b is not None
     w_ls, b_ls = lstsq_fit()
     assert abs(report.b - b_ls) > TOLERANCE
 
 
 def test_rebinding_reports_pytorchs_non_leaf_warning():
-    report = fixture_report("rebound.py")
+    report = forked_report("rebound.py")
     assert any("not a leaf Tensor" in warning for warning in report.warnings)
 
 
@@ -251,7 +275,7 @@ def test_rebinding_inside_no_grad_is_recognised_by_the_failing_backward():
     """`with torch.no_grad(): w = w - lr * w.grad` leaves a plain tensor that doesn't require
     grad: the next loss.backward() raises PyTorch's "element 0 of tensors does not require
     grad", which is explained as rebinding, not reported as a bare RuntimeError."""
-    report = fixture_report("rebound_no_grad.py")
+    report = forked_report("rebound_no_grad.py")
     assert report.steps == 1  # the first step ran; the second backward() failed
     explanation = report.diagnoses[0].explanation
     assert "element 0 of tensors does not require grad" in explanation
@@ -259,7 +283,7 @@ def test_rebinding_inside_no_grad_is_recognised_by_the_failing_backward():
     assert "The file raised" not in " ".join(format_report(report))
 
 
-def test_parameters_never_requiring_grad_are_not_called_rebound(tmp_path):
+def test_parameters_never_requiring_grad_are_not_called_rebound(tmp_path, forked):
     """Same PyTorch error, different mistake: w and b made without requires_grad=True are
     not rebound, so that is not the explanation."""
     source = (FIXTURES / "correct.py").read_text(encoding="utf-8")
@@ -274,7 +298,7 @@ def test_parameters_never_requiring_grad_are_not_called_rebound(tmp_path):
     assert "element 0 of tensors does not require grad" in report.diagnoses[0].explanation
 
 
-def test_rebinding_through_another_name_inside_no_grad_is_recognised(tmp_path):
+def test_rebinding_through_another_name_inside_no_grad_is_recognised(tmp_path, forked):
     source = (FIXTURES / "rebound_no_grad.py").read_text(encoding="utf-8")
     for name in ("w", "b"):
         rebind = f"        {name} = {name} - learning_rate * {name}.grad\n"
@@ -287,7 +311,7 @@ def test_rebinding_through_another_name_inside_no_grad_is_recognised(tmp_path):
 
 
 def test_a_flipped_sign_makes_the_loss_rise():
-    report = fixture_report("sign_flipped.py")
+    report = forked_report("sign_flipped.py")
     assert not report.loss_falls
     assert report.final_loss is not None and report.first_loss is not None
     assert report.final_loss > report.first_loss
@@ -315,7 +339,7 @@ def test_the_hard_kill_catches_what_the_alarm_cannot(tmp_path, monkeypatch):
     assert report.names == ["time_limit"]
 
 
-def test_a_syntax_error_is_reported_with_its_line(tmp_path):
+def test_a_syntax_error_is_reported_with_its_line(tmp_path, forked):
     path = tmp_path / "broken.py"
     path.write_text("import torch\n\nfor step in range(200)\n    pass\n")
     report = check_file(path)
@@ -329,7 +353,7 @@ def test_a_missing_file_is_reported_without_running(tmp_path):
     assert report.names == ["file_not_found"]
 
 
-def test_reading_grad_before_backward_is_explained(tmp_path):
+def test_reading_grad_before_backward_is_explained(tmp_path, forked):
     text = (FIXTURES / "correct.py").read_text().replace("    loss.backward()\n", "")
     path = tmp_path / "no_backward.py"
     path.write_text(text)
@@ -354,7 +378,7 @@ def test_least_squares_matches_numpy(seed):
     assert b == pytest.approx(intercept, rel=1e-9, abs=1e-9)
 
 
-def test_a_file_without_its_own_data_is_judged_on_the_lessons(tmp_path):
+def test_a_file_without_its_own_data_is_judged_on_the_lessons(tmp_path, forked):
     """A file that leaves no usable X and y_true behind is judged against the lesson's data."""
     text = (FIXTURES / "correct.py").read_text(encoding="utf-8") + "\ndel X, y_true\n"
     path = tmp_path / "no_data_left.py"
@@ -372,8 +396,8 @@ def test_a_missing_file_points_to_the_exercises_scaffold_command(tmp_path):
 
 
 def test_format_report_names_the_exercise():
-    assert format_report(fixture_report("correct.py"))[0].startswith("check 4: ")
-    lines = format_report(fixture_report("correct.py"), name="basics/4")
+    assert format_report(forked_report("correct.py"))[0].startswith("check 4: ")
+    lines = format_report(forked_report("correct.py"), name="basics/4")
     assert lines[0].startswith("check basics/4: ")
 
 
@@ -388,7 +412,7 @@ def test_the_check_command_passes_a_correct_file_and_fails_a_mistake():
     assert "Gradients are never zeroed" in failed.output
 
 
-def test_the_check_command_judges_a_file_without_data_on_the_lessons(tmp_path):
+def test_the_check_command_judges_a_file_without_data_on_the_lessons(tmp_path, forked):
     """The CLI hands check_file the X and y_true made by Exercise 4's data step."""
     import json
 
@@ -405,8 +429,8 @@ def test_the_check_command_judges_a_file_without_data_on_the_lessons(tmp_path):
 
 
 def test_format_report_is_plain_lines():
-    passed = format_report(fixture_report("correct.py"))
-    failed = format_report(fixture_report("no_zero_grad.py"))
+    passed = format_report(forked_report("correct.py"))
+    failed = format_report(forked_report("no_zero_grad.py"))
     for lines in (passed, failed):
         assert all(isinstance(line, str) and not ANSI.search(line) for line in lines)
         assert not any("[/" in line for line in lines)  # no rich markup either
@@ -609,7 +633,7 @@ def fixture_namespace(name: str) -> dict:
     return runpy.run_path(str(FIXTURES / name))
 
 
-def test_x_too_close_together_to_fit_is_explained(capfd):
+def test_x_too_close_together_to_fit_is_explained(capfd, forked):
     ns = fixture_namespace("tiny_x.py")
     spread = max(ns["X"]) - min(ns["X"])
     assert spread > 0 and spread * spread == 0.0  # the spread vanishes when squared
@@ -623,7 +647,7 @@ def test_x_too_close_together_to_fit_is_explained(capfd):
     assert "DLASCL" not in capfd.readouterr().err  # LAPACK never saw the data
 
 
-def test_x_too_large_to_fit_is_explained(capfd):
+def test_x_too_large_to_fit_is_explained(capfd, forked):
     ns = fixture_namespace("huge_x.py")
     largest = max(abs(v) for v in ns["X"] + ns["y_true"])
     assert largest * largest == math.inf  # squaring overflows
@@ -657,7 +681,7 @@ def test_a_file_writing_into_the_result_channel_and_exiting_does_not_pass():
     assert no_checker_traceback(report)
 
 
-def test_an_int_too_large_for_a_float_is_explained():
+def test_an_int_too_large_for_a_float_is_explained(forked):
     ns = fixture_namespace("huge_int.py")
     with pytest.raises(OverflowError):
         float(ns["w"])
@@ -670,7 +694,7 @@ def test_an_int_too_large_for_a_float_is_explained():
     assert no_checker_traceback(report)
 
 
-def test_losses_from_a_generator_that_raises_are_explained():
+def test_losses_from_a_generator_that_raises_are_explained(forked):
     ns = fixture_namespace("losses_generator.py")
     with pytest.raises(Exception) as raised:
         list(ns["losses"])
@@ -684,7 +708,7 @@ def test_losses_from_a_generator_that_raises_are_explained():
     assert no_checker_traceback(report)
 
 
-def test_a_value_whose_float_raises_is_explained():
+def test_a_value_whose_float_raises_is_explained(forked):
     ns = fixture_namespace("float_raises.py")
     with pytest.raises(Exception) as raised:
         float(ns["w"])
@@ -710,7 +734,7 @@ def json_floats(value):
             yield from json_floats(item)
 
 
-def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity():
+def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity(forked):
     report = check_file(FIXTURES / "diverges.py")
     assert report.names == ["diverged"]
     assert report.final_loss is not None and not math.isfinite(report.final_loss)
@@ -728,12 +752,12 @@ def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity():
 
 
 def test_report_json_of_a_passing_report_is_the_report():
-    report = fixture_report("correct.py")
+    report = forked_report("correct.py")
     expected = {**asdict(report), "path": str(report.path)}
     assert json.loads(json.dumps(checker.report_json(report), allow_nan=False)) == expected
 
 
-def test_check_json_of_a_diverging_loop_is_standard_json() -> None:
+def test_check_json_of_a_diverging_loop_is_standard_json(forked) -> None:
     result = CliRunner().invoke(app, ["check", "4", str(FIXTURES / "diverges.py"), "--json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(name))

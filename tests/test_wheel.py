@@ -23,11 +23,18 @@ import pytest
 import reference
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.wheel, pytest.mark.xdist_group("wheel")]  # one build, one worker
+pytestmark = pytest.mark.wheel
 
 
-@pytest.fixture(scope="module")
+# One test builds once: the checks share a build that takes seconds, and a fixture shared
+# by several tests would be built once per test worker (xdist's grouping, which would keep
+# them on one worker, does not work under pytest 9).
+@pytest.fixture
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _build(tmp_path_factory)
+
+
+def _build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
     # Built from a copy: setuptools writes build/ and *.egg-info beside the sources, and two
     # test workers building in one tree at once would trip over each other.
@@ -60,7 +67,7 @@ def tool(built: dict[str, Path], *args: str, cwd: Path) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_the_wheel_carries_every_pack_file_and_template(built: dict[str, Path]) -> None:
+def check_the_wheel_carries_every_pack_file_and_template(built: dict[str, Path]) -> None:
     names = set(zipfile.ZipFile(built["wheel"]).namelist())
     packs = ROOT / "autograd_tutor" / "content"
     expected = {str(p.relative_to(ROOT)) for p in packs.rglob("*")
@@ -69,7 +76,7 @@ def test_the_wheel_carries_every_pack_file_and_template(built: dict[str, Path]) 
     assert "autograd_tutor/py.typed" in names
 
 
-def test_the_sdist_carries_tests_examples_and_readme(built: dict[str, Path]) -> None:
+def check_the_sdist_carries_tests_examples_and_readme(built: dict[str, Path]) -> None:
     with tarfile.open(built["sdist"]) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for wanted in ("README.md", "docs/authoring.md", "tests/test_wheel.py",
@@ -77,8 +84,14 @@ def test_the_sdist_carries_tests_examples_and_readme(built: dict[str, Path]) -> 
         assert wanted in names, wanted
 
 
-def test_the_installed_tool_runs_without_the_source_tree(built: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+def test_built_and_installed_like_a_user(built: dict[str, Path], tmp_path: Path) -> None:
+    check_the_wheel_carries_every_pack_file_and_template(built)
+    check_the_sdist_carries_tests_examples_and_readme(built)
+    check_the_installed_tool_runs_without_the_source_tree(built, tmp_path)
+
+
+def check_the_installed_tool_runs_without_the_source_tree(built: dict[str, Path],
+                                                          tmp_path: Path) -> None:
     where = subprocess.run([str(built["venv"] / "bin" / "python"), "-c",
                             "import autograd_tutor; print(autograd_tutor.__file__)"],
                            cwd=tmp_path, capture_output=True, text=True, check=True)
