@@ -14,6 +14,7 @@ from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import autograd_tutor
 from autograd_tutor.engine.expressions import (
     FUNCTIONS,
     MAX_DEPTH,
@@ -357,3 +358,18 @@ def test_typos_python_warns_about_give_only_our_error(tmp_path):
     assert cli.returncode == 2
     assert "SyntaxWarning" not in cli.stderr and "Traceback" not in cli.stderr
     assert "error: cannot read the expression" in cli.stderr
+
+
+@pytest.mark.parametrize(("module", "call"), [
+    ("autograd_tutor.engine.expressions", "parse_expression(text)"),
+    ("autograd_tutor.engine.answers", "parse_value(text)"),
+])
+def test_a_typo_python_warns_about_while_parsing_stays_quiet(module: str, call: str) -> None:
+    """Found by the token soup: an invalid escape in what was typed is a warning of Python's
+    (DeprecationWarning before 3.12, SyntaxWarning after), never shown to the learner."""
+    code = (f"from {module} import *\ntext = '\"\\\\_\"'\n"
+            f"try:\n    {call}\nexcept Exception:\n    pass\n")
+    result = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "-W",
+                             "always::SyntaxWarning", "-c", code], capture_output=True,
+                            text=True, timeout=60, env=autograd_tutor.child_environment())
+    assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr

@@ -36,7 +36,9 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
 # message, not a SyntaxWarning. A filter for this parser's own filename, set once: a
 # catch_warnings block would race with the thread that imports torch meanwhile.
 _SOURCE = "<prediction>"
-warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"<prediction>\Z")
+# (An invalid escape such as "\\_" is a DeprecationWarning before Python 3.12.)
+for _category in (SyntaxWarning, DeprecationWarning):
+    warnings.filterwarnings("ignore", category=_category, module=r"<prediction>\Z")
 
 
 class AnswerError(ValueError):

@@ -33,7 +33,9 @@ MAX_NAME_LENGTH = 30
 # error, not a SyntaxWarning. A filter for this parser's own filename, set once: a
 # catch_warnings block would race with the thread that imports torch meanwhile.
 _SOURCE = "<expression>"
-warnings.filterwarnings("ignore", category=SyntaxWarning, module=r"<expression>\Z")
+# (An invalid escape such as "\\_" is a DeprecationWarning before Python 3.12.)
+for _category in (SyntaxWarning, DeprecationWarning):
+    warnings.filterwarnings("ignore", category=_category, module=r"<expression>\Z")
 
 _BINARY: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Add: ("+", operator.add),
