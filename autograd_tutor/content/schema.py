@@ -15,6 +15,8 @@ MAX_FILE_BYTES = 1_000_000
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem found in a pack, with where it is (file, step, prediction)."""
+
     file: str
     step: int | None
     prediction: str | None

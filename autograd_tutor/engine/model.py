@@ -144,6 +144,8 @@ class Coding:
 
 @dataclass(frozen=True)
 class Exercise:
+    """One exercise of a pack: its intro, its steps in order, and an optional coding mode."""
+
     pack: str
     number: int
     title: str
@@ -184,6 +186,8 @@ class Template:
 
 @dataclass(frozen=True)
 class Pack:
+    """A lesson pack as read: its exercises, the names it adds to the catalogue, its practice."""
+
     name: str
     title: str
     root: Path
@@ -266,6 +270,8 @@ ATTEMPT_FIELDS = {f.name: f for f in fields(Attempt)}
 
 @dataclass(frozen=True)
 class Completion:
+    """A finished run of an exercise (`run` is the session's id)."""
+
     pack: str
     exercise: int
     run: str
@@ -274,6 +280,8 @@ class Completion:
 
 @dataclass(frozen=True)
 class Check:
+    """One judged file of a coding mode (`autograd-tutor check`)."""
+
     pack: str
     exercise: int
     passed: bool

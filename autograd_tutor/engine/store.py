@@ -212,6 +212,8 @@ def read_regular(path: Path, limit: int = MAX_BYTES) -> bytes | None:
 
 @dataclass
 class Parsed:
+    """What a progress log held: its header's version, the rows, and the lines set aside."""
+
     history: History
     damaged: list[bytes]  # the raw lines that were set aside, byte for byte
     version: int
@@ -580,6 +582,8 @@ def _reason(error: OSError) -> str:
 
 @dataclass(frozen=True)
 class ExerciseStatus:
+    """What `list` shows for one exercise."""
+
     key: str
     status: str  # "not started" | "in progress" | "done"
     correct: int

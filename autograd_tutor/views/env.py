@@ -35,6 +35,8 @@ def _isatty(stream: TextIO) -> bool:
 
 @dataclass
 class Environment:
+    """The terminal facts the views depend on, passed in so tests can set them."""
+
     stdin: TextIO
     stdout: TextIO
     stderr: TextIO
