@@ -107,3 +107,20 @@ def test_a_home_that_cannot_hold_a_cache_still_lists(tutor_env: Path) -> None:
     tutor_env.parent.mkdir(parents=True, exist_ok=True)
     tutor_env.write_text("a file, not a folder", encoding="utf-8")
     assert fresh(tutor_env).packs == read_directly()
+
+
+def test_entries_of_packs_that_are_gone_are_dropped(tutor_env: Path, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    shelf = tmp_path / "shelf"
+    shutil.copytree(EXAMPLE, shelf / "two-paths")
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(shelf))
+    fresh(tutor_env)
+    place = tutor_env / "cache" / "packs.json"
+    assert str(shelf / "two-paths") in json.loads(place.read_text(encoding="utf-8"))["entries"]
+    shutil.rmtree(shelf)
+    kept = cache.PackCache.open(tutor_env)
+    kept.changed = True
+    kept.save()
+    entries = json.loads(place.read_text(encoding="utf-8"))["entries"]
+    assert str(shelf / "two-paths") not in entries
+    assert str(BUILTIN_DIR / "basics") in entries

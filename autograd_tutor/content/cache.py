@@ -95,7 +95,8 @@ class PackCache:
         """Write the entries if any changed; a place that can't be written is left alone."""
         if not self.changed:
             return
-        data = json.dumps({"version": VERSION, "entries": self.entries})
+        kept = {root: entry for root, entry in self.entries.items() if os.path.isdir(root)}
+        data = json.dumps({"version": VERSION, "entries": kept})
         temp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
