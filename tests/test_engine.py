@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
-import pexpect
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
@@ -25,21 +22,6 @@ def test_a_step_without_questions_shows_its_output_in_its_own_step(tutor_env: Pa
     output = result.output
     assert output.index("Initial parameters: w = 0.0000") < output.index("Step 2/7")
     assert output.index("Step 2/7") < output.index("Predict y_pred")
-
-
-def test_no_escape_codes_in_a_terminal_with_no_color(tutor_env: Path) -> None:
-    env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1"}
-    answers = ["y_pred@1=0", "loss@1=14", "w.grad@1=-13", "b.grad@1=-2", "w@1=0.13", "b@1=0.02",
-               "w.grad@zeroed=0", "closer@40=w", "w@200=1.95", "b@200=1.05"]
-    args = ["-m", "autograd_tutor", "exercise", "4", "--graph", "none"]
-    for pair in answers:
-        args += ["--answer", pair]
-    child = pexpect.spawn(sys.executable, args, env=env, dimensions=(40, 100),
-                          encoding="utf-8", timeout=90)
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0, child.before
-    assert "\x1b[" not in child.before
 
 
 def test_a_row_that_is_not_an_object_is_set_aside(tutor_env: Path) -> None:

@@ -1,14 +1,13 @@
 """The `graph` command: value, gradients and view; --predict prompts; --json; usage errors.
-Expected numbers come from formulas or separate torch computations, never from the tool."""
+Expected numbers come from formulas or separate torch computations, never from the tool.
+--predict in a real terminal is in test_pty_commands.py."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
-import os
 import re
-import sys
 from dataclasses import dataclass
 
 import pytest
@@ -297,25 +296,3 @@ def test_cli_graph_json_and_usage_error():
     assert json.loads(result.stdout)["gradients"] == {"x": -1.0, "w": 2.0}
     result = CliRunner().invoke(app, ["graph", "x*w", "--at", "x=2"])
     assert result.exit_code == 2 and "no value for w" in result.output
-
-
-def test_predict_in_a_real_terminal():
-    pexpect = pytest.importorskip("pexpect")
-    env = {**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
-    child = pexpect.spawn(sys.executable, ["-m", "autograd_tutor", "graph", "x**2*w", "--at",
-                                           "x=3", "--at", "w=2", "--predict", "--view", "tree"],
-                          dimensions=(40, 100), env=env, encoding="utf-8", timeout=60)
-    child.expect(r"Predict d\(x\*\*2\*w\)/dx")
-    child.sendline("?")
-    child.expect("Hint 1/2")
-    child.expect(r"Predict d\(x\*\*2\*w\)/dx")
-    child.sendline(number(2 * 3.0 * 2.0))  # d/dx of x**2*w
-    child.expect(r"Predict d\(x\*\*2\*w\)/dw")
-    child.sendline(number(3.0**2 + 1))  # off by one
-    child.expect(pexpect.EOF)
-    text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", child.before)
-    child.close()
-    assert child.exitstatus == 0
-    assert f"you predicted {number(2 * 3.0 * 2.0)}: right" in text
-    assert f"you predicted {number(3.0**2 + 1)}: wrong" in text
-    assert "Autograd graph of f" in text

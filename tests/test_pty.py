@@ -1,10 +1,11 @@
-"""The tutor in a real pseudo-terminal (pexpect): prompts, reveals, colours and Ctrl-C."""
+"""The tutor in a real pseudo-terminal (pexpect): prompts, reveals, colours and Ctrl-C. One
+spawn per terminal behaviour; what needs no terminal (what a run prints and records) runs
+in-process with Typer's CliRunner, whose input and output are not a terminal."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import pytest
 import reference
 import torch
 from reference import typed
+from typer.testing import CliRunner
 
+from autograd_tutor.cli import app
 from autograd_tutor.content.packs import builtin
 from autograd_tutor.engine.answers import format_value
 from autograd_tutor.engine.model import History
 from autograd_tutor.engine.store import Store
 
 BASICS = builtin()
+runner = CliRunner()
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -61,76 +65,69 @@ def history(home: Path) -> History:
     return Store(home, warn=print).load()
 
 
-def test_exercise_1_wrong_then_right(tutor_env: Path) -> None:
+def test_next_in_a_terminal_runs_exercise_1(tutor_env: Path) -> None:
+    """At a terminal: colour, nothing revealed before the prompt, invalid input refused and the
+    same prompt again, a hint on `?`, then a right answer revealed, recorded and the next
+    exercise named."""
     right = reference.ex1()["x.grad"]
-    wrong = right - 4
-
-    child = spawn("exercise", "1")
+    child = spawn("next")
+    child.expect_exact("Exercise 1")
     child.expect_exact("Predict x.grad")
-    before_prompt = plain(child.before)
-    assert "The code that will run" in before_prompt
+    before_prompt = child.before
+    assert "\x1b[" in before_prompt  # a terminal gets colour
+    assert "The code that will run" in plain(before_prompt)
     for marker in ("against PyTorch", "Forward values", format_value(right)):
-        assert marker not in before_prompt.split("The code that will run")[-1]
-    child.sendline(typed(wrong))
-    child.expect_exact("Your predictions against PyTorch")
-    rest, status = finish(child)
-    assert status == 0, plain(rest)
-    row = reveal_row(rest, "x.grad")
-    cells = [cell.strip() for cell in row.split("│")]
-    assert format_value(wrong) in cells and format_value(right) in cells
-    assert "wrong" in row
-    assert "0 of 1 predictions right" in plain(rest)
-    assert "Traceback" not in plain(rest)
-
-    child = spawn("exercise", "1")
-    child.expect_exact("Predict x.grad")
-    child.sendline(typed(right))
-    child.expect_exact("Your predictions against PyTorch")
-    rest, status = finish(child)
-    assert status == 0
-    row = reveal_row(rest, "x.grad")
-    assert "right" in row and "wrong" not in row
-    assert "1 of 1 predictions right" in plain(rest)
-
-    attempts = history(tutor_env).attempts
-    assert [(a.prediction, a.correct) for a in attempts] == [(wrong, False), (right, True)]
-
-
-def test_exercise_3_answering_all_three_prompts() -> None:
-    answers = reference.ex3()
-    child = spawn("exercise", "3")
-    for value in answers.values():
-        child.expect_exact("Predict x.grad")
-        child.sendline(typed(value))
-    rest, status = finish(child)
-    assert status == 0, plain(rest)
-    assert "3 of 3 predictions right" in plain(rest)
-    assert "Traceback" not in plain(rest)
-
-
-def test_invalid_input_then_hint_in_a_terminal() -> None:
-    child = spawn("exercise", "1")
-    child.expect_exact("Predict x.grad")
+        assert marker not in plain(before_prompt).split("The code that will run")[-1]
     child.sendline("__import__('os')")
     child.expect_exact("Not counted")
     child.expect_exact("Predict x.grad")
     child.sendline("?")
     child.expect_exact("Hint 1/")
     child.expect_exact("Predict x.grad")
-    child.sendline("skip")
+    child.sendline(typed(right))
+    child.expect_exact("Your predictions against PyTorch")
     rest, status = finish(child)
-    assert status == 0
-    assert "skipped" in reveal_row(rest, "x.grad")
+    assert status == 0, plain(rest)
+    row = reveal_row(rest, "x.grad")
+    assert "right" in row and "wrong" not in row
+    assert "1 of 1 predictions right" in plain(rest)
+    assert "autograd-tutor exercise 2" in plain(rest)
+    assert "Traceback" not in plain(rest)
+    assert [(a.prediction, a.correct) for a in history(tutor_env).attempts] == [(right, True)]
 
 
-def test_list_in_a_terminal() -> None:
-    child = spawn("list")
-    rest, status = finish(child)
-    assert status == 0
-    text = plain(rest)
-    for exercise in BASICS.exercises:
-        assert exercise.title in text
-    assert "not started" in text
+def test_exercise_1_wrong_and_skipped_answers_are_revealed_and_recorded(tutor_env: Path) -> None:
+    """What a wrong or a skipped answer shows and records needs no terminal: in-process."""
+    right = reference.ex1()["x.grad"]
+    wrong = right - 4
+    result = runner.invoke(app, ["exercise", "1"], input=f"{typed(wrong)}\n")
+    assert result.exit_code == 0, result.output
+    row = reveal_row(result.output.split("Your predictions against PyTorch")[1], "x.grad")
+    cells = [cell.strip() for cell in row.split("│")]
+    assert format_value(wrong) in cells and format_value(right) in cells
+    assert "wrong" in row
+    assert "0 of 1 predictions right" in result.output
+    assert "Traceback" not in result.output
+
+    result = runner.invoke(app, ["exercise", "1"], input="skip\n")
+    assert result.exit_code == 0, result.output
+    assert "skipped" in reveal_row(result.output.split("Your predictions against PyTorch")[1],
+                                   "x.grad")
+
+    attempts = history(tutor_env).attempts
+    assert [(a.prediction, a.correct) for a in attempts] == [(wrong, False), (None, None)]
+
+
+def test_exercise_3_answering_all_three_prompts() -> None:
+    """Three prompts in a row, all right: the prompts at a terminal are the pexpect tests'
+    part, so this runs in-process."""
+    answers = reference.ex3()
+    result = runner.invoke(app, ["exercise", "3"],
+                           input="".join(typed(value) + "\n" for value in answers.values()))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Predict x.grad:") == 3
+    assert "3 of 3 predictions right" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_home_screen_in_a_terminal() -> None:
@@ -139,17 +136,6 @@ def test_home_screen_in_a_terminal() -> None:
     assert status == 0
     text = plain(rest)
     assert "Welcome" in text and "autograd-tutor exercise 1" in text
-
-
-def test_next_in_a_terminal_runs_exercise_1() -> None:
-    child = spawn("next")
-    child.expect_exact("Exercise 1")
-    child.expect_exact("Predict x.grad")
-    child.sendline(typed(reference.ex1()["x.grad"]))
-    rest, status = finish(child)
-    assert status == 0
-    assert "right" in reveal_row(rest, "x.grad")
-    assert "autograd-tutor exercise 2" in plain(rest)
 
 
 def test_ctrl_c_at_a_prompt_exits_130_without_traceback(tutor_env: Path) -> None:
@@ -167,25 +153,39 @@ def test_ctrl_c_at_a_prompt_exits_130_without_traceback(tutor_env: Path) -> None
     assert [a.id for a in history(tutor_env).attempts] == ["x.grad@1"]
 
 
-def test_terminal_output_has_colour_but_not_with_no_color() -> None:
-    child = spawn("exercise", "1")
-    child.expect_exact("Predict x.grad")
-    coloured = child.before
-    child.sendline("skip")
-    finish(child)
-    assert "\x1b[" in coloured
-
-    child = spawn("exercise", "1", NO_COLOR="1")
-    child.expect_exact("Predict x.grad")
-    before = child.before
-    child.sendline("skip")
+def test_list_in_a_terminal_has_colour_but_not_with_no_color() -> None:
+    child = spawn("list")
     rest, status = finish(child)
     assert status == 0
-    assert "\x1b[" not in before + rest
+    text = plain(rest)
+    for exercise in BASICS.exercises:
+        assert exercise.title in text
+    assert "not started" in text
+    assert "\x1b[" in rest
 
     child = spawn("list", NO_COLOR="1")
     rest, status = finish(child)
     assert status == 0 and "\x1b[" not in rest
+    assert BASICS.exercises[0].title in rest
+
+
+def test_no_escape_codes_in_an_exercise_with_no_color(tutor_env: Path) -> None:
+    """NO_COLOR at a terminal: the code, reveal tables, a typed prompt and Exercise 4's
+    training view (never animated then) carry no escape codes at all."""
+    answers = reference.ex4()
+    *given, last = answers
+    args = ["exercise", "4", "--graph", "none"]
+    for key in given:
+        args += ["--answer", f"{key}={typed(answers[key])}"]
+    child = spawn(*args, NO_COLOR="1")
+    child.expect_exact("Predict b after 200 steps")
+    before = child.before
+    child.sendline(typed(answers[last]))
+    rest, status = finish(child)
+    assert status == 0, plain(rest)
+    assert "\x1b[" not in before + rest
+    assert f"{len(answers)} of {len(answers)} predictions right" in plain(rest)
+    assert [a.id for a in history(tutor_env).attempts] == list(answers)
 
 
 def detach_error() -> str:
@@ -202,40 +202,34 @@ def detach_error() -> str:
     raise AssertionError("c.backward() did not raise")  # pragma: no cover
 
 
-def test_exercise_5_outcome_prediction_in_a_terminal(tutor_env: Path) -> None:
+def test_exercise_5_outcome_prediction(tutor_env: Path) -> None:
+    """Outcome and which-error prompts are read by the same prompt loop as numbers (shown at a
+    terminal above), so this runs in-process."""
     answers = reference.ex5()
     expected = detach_error()
     outcome_prompt = "Predict what c.backward() does"
-
-    child = spawn("exercise", "5")
-    child.expect_exact("Predict a.grad")
-    child.sendline(typed(answers["a.grad"]))
-    child.expect_exact(outcome_prompt)
+    lines = [typed(answers["a.grad"]), "maybe", "error", "1", "None",
+             typed(answers["a.grad@partial"])]
+    result = runner.invoke(app, ["exercise", "5"], input="".join(line + "\n" for line in lines))
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "Traceback" not in output
 
     # A word that is not an outcome: one line saying why, then the same prompt again.
-    child.sendline("maybe")
-    child.expect_exact(outcome_prompt)
-    after = [line.strip() for line in plain(child.before).splitlines()[1:] if line.strip()]
+    asked = output.split(outcome_prompt)
+    assert len(asked) == 3, output
+    after = [line.strip() for line in asked[1].splitlines()[1:] if line.strip()]
     assert len(after) == 1 and after[0].startswith("Not counted:"), after
+    assert "Predict which error c.backward() raises" in asked[2]
 
-    child.sendline("error")
-    child.expect_exact("Predict which error c.backward() raises")
-    child.sendline("1")
-    child.expect_exact("Predict a.grad")
-    child.sendline("None")
-    child.expect_exact("Predict a.grad")
-    text = plain(child.before)
-    child.sendline(typed(answers["a.grad@partial"]))
-    rest, status = finish(child)
-    assert status == 0, plain(rest)
-    assert "Traceback" not in text + plain(rest)
-
+    # Between the second a.grad prompt and the third: the detach step's reveal.
+    text = output.split("Predict a.grad")[2]
     raised = [line.rstrip() for line in text.splitlines() if line.startswith("PyTorch raised ")]
     assert raised == [f"PyTorch raised {expected}"], text
     table = text.split("Your predictions against PyTorch", 1)[1]
     for label in ("c.backward()", "which error", "a.grad"):
         assert "right" in reveal_row(table, label)
-    assert "5 of 5 predictions right" in plain(rest)
+    assert "5 of 5 predictions right" in output
 
     attempts = {a.id: a for a in history(tutor_env).attempts}
     outcome = attempts["c.backward@detach"]
@@ -278,15 +272,17 @@ def test_a_named_mistake_is_followed_by_an_aimed_problem() -> None:
     assert status == 0, rest
 
 
-def test_piped_input_never_sees_the_offer(tutor_env) -> None:
+def test_piped_input_never_sees_the_offer() -> None:
+    """Input that is not a terminal (CliRunner's, like a pipe's) gets the plain flow: the named
+    mistake at x.grad@2 brings no offer."""
     right = reference.ex3()
     wrong = right["x.grad@1"]
-    result = subprocess.run([sys.executable, "-m", "autograd_tutor", "exercise", "3"],
-                            input=f"{typed(right['x.grad@1'])}\n{typed(wrong)}\n"
-                                  f"{typed(right['x.grad@3'])}\n",
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "aimed at this" not in result.stdout + result.stderr
+    result = runner.invoke(app, ["exercise", "3"],
+                           input=f"{typed(right['x.grad@1'])}\n{typed(wrong)}\n"
+                                 f"{typed(right['x.grad@3'])}\n")
+    assert result.exit_code == 0, result.output
+    assert "2 of 3 predictions right" in result.output
+    assert "aimed at this" not in result.output
 
 
 def test_json_runs_in_a_terminal_never_see_the_offer() -> None:

@@ -1,9 +1,11 @@
-"""Every command that had no real-terminal test, run in a pseudo-terminal with pexpect: practice,
-review, progress, reset, check 4, graph (with and without --predict) and exercise 4 --code.
+"""The commands beyond exercises: practice, review, progress, reset, check 4, graph (with and
+without --predict) and exercise 4 --code. What only a terminal shows (a prompt answered as it
+appears, a confirmation, a check run from a terminal) is run in a 40x100 pty with pexpect, one
+spawn per behaviour; what a command prints and records runs in-process with Typer's CliRunner.
 
-Each run is `python -m autograd_tutor ...` in a 40x100 pty with its own progress directory.
-Expected answers are computed here: practice problems are regenerated with the same seed and
-their code run with torch; the graph's gradient comes from the derivative's formula.
+Each run has its own progress directory (the autouse fixture in conftest.py). Expected answers
+are computed here: practice problems are regenerated with the same seed and their code run
+with torch; the graph's gradient comes from the derivative's formula.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from autograd_tutor.cli import all_helpers
+from autograd_tutor.cli import all_helpers, app
 from autograd_tutor.content.packs import builtin_catalogue, installed
 from autograd_tutor.engine import review
 from autograd_tutor.engine.expressions import Scope, evaluate, parse_pack_expression
@@ -32,12 +35,13 @@ from autograd_tutor.views.session import prompt_text
 
 pexpect = pytest.importorskip("pexpect")
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
-
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 FIXTURES = Path(__file__).parent / "fixtures" / "check4"
 TIMEOUT = 90
 MISSED = "chain-rule"
+runner = CliRunner()
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
 
 
 def plain(text: str) -> str:
@@ -48,10 +52,10 @@ def flat(text: str) -> str:
     return " ".join(plain(text).split())
 
 
-def spawn(home: Path, *args: str, cwd: Path | None = None):
-    """`python -m autograd_tutor ARGS` in a 40x100 pty, with `home` as the progress folder."""
-    env = {**os.environ, "AUTOGRAD_TUTOR_HOME": str(home), "TERM": "xterm", "COLUMNS": "100",
-           "LINES": "40"}
+def spawn(*args: str, cwd: Path | None = None):
+    """`python -m autograd_tutor ARGS` in a 40x100 pty; AUTOGRAD_TUTOR_HOME is the test's own
+    (set by the autouse fixture in conftest.py)."""
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "40"}
     for name in ("NO_COLOR", "FORCE_COLOR", "AUTOGRAD_TUTOR_DEBUG"):
         env.pop(name, None)
     return pexpect.spawn(sys.executable, ["-m", "autograd_tutor", *args], dimensions=(40, 100),
@@ -67,8 +71,10 @@ def finish(child) -> tuple[str, int | None]:
     return plain(rest), child.exitstatus
 
 
-def run(home: Path, *args: str, cwd: Path | None = None) -> tuple[str, int | None]:
-    return finish(spawn(home, *args, cwd=cwd))
+def run(*args: str, input: str | None = None) -> tuple[str, int]:
+    """The command in-process: its output (stdout and stderr) and exit status."""
+    result = runner.invoke(app, list(args), input=input)
+    return result.output, result.exit_code
 
 
 def no_traceback(*texts: str) -> None:
@@ -129,65 +135,69 @@ def answer_every_prompt(child, steps: tuple[Step, ...]) -> int:
 # practice ---------------------------------------------------------------------------
 
 
-def test_practice_with_a_seed_answered_right(tmp_path: Path) -> None:
+def test_practice_with_a_seed_answered_right(tutor_env: Path) -> None:
+    """A seed makes the problems known in advance, so their answers can be piped in-process;
+    answering generated problems as they appear at a terminal is the review test below."""
     seed = 2024
-    found = installed(tmp_path)  # practice draws from every installed pack too
+    found = installed(tutor_env)  # practice draws from every installed pack too
     steps = generate(None, 1, seed, found.templates(), all_helpers(found)).steps
-    child = spawn(tmp_path, "practice", "--seed", str(seed), "--count", "1")
-    child.expect_exact(f"seed {seed}")
-    asked = answer_every_prompt(child, steps)
-    rest, status = finish(child)
-    no_traceback(rest)
-    assert status == 0, rest
-    assert f"{asked} of {asked} predictions right" in flat(rest)
-    rows = progress(tmp_path).attempts
-    assert len(rows) == asked and all(row.correct for row in rows)
+    answers = [value for step in steps for _, value in answers_of(step)]
+    output, status = run("practice", "--seed", str(seed), "--count", "1",
+                         input="".join(typed(value) + "\n" for value in answers))
+    no_traceback(output)
+    assert status == 0, output
+    assert f"seed {seed}" in output
+    assert f"{len(answers)} of {len(answers)} predictions right" in flat(output)
+    rows = progress(tutor_env).attempts
+    assert len(rows) == len(answers) and all(row.correct for row in rows)
 
 
 # review -----------------------------------------------------------------------------
 
 
-def test_review_of_a_concept_missed_long_ago(tmp_path: Path) -> None:
+def test_review_of_a_concept_missed_long_ago(tutor_env: Path) -> None:
+    """In a terminal: the seed is printed before the first prompt, so the problems can be
+    solved here as they are asked."""
     long_ago = datetime.now(UTC) - timedelta(days=30)
-    write_progress(tmp_path, [attempt(False, long_ago)])
-    assert review.due(progress(tmp_path).attempts, datetime.now(UTC)) == [MISSED]
+    write_progress(tutor_env, [attempt(False, long_ago)])
+    assert review.due(progress(tutor_env).attempts, datetime.now(UTC)) == [MISSED]
 
-    child = spawn(tmp_path, "review", "--count", "1")
+    child = spawn("review", "--count", "1")
     child.expect_exact(f"Due for review: {MISSED}")
     child.expect(r"\(seed (\d+)\)")
     seed = int(child.match.group(1))
-    found = installed(tmp_path)
+    found = installed(tutor_env)
     asked = answer_every_prompt(child, generate_mix([MISSED], seed, found.templates(),
                                                     all_helpers(found)).steps)
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 0, rest
     assert f"{asked} of {asked} predictions right" in flat(rest)
-    rows = progress(tmp_path).attempts
+    rows = progress(tutor_env).attempts
     assert len(rows) == 1 + asked
     assert all(row.correct and row.concept == MISSED for row in rows[1:])
     # Answered right once due: the card moves on, so nothing is due now.
     assert review.due(rows, datetime.now(UTC)) == []
 
-    rest, status = run(tmp_path, "review")
-    assert status == 0 and "Nothing is due" in flat(rest)
-    no_traceback(rest)
+    output, status = run("review")
+    assert status == 0 and "Nothing is due" in flat(output)
+    no_traceback(output)
 
 
 # progress ---------------------------------------------------------------------------
 
 
-def test_progress_with_and_without_history(tmp_path: Path) -> None:
-    rest, status = run(tmp_path, "progress")
-    assert status == 0 and "No predictions recorded yet" in flat(rest)
-    no_traceback(rest)
+def test_progress_with_and_without_history(tutor_env: Path) -> None:
+    output, status = run("progress")
+    assert status == 0 and "No predictions recorded yet" in flat(output)
+    no_traceback(output)
 
     start = datetime.now(UTC) - timedelta(days=2)
-    write_progress(tmp_path, [attempt(False, start), attempt(True, start + timedelta(hours=1))])
-    rest, status = run(tmp_path, "progress")
-    no_traceback(rest)
-    assert status == 0, rest
-    text = flat(rest)
+    write_progress(tutor_env, [attempt(False, start), attempt(True, start + timedelta(hours=1))])
+    output, status = run("progress")
+    no_traceback(output)
+    assert status == 0, output
+    text = flat(output)
     assert "Progress by exercise" in text and "Progress by concept" in text
     # The misconception is shown by its catalogue title ("sign-error" -> its human title).
     assert MISSED in text and builtin_catalogue().title("sign-error") in text
@@ -196,105 +206,135 @@ def test_progress_with_and_without_history(tmp_path: Path) -> None:
 # reset ------------------------------------------------------------------------------
 
 
-def test_reset_yes_deletes_without_asking(tmp_path: Path) -> None:
-    write_progress(tmp_path, [attempt(False, datetime.now(UTC))])
-    rest, status = run(tmp_path, "reset", "--yes")
-    no_traceback(rest)
-    assert status == 0, rest
-    assert "Progress of all exercises deleted" in flat(rest)
-    assert progress(tmp_path).attempts == []
+def test_reset_yes_deletes_without_asking(tutor_env: Path) -> None:
+    write_progress(tutor_env, [attempt(False, datetime.now(UTC))])
+    output, status = run("reset", "--yes")
+    no_traceback(output)
+    assert status == 0, output
+    assert "[y/N]" not in output
+    assert "Progress of all exercises deleted" in flat(output)
+    assert progress(tutor_env).attempts == []
 
 
-def test_reset_asks_and_y_deletes(tmp_path: Path) -> None:
-    write_progress(tmp_path, [attempt(False, datetime.now(UTC))])
-    child = spawn(tmp_path, "reset")
+def test_reset_asks_in_a_terminal_and_y_deletes(tutor_env: Path) -> None:
+    write_progress(tutor_env, [attempt(False, datetime.now(UTC))])
+    child = spawn("reset")
     child.expect_exact("[y/N]")
     child.sendline("y")
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 0, rest
     assert "deleted" in flat(rest)
-    assert progress(tmp_path).attempts == []
+    assert progress(tutor_env).attempts == []
 
 
-def test_reset_asks_and_anything_else_keeps_everything(tmp_path: Path) -> None:
-    write_progress(tmp_path, [attempt(False, datetime.now(UTC))])
-    child = spawn(tmp_path, "reset")
-    child.expect_exact("[y/N]")
-    child.sendline("n")
-    rest, status = finish(child)
-    no_traceback(rest)
-    assert status == 1 and "Nothing deleted" in flat(rest)
-    assert len(progress(tmp_path).attempts) == 1
+def test_reset_asks_and_anything_else_keeps_everything(tutor_env: Path) -> None:
+    """The answer is read the same way from a pipe (the terminal's prompt is shown above)."""
+    write_progress(tutor_env, [attempt(False, datetime.now(UTC))])
+    output, status = run("reset", input="n\n")
+    no_traceback(output)
+    assert "[y/N]" in output
+    assert status == 1 and "Nothing deleted" in flat(output)
+    assert len(progress(tutor_env).attempts) == 1
 
 
 # check 4 ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fixture", "status", "verdict"), [
-    ("correct.py", 0, "passed"),
-    ("sign_flipped.py", 1, "not passed yet"),
-])
-def test_check_4_passing_and_failing(tmp_path: Path, fixture: str, status: int,
-                                     verdict: str) -> None:
-    work = tmp_path / "work"
+def copied(fixture: str, tutor_env: Path) -> Path:
+    """A folder holding a copy of the check fixture, beside the test's progress folder."""
+    work = tutor_env.parent / "work"
     work.mkdir()
     shutil.copy(FIXTURES / fixture, work / fixture)
-    rest, got = run(tmp_path / "home", "check", "4", fixture, cwd=work)
+    return work
+
+
+def test_check_4_failing_in_a_terminal(tutor_env: Path) -> None:
+    """The learner's file runs in a child of a process at a terminal: the verdict, exit 1,
+    and the record."""
+    fixture = "sign_flipped.py"
+    rest, status = finish(spawn("check", "4", fixture, cwd=copied(fixture, tutor_env)))
     no_traceback(rest)
-    assert got == status, rest
-    assert f"check 4: {fixture}: {verdict}" in flat(rest)
-    (row,) = progress(tmp_path / "home").checks
-    assert row.passed is (status == 0)
+    assert status == 1, rest
+    assert f"check 4: {fixture}: not passed yet" in flat(rest)
+    (row,) = progress(tutor_env).checks
+    assert row.passed is False
+
+
+def test_check_4_passing(tutor_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passing differs from failing only in the verdict (judged in test_checker.py): the
+    command's message, exit 0 and the record, in-process."""
+    fixture = "correct.py"
+    monkeypatch.chdir(copied(fixture, tutor_env))
+    output, status = run("check", "4", fixture)
+    no_traceback(output)
+    assert status == 0, output
+    assert f"check 4: {fixture}: passed" in flat(output)
+    (row,) = progress(tutor_env).checks
+    assert row.passed is True
 
 
 # graph ------------------------------------------------------------------------------
 
 
-def test_graph_shows_value_gradient_and_tree(tmp_path: Path) -> None:
+def test_graph_shows_value_gradient_and_tree() -> None:
     x = 3.0
-    rest, status = run(tmp_path, "graph", "x**2", "--at", "x=3")
-    no_traceback(rest)
-    assert status == 0, rest
-    text = flat(rest)
+    output, status = run("graph", "x**2", "--at", "x=3")
+    no_traceback(output)
+    assert status == 0, output
+    text = flat(output)
     assert f"value f = {number(x**2)}" in text
     assert f"df/dx = {number(2 * x)}" in text  # d(x**2)/dx = 2x
     assert "Autograd graph of f" in text and "(leaf, AccumulateGrad)" in text
 
 
-def test_graph_predict_asks_first_then_judges(tmp_path: Path) -> None:
-    x = 3.0
-    child = spawn(tmp_path, "graph", "x**2", "--at", "x=3", "--predict")
-    child.expect_exact("Predict d(x**2)/dx at x=3")
+def test_graph_predict_in_a_terminal_asks_first_then_judges() -> None:
+    """Each gradient is asked before anything is revealed, `?` gives a hint and the same
+    prompt, then each prediction is judged beside PyTorch's value and the tree is drawn."""
+    x, w = 3.0, 2.0
+    dx, dw = 2 * x * w, x**2  # d(x**2*w)/dx and /dw
+    child = spawn("graph", "x**2*w", "--at", "x=3", "--at", "w=2", "--predict", "--view", "tree")
+    child.expect_exact("Predict d(x**2*w)/dx at x=3, w=2")
     assert "df/dx" not in plain(child.before)  # nothing revealed before the answer
-    child.sendline(number(2 * x))
+    child.sendline("?")
+    child.expect_exact("Hint 1/2")
+    child.expect_exact("Predict d(x**2*w)/dx")
+    child.sendline(number(dx))
+    child.expect_exact("Predict d(x**2*w)/dw")
+    assert "df/d" not in plain(child.before)
+    child.sendline(number(dw + 1))  # off by one
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 0, rest
-    assert f"you predicted {number(2 * x)}: right" in flat(rest)
+    text = flat(rest)
+    assert f"value f = {number(x**2 * w)}" in text
+    assert f"df/dx = {number(dx)} (x.grad) you predicted {number(dx)}: right" in text
+    assert f"df/dw = {number(dw)} (w.grad) you predicted {number(dw + 1)}: wrong" in text
+    assert "Autograd graph of f" in text and "(leaf, AccumulateGrad)" in text
 
 
 # exercise 4 --code ------------------------------------------------------------------
 
 
-def test_exercise_4_code_writes_then_refuses_to_overwrite(tmp_path: Path) -> None:
-    work = tmp_path / "work"
+def test_exercise_4_code_writes_then_refuses_to_overwrite(tutor_env: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tutor_env.parent / "work"
     work.mkdir()
-    rest, status = run(tmp_path / "home", "exercise", "4", "--code", "loop.py", cwd=work)
-    no_traceback(rest)
-    assert status == 0, rest
-    assert "Wrote the scaffold to loop.py" in flat(rest)
+    monkeypatch.chdir(work)
+    output, status = run("exercise", "4", "--code", "loop.py")
+    no_traceback(output)
+    assert status == 0, output
+    assert "Wrote the scaffold to loop.py" in flat(output)
     written = (work / "loop.py").read_text(encoding="utf-8")
     assert "TODO" in written
 
     (work / "loop.py").write_text(written + "# my work\n", encoding="utf-8")
-    rest, status = run(tmp_path / "home", "exercise", "4", "--code", "loop.py", cwd=work)
-    no_traceback(rest)
-    assert status == 1, rest
-    assert "already exists" in flat(rest) and "--force" in flat(rest)
+    output, status = run("exercise", "4", "--code", "loop.py")
+    no_traceback(output)
+    assert status == 1, output
+    assert "already exists" in flat(output) and "--force" in flat(output)
     assert (work / "loop.py").read_text(encoding="utf-8").endswith("# my work\n")
 
-    rest, status = run(tmp_path / "home", "exercise", "4", "--code", "loop.py", "--force",
-                       cwd=work)
-    assert status == 0, rest
+    output, status = run("exercise", "4", "--code", "loop.py", "--force")
+    assert status == 0, output
     assert (work / "loop.py").read_text(encoding="utf-8") == written
