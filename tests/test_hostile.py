@@ -2,6 +2,10 @@
 
 Every case must end in a clear one-line message and the right exit status, with nothing
 lost and no traceback, and never hang (every subprocess here has a time limit).
+
+A real process only where the process is the point: a closed stdin, bytes decoded by the
+interpreter's own streams, /dev/full, MPLBACKEND read at import, Ctrl-C during start-up or
+in a terminal. The rest runs in-process with Typer's CliRunner (its streams are pipes).
 """
 
 from __future__ import annotations
@@ -53,38 +57,49 @@ def test_any_columns_still_shows_titles_and_status(columns: str, tmp_path: Path)
 
 
 def test_closed_stdin_ends_like_end_of_input(tmp_path: Path) -> None:
-    result = tool("exercise", "1", home=tmp_path, stdin=subprocess.DEVNULL, timeout=60)
+    """fd 0 closed under a real process (reads fail with EBADF): the same exit as piped
+    input that ends at once, which needs no real process."""
+    ended = runner.invoke(app, ["exercise", "1"], input="")
+    assert ended.exit_code == 1 and isinstance(ended.exception, SystemExit), ended.output
+    assert "Traceback" not in ended.output and "input ended" in ended.stderr
     closed = subprocess.run(
         [sys.executable, "-c", "import os, sys; os.close(0); "
          "from autograd_tutor.entry import main; sys.argv = ['autograd-tutor', 'exercise', "
          "'1']; main()"],
         env={**os.environ, "AUTOGRAD_TUTOR_HOME": str(tmp_path)}, capture_output=True,
         timeout=60)
-    for run in (result, closed):
-        assert run.returncode == 1, run.stderr
-        assert b"Traceback" not in run.stderr and b"input ended" in run.stderr
+    assert closed.returncode == 1, closed.stderr
+    assert b"Traceback" not in closed.stderr and b"input ended" in closed.stderr
 
 
-@pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
-def test_undecodable_input_is_refused_politely(encoding: str, tmp_path: Path) -> None:
+def test_undecodable_input_is_refused_politely(tmp_path: Path) -> None:
+    """A byte no codec of the interpreter's stdin decodes. ASCII refuses every byte UTF-8
+    refuses, and its stdout can't encode the tutor's "−" or "│" either: one run for both."""
     result = tool("exercise", "1", home=tmp_path, input=b"\xff\n" + RIGHT.encode() + b"\n",
-                  env={"PYTHONIOENCODING": encoding})
+                  env={"PYTHONIOENCODING": "ascii"})
     assert result.returncode == 0, result.stderr
     assert b"Traceback" not in result.stderr and b"Not counted" in result.stdout
 
 
-def test_escape_codes_typed_at_a_prompt_are_not_replayed(tmp_path: Path) -> None:
-    result = tool("exercise", "1", home=tmp_path, input=b"\x1b[31mRED\n" + RIGHT.encode()
-                  + b"\n", env={"NO_COLOR": "1"})
-    assert result.returncode == 0, result.stderr
-    assert b"\x1b" not in result.stdout and b"?[31mRED" in result.stdout
+def test_a_replacement_character_is_refused_politely() -> None:
+    """What an undecodable byte is read as (U+FFFD), through a UTF-8 stream: not counted,
+    echoed as is, and the next line is answered."""
+    result = runner.invoke(app, ["exercise", "1"], input="\ufffd\n" + RIGHT + "\n")
+    assert result.exit_code == 0, result.output
+    assert "Not counted" in result.stdout and "\ufffd" in result.stdout
 
 
-def test_very_long_input_is_echoed_shortened(tmp_path: Path) -> None:
+def test_escape_codes_typed_at_a_prompt_are_not_replayed() -> None:
+    result = runner.invoke(app, ["exercise", "1"], input="\x1b[31mRED\n" + RIGHT + "\n",
+                           env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "?[31mRED" in result.stdout
+
+
+def test_very_long_input_is_echoed_shortened() -> None:
     long_line = "1" * 1_000_000
-    result = tool("exercise", "1", home=tmp_path,
-                  input=(long_line + "\n" + RIGHT + "\n").encode())
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["exercise", "1"], input=long_line + "\n" + RIGHT + "\n")
+    assert result.exit_code == 0, result.output
     assert len(result.stdout) < 100_000
     answer = runner.invoke(app, ["exercise", "1", "--answer", "x.grad=" + "2" * 100_000])
     assert answer.exit_code == 2 and len(answer.output) < 5_000
@@ -150,13 +165,22 @@ def test_json_has_no_nan(tmp_path: Path) -> None:
     json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
 
-def test_a_home_where_nothing_can_be_created_fails_at_once(tmp_path: Path) -> None:
+def test_a_home_where_nothing_can_be_created_fails_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No lock file can be made in /proc/1: an error at once, not a wait for the lock (cut
+    to a second here, so that a wait fails the test quickly instead of hanging it)."""
+    from autograd_tutor.engine import store
+
     proc = Path("/proc/1")
     if not proc.is_dir():
         pytest.skip("no /proc here")
-    result = tool("exercise", "1", "--answer", f"x.grad={RIGHT}", home=proc, timeout=60)
-    assert result.returncode == 1
-    assert b"not saved" in result.stderr and b"locked" not in result.stderr
+    monkeypatch.setattr(store, "LOCK_NOTICE", 0.2)
+    monkeypatch.setattr(store, "LOCK_TIMEOUT", 1.0)
+    result = runner.invoke(app, ["exercise", "1", "--answer", f"x.grad={RIGHT}"],
+                           env={"AUTOGRAD_TUTOR_HOME": str(proc)})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "not saved" in result.stderr and "locked" not in result.stderr
+    assert "waiting" not in result.stderr
 
 
 def test_temporary_files_of_dead_writers_are_removed(tutor_env: Path) -> None:
@@ -185,14 +209,16 @@ def test_a_plots_symlink_loop_is_named_as_such(tmp_path: Path) -> None:
 
 
 def test_check_does_not_replay_the_learners_escape_codes(tmp_path: Path) -> None:
+    """The learner's file runs in its own (real) child either way; the tutor that prints
+    its output can run in-process."""
     learner = tmp_path / "loud.py"
     learner.write_text('print("\\x1b[31mRED\\x1b[0m")\nraise SystemExit("\\x1b[2Jbye")\n',
                        encoding="utf-8")
-    result = tool("check", "4", str(learner), "--timeout", "20", home=tmp_path,
-                  env={"NO_COLOR": "1"})
-    assert result.returncode == 1
-    assert b"\x1b" not in result.stdout + result.stderr
-    assert b"RED" in result.stdout
+    result = runner.invoke(app, ["check", "4", str(learner), "--timeout", "20"],
+                           env={"NO_COLOR": "1"})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "RED" in result.stdout
 
 
 def test_two_quick_ctrl_c_during_training_leave_no_traceback(tmp_path: Path) -> None:

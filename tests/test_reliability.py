@@ -4,6 +4,10 @@ Whatever a person types, pipes or interrupts, the tutor answers with a clear mes
 the right exit status, never a traceback, and keeps every attempt already answered.
 Expected numbers are computed here, independently of the tutor (a separate evaluator for
 arithmetic, a separate PyTorch run for Exercise 4).
+
+A real process (pexpect's pseudo-terminal, or a real pipe) only where the process is the
+point: Ctrl-C, end of input at a terminal, a terminal's own width, one real pipe. The rest
+runs in-process with Typer's CliRunner, whose input and output are pipes, not a terminal.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ import pytest
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from autograd_tutor.cli import app
 from autograd_tutor.engine.answers import MAX_INPUT_LENGTH, AnswerError, parse_value
 from autograd_tutor.engine.expressions import ExprError, parse_expression
 from autograd_tutor.engine.model import Attempt, History
 from autograd_tutor.engine.store import Store
+from autograd_tutor.views import env as env_module
 
 pexpect = pytest.importorskip("pexpect")
+runner = CliRunner()
 
 ANSI = "\x1b["
 EX3_IDS = ("x.grad@1", "x.grad@2", "x.grad@3")
@@ -51,11 +59,23 @@ def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
                           env={**os.environ, **(env or {})}, timeout=timeout, check=False)
 
 
+def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    """The command in-process: CliRunner's stdin and stdout are pipes, not a terminal."""
+    result = runner.invoke(app, list(args), input=input, env=env)
+    # In-process, a crash is an exception CliRunner catches (exit 1, and no traceback shown).
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)
+    return result
+
+
 def spawn(*args: str, columns: int = 100, env: dict[str, str] | None = None,
           log: io.StringIO | None = None) -> Any:
+    """The console script in a real `columns`-wide terminal. No COLUMNS in its environment
+    (conftest sets one): the terminal's own size is the width, as for a person."""
     command = tool()
-    child = pexpect.spawn(command[0], [*command[1:], *args],
-                          env={**os.environ, "TERM": "xterm", **(env or {})},
+    environment = {**os.environ, "TERM": "xterm", **(env or {})}
+    environment.pop("COLUMNS", None)
+    child = pexpect.spawn(command[0], [*command[1:], *args], env=environment,
                           dimensions=(40, columns), encoding="utf-8", timeout=60)
     child.logfile_read = log
     return child
@@ -217,10 +237,21 @@ def test_expression_parser_token_soup(text: str) -> None:
     assert len(PROBE_CALLS) == calls, f"{text!r} executed code"
 
 
-def test_a_typo_python_warns_about_shows_only_our_message(tutor_env: Path) -> None:
-    result = run("exercise", "1", "--graph", "none", input="34if 1 else 2\n34\n")
-    assert result.returncode == 0, result.stderr
+def test_a_typo_python_warns_about_shows_only_our_message() -> None:
+    """Python's parser warns about "34if" (a SyntaxWarning); the learner sees only our line.
+    A real process: the tutor silences it with a filter set at import, which pytest's own
+    warning handling replaces in-process. Then q, so PyTorch is never needed."""
+    result = run("exercise", "1", "--graph", "none", input="34if 1 else 2\nq\n")
+    assert result.returncode == 1, result.stderr
     assert "Warning" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Not counted" in result.stdout
+
+
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")  # see the test above
+def test_a_typo_is_not_counted_and_the_next_answer_is(tutor_env: Path) -> None:
+    result = invoke("exercise", "1", "--graph", "none", input="34if 1 else 2\n34\n")
+    assert result.exit_code == 0, result.output
     assert "Not counted" in result.stdout
     assert [row.typed for row in attempts(tutor_env)] == ["34"]
 
@@ -401,10 +432,11 @@ def test_interrupt_while_the_live_view_starts_then_close_restores_the_terminal(
 
 @pytest.mark.parametrize("answered", [0, 1, 2])
 def test_end_of_input_at_each_prompt_of_exercise_3(answered: int, tutor_env: Path) -> None:
+    """Piped input that ends at any prompt: exit 1, one line, the answers before it kept."""
     typed = ["6", "12", "6"][:answered]
-    result = run("exercise", "3", "--graph", "none",
-                 input="".join(line + "\n" for line in typed))
-    assert result.returncode == 1, result.stderr
+    result = invoke("exercise", "3", "--graph", "none",
+                    input="".join(line + "\n" for line in typed))
+    assert result.exit_code == 1, result.output
     assert "input ended" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     rows = attempts(tutor_env)
@@ -413,6 +445,7 @@ def test_end_of_input_at_each_prompt_of_exercise_3(answered: int, tutor_env: Pat
 
 
 def test_end_of_input_in_a_terminal(tutor_env: Path) -> None:
+    """Ctrl-D at a real terminal's prompt (input() there, not a pipe's readline)."""
     log = io.StringIO()
     child = spawn("exercise", "3", "--graph", "none", log=log)
     child.expect_exact("Predict")
@@ -462,9 +495,9 @@ HOSTILE_TERMINAL = {"COLUMNS": "40", "TERM": "dumb", "NO_COLOR": "1"}
 
 
 def test_narrow_dumb_terminal_piped_keeps_numbers_whole(tmp_path: Path) -> None:
-    result = run("exercise", "4", "--reveal", "--plots", str(tmp_path / "plots"),
-                 env=HOSTILE_TERMINAL)
-    assert result.returncode == 0, result.stderr
+    result = invoke("exercise", "4", "--reveal", "--plots", str(tmp_path / "plots"),
+                    env=HOSTILE_TERMINAL)
+    assert result.exit_code == 0, result.output
     assert ANSI not in result.stdout + result.stderr
     expected = f"{notebook_w_after_training():.4f}".rstrip("0").rstrip(".")
     section = reveal_section(result.stdout, "w after 200 steps")
@@ -480,17 +513,27 @@ def test_narrow_dumb_terminal_piped_keeps_numbers_whole(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [("--help",), ("list",), ("progress",)],
                          ids=["help", "list", "progress"])
 def test_piped_output_has_no_escape_codes(args: tuple[str, ...], env: dict[str, str]) -> None:
-    result = run(*args, env=env)
-    assert result.returncode == 0, result.stderr
+    result = invoke(*args, env=env)
+    assert result.exit_code == 0, result.output
     assert ANSI not in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "…" not in result.stdout
 
 
+def test_a_real_pipe_gets_no_escape_codes() -> None:
+    """The console script writing into a real pipe: even with a colour TERM, no escape
+    codes (the variations of the environment run in-process above)."""
+    result = run("list", env={"TERM": "xterm"})
+    assert result.returncode == 0, result.stderr
+    assert ANSI not in result.stdout + result.stderr
+    assert "Polynomial Gradient" in result.stdout
+    assert "…" not in result.stdout
+
+
 @pytest.mark.parametrize("env", [{}, HOSTILE_TERMINAL], ids=["piped", "all"])
 def test_piped_exercise_has_no_escape_codes(env: dict[str, str]) -> None:
-    result = run("exercise", "1", "--answer", "x.grad=31", env=env)
-    assert result.returncode == 0, result.stderr
+    result = invoke("exercise", "1", "--answer", "x.grad=31", env=env)
+    assert result.exit_code == 0, result.output
     assert ANSI not in result.stdout + result.stderr
     section = reveal_section(result.stdout, "x.grad")
     # dy/dx of x**3 + 2x**2 - 5x + 1 at x = 3, by the power rule: 27 + 12 - 5.
@@ -498,18 +541,32 @@ def test_piped_exercise_has_no_escape_codes(env: dict[str, str]) -> None:
     assert "…" not in section
 
 
-@pytest.mark.parametrize("term", ["dumb", "xterm"])
-def test_real_terminal_40_columns(term: str, tutor_env: Path) -> None:
+def test_real_terminal_40_columns(tutor_env: Path) -> None:
+    """A colour terminal 40 columns wide, its width read from the terminal itself."""
     log = io.StringIO()
-    child = spawn("exercise", "1", "--graph", "none", "--no-retry", columns=40, log=log,
-                  env={"TERM": term, "NO_COLOR": "1" if term == "dumb" else ""})
+    child = spawn("exercise", "1", "--graph", "none", "--no-retry", columns=40, log=log)
     child.expect_exact("Predict")
     child.sendline("31")
     assert finish(child) == 0
-    transcript = log.getvalue()
-    if term == "dumb":
-        assert ANSI not in transcript
-    section = reveal_section(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", transcript), "x.grad")
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", log.getvalue())
+    assert max(len(line) for line in plain.replace("\r\n", "\n").splitlines()) <= 40
+    section = reveal_section(plain, "x.grad")
+    assert "…" not in section
+    assert re.search(r"(?<!\d)34(?!\d)", section)
+    assert [row.typed for row in attempts(tutor_env)] == ["31"]
+
+
+def test_dumb_terminal_40_columns(tutor_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TERM=dumb at a terminal: no escape codes, ASCII boxes, numbers whole at 40 columns.
+    In-process, with the streams reported as a terminal where the tutor asks (env.py), so
+    the terminal's code paths run: the prompt read by input(), make_console's tty branch."""
+    monkeypatch.setattr(env_module, "_isatty", lambda stream: True)
+    result = invoke("exercise", "1", "--graph", "none", "--no-retry", input="31\n",
+                    env=HOSTILE_TERMINAL)
+    assert result.exit_code == 0, result.output
+    assert ANSI not in result.stdout + result.stderr
+    assert not set("╭╮╰╯│") & set(result.stdout), "a dumb terminal gets ASCII boxes"
+    section = reveal_section(result.stdout, "x.grad")
     assert "…" not in section
     assert re.search(r"(?<!\d)34(?!\d)", section)
     assert [row.typed for row in attempts(tutor_env)] == ["31"]
