@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from dataclasses import fields, is_dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from autograd_tutor.engine.model import (
     Template,
     Tolerance,
 )
+from autograd_tutor.engine.store import StoreError, read_regular, write_atomic
 
 VERSION = 1
 MAX_BYTES = 16 * 1024 * 1024
@@ -45,15 +46,19 @@ Signature = list[list[Any]]
 def signature(root: Path) -> Signature:
     """Name, size and modification time of every file under `root` and of the reader's
     code, in a fixed order; unreadable parts simply end up in it as missing."""
-    found: Signature = []
-    for path in CODE:
-        found.append(_stamp(str(path), path))
+    found: Signature = list(_code_stamps())
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
         for name in sorted(files):
             found.append(_stamp(os.path.relpath(os.path.join(folder, name), root),
                                 Path(folder, name)))
     return found
+
+
+@cache
+def _code_stamps() -> tuple[list[Any], ...]:
+    """The reader's own files, stamped once a process: they don't change under it."""
+    return tuple(_stamp(str(path), path) for path in CODE)
 
 
 def _stamp(name: str, path: Path) -> list[Any]:
@@ -96,30 +101,20 @@ class PackCache:
         if not self.changed:
             return
         kept = {root: entry for root, entry in self.entries.items() if os.path.isdir(root)}
-        data = json.dumps({"version": VERSION, "entries": kept})
-        temp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_text(data, encoding="utf-8")
-            os.replace(temp, self.path)
+            write_atomic(self.path, json.dumps({"version": VERSION, "entries": kept}))
         except (OSError, ValueError):
-            try:
-                temp.unlink(missing_ok=True)
-            except OSError:
-                pass
+            pass
         self.changed = False
 
 
 def _read(path: Path) -> dict[str, Any]:
     """The entries of the file at `path`, or none if it is anything but a sound cache."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
-            return {}  # never open a FIFO or a device: that could hang
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as file:
-            data = json.loads(file.read(MAX_BYTES))
-    except (OSError, ValueError, RecursionError):
+        raw = read_regular(path, MAX_BYTES)  # never a FIFO or a device: that could hang
+        data = json.loads(raw) if raw is not None else None
+    except (StoreError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("version") != VERSION:
         return {}

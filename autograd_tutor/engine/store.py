@@ -427,7 +427,7 @@ class Store:
         # dead writer's (killed while rewriting), and is removed.
         for stale in self.home.glob(f"{FILE_NAME}.*.tmp"):
             stale.unlink(missing_ok=True)
-        _write_atomic(self.path, _header() + "".join(_line(r) for r in records))
+        write_atomic(self.path, _header() + "".join(_line(r) for r in records))
 
     def append(self, records: Iterable[Attempt | Completion | Check]) -> bool:
         """Append records under the lock. False when they could not be saved."""
@@ -560,7 +560,8 @@ def _write_new(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """`text` at `path` whole or not at all: written beside it, then renamed over it."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
