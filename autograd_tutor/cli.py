@@ -702,7 +702,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     shown = {item.concept: "learning" if item.state != "review" else
              f"{recall[item.concept]:.0%}" for item in cards}
     if as_json:
-        from dataclasses import asdict
+        from msgspec.structs import asdict
 
         print(json.dumps({
             "attempts": [a.to_row() for a in rows],

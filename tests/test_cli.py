@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict
+from msgspec.structs import asdict
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,7 @@ concept later than a wrong one, replaying is deterministic and order-free, ...).
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from msgspec.structs import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from budget import examples

@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
-from dataclasses import asdict
+from msgspec.structs import asdict
 from pathlib import Path
 
 import pytest

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields, is_dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from autograd_tutor.engine.model import (
     Coding,
@@ -123,9 +124,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _encode(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, Struct):
         return {"class": type(value).__name__,
-                **{f.name: _encode(getattr(value, f.name)) for f in fields(value)}}
+                **{name: _encode(getattr(value, name)) for name in value.__struct_fields__}}
     if isinstance(value, Path):
         return {"path": str(value)}
     if isinstance(value, tuple | list):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
 from autograd_tutor.engine.model import (
@@ -56,8 +57,7 @@ class PackError(ValueError):
 # The catalogue ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Catalogue:
+class Catalogue(Struct, frozen=True):
     """Every concept and misconception name that may be used, with its human title."""
 
     concepts: dict[str, str] = field(default_factory=dict)
@@ -109,8 +109,7 @@ def _pack_dirs(place: Path) -> list[Path]:
         return []
 
 
-@dataclass
-class Installed:
+class Installed(Struct):
     """The installed packs by name, and a line for each one that could not be used."""
 
     packs: dict[str, Pack] = field(default_factory=dict)

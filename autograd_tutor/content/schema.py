@@ -6,15 +6,15 @@ instead of stopping at the first, so `pack check` can list them all. Nothing her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 MAX_FILE_BYTES = 1_000_000
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """One problem found in a pack, with where it is (file, step, prediction)."""
 
     file: str

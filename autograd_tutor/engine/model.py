@@ -1,4 +1,5 @@
-"""Plain frozen dataclasses shared by the content, the engine and the presentation.
+"""Plain frozen records (msgspec Structs) shared by the content, the engine and the
+presentation.
 
 Nothing here imports torch. A lesson is data: its computations are code strings that run
 with PyTorch and expressions (strings, read by `engine.expressions`) over what that code
@@ -7,9 +8,10 @@ left behind, so reading every installed pack stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 # A value a learner can predict or PyTorch can produce: a number, None (no gradient),
 # or one of a prediction's named choices (e.g. "w", or "error" for an outcome).
@@ -22,16 +24,14 @@ OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
                  "warning": "warning", "w": "warning", "warn": "warning"}
 
 
-@dataclass(frozen=True)
-class Figures:
+class Figures(Struct, frozen=True):
     """Where a step's figures go, and whether to open them in windows too."""
 
     directory: Path
     show: bool = False
 
 
-@dataclass(frozen=True)
-class Tolerance:
+class Tolerance(Struct, frozen=True):
     """How close a prediction must be. `relative` for exact gradients, `absolute` for estimates."""
 
     relative: float = 1e-6
@@ -56,8 +56,7 @@ def estimate(absolute: float) -> Tolerance:
     return Tolerance(relative=0.0, absolute=absolute)
 
 
-@dataclass(frozen=True)
-class Misconception:
+class Misconception(Struct, frozen=True):
     """A wrong mental model. `value` is an expression: what that model gives for this step."""
 
     name: str
@@ -66,8 +65,7 @@ class Misconception:
     title: str = ""
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(Struct, frozen=True):
     """One quantity the learner predicts before PyTorch runs.
 
     `actual` is an expression read from what the step's code left behind; `by_hand` computes
@@ -99,8 +97,7 @@ class Prediction:
         return self.kind == "outcome"
 
 
-@dataclass(frozen=True)
-class FigureSpec:
+class FigureSpec(Struct, frozen=True):
     """A figure drawn after a step's reveal: `kind` names a drawing in views.plots, `args`
     maps its parameters to expressions."""
 
@@ -109,8 +106,7 @@ class FigureSpec:
     args: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Struct, frozen=True):
     """One notebook cell: prose, the exact code that runs, predictions, then the explanation."""
 
     title: str
@@ -131,8 +127,7 @@ class Step:
     pack: str = ""
 
 
-@dataclass(frozen=True)
-class Coding:
+class Coding(Struct, frozen=True):
     """An exercise's coding mode: a scaffold to finish and the checker that judges it."""
 
     scaffold: Path
@@ -142,8 +137,7 @@ class Coding:
     default_file: str = "train_loop.py"
 
 
-@dataclass(frozen=True)
-class Exercise:
+class Exercise(Struct, frozen=True):
     """One exercise of a pack: its intro, its steps in order, and an optional coding mode."""
 
     pack: str
@@ -173,8 +167,7 @@ class Exercise:
         return tuple(dict.fromkeys(p.concept for p in self.predictions if p.concept))
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(Struct, frozen=True):
     """A practice template: a step whose `{param}` placeholders are drawn afresh each time."""
 
     concept: str
@@ -184,8 +177,7 @@ class Template:
     pack: str = ""
 
 
-@dataclass(frozen=True)
-class Pack:
+class Pack(Struct, frozen=True):
     """A lesson pack as read: its exercises, the names it adds to the catalogue, its practice."""
 
     name: str
@@ -205,8 +197,7 @@ class Pack:
         raise KeyError(number)
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(Struct, frozen=True):
     """One judged prediction: what the reveal shows, the JSON reports and the store keeps.
 
     `kind` says where it was asked: "exercise", "practice", "review" or "retry"; `pack`
@@ -259,17 +250,16 @@ class Attempt:
         return shape
 
     def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row = {name: getattr(self, name) for name in self.__struct_fields__}
         row["warnings"] = list(self.warnings)
         row["inconsistent_with"] = list(self.inconsistent_with)
         return row
 
 
-ATTEMPT_FIELDS = {f.name: f for f in fields(Attempt)}
+ATTEMPT_FIELDS = Attempt.__struct_fields__
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(Struct, frozen=True):
     """A finished run of an exercise (`run` is the session's id)."""
 
     pack: str
@@ -278,8 +268,7 @@ class Completion:
     time: str
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Struct, frozen=True):
     """One judged file of a coding mode (`autograd-tutor check`)."""
 
     pack: str
@@ -289,8 +278,7 @@ class Check:
     time: str
 
 
-@dataclass
-class History:
+class History(Struct):
     """Everything the store holds, typed."""
 
     attempts: list[Attempt] = field(default_factory=list)

@@ -14,7 +14,6 @@ readable, or where a wrong model happens to give the right number, is drawn agai
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -22,6 +21,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from autograd_tutor.engine.answers import format_value, is_close
 from autograd_tutor.engine.model import (
@@ -198,12 +200,11 @@ def fill_template(value: Any, values: Mapping[str, float]) -> Any:
         return type(value)(fill_template(item, values) for item in value)
     if isinstance(value, dict):  # a template's raw TOML table
         return {key: fill_template(item, values) for key, item in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: fill_template(getattr(value, f.name), values)
-                   for f in dataclasses.fields(value)
-                   if isinstance(getattr(value, f.name), str | tuple)
-                   or dataclasses.is_dataclass(getattr(value, f.name))}
-        return dataclasses.replace(value, **changes)
+    if isinstance(value, Struct):
+        changes = {name: fill_template(getattr(value, name), values)
+                   for name in value.__struct_fields__
+                   if isinstance(getattr(value, name), str | tuple | Struct)}
+        return replace(value, **changes)
     return value
 
 
@@ -213,8 +214,8 @@ def draw_template(template: Template, rng: Random, n: int,
     expression fails, a misconception gives the right answer, or two coincide."""
     values = {name: _draw(rng, low, high, halves) for name, low, high, halves in template.params}
     step = fill_template(template.step, values)
-    predictions = tuple(dataclasses.replace(p, id=f"p{n}.{p.id}") for p in step.predictions)
-    step = dataclasses.replace(step, title=f"Problem {n}: {template.concept}",
+    predictions = tuple(replace(p, id=f"p{n}.{p.id}") for p in step.predictions)
+    step = replace(step, title=f"Problem {n}: {template.concept}",
                                predictions=predictions, pack=template.pack)
     return step if fair(step, helpers) is None else None
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+from msgspec import structs
+
 from autograd_tutor.engine.answers import format_value, is_close, parse_outcome
 from autograd_tutor.engine.expressions import (
     EvalError,
@@ -398,7 +400,7 @@ def _checked_against_each_other(judged: list[Judged], graph: Any) -> list[Judged
     for item in judged:
         mine = [f for f in found if f.child == item.attempt.id]
         if mine:
-            attempt = replace(item.attempt, inconsistent_with=tuple(f.parent for f in mine))
+            attempt = structs.replace(item.attempt, inconsistent_with=tuple(f.parent for f in mine))
             item = replace(item, attempt=attempt,
                            consistency=" ".join(f.sentence() for f in mine))
         result.append(item)

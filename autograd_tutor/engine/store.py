@@ -22,10 +22,11 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from autograd_tutor.engine.model import (
     ATTEMPT_FIELDS,
@@ -158,7 +159,7 @@ def row_of(record: Attempt | Completion | Check) -> dict[str, Any]:
     if isinstance(record, Attempt):
         return {"type": "attempt", **record.to_row()}
     kind = "completed" if isinstance(record, Completion) else "check"
-    return {"type": kind, **{f.name: getattr(record, f.name) for f in fields(record)}}
+    return {"type": kind, **{name: getattr(record, name) for name in record.__struct_fields__}}
 
 
 def _line(record: Attempt | Completion | Check) -> str:
@@ -210,8 +211,7 @@ def read_regular(path: Path, limit: int = MAX_BYTES) -> bytes | None:
         return file.read(limit + 1)[:limit]
 
 
-@dataclass
-class Parsed:
+class Parsed(Struct):
     """What a progress log held: its header's version, the rows, and the lines set aside."""
 
     history: History
@@ -257,8 +257,7 @@ def parse_log(data: bytes) -> Parsed:
 # The store -------------------------------------------------------------------------------
 
 
-@dataclass
-class Store:
+class Store(Struct):
     """Reads and appends to the history. Reading problems become warnings; a save that
     fails returns False (the CLI then exits 1 and says where the answers are)."""
 
@@ -581,8 +580,7 @@ def _reason(error: OSError) -> str:
 # Status per exercise ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExerciseStatus:
+class ExerciseStatus(Struct, frozen=True):
     """What `list` shows for one exercise."""
 
     key: str

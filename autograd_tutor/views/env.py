@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import os
 import sys
-from dataclasses import dataclass
 from typing import TextIO
+
+from msgspec import Struct
 
 # COLUMNS outside this range is clamped: 1 or -5 columns can't show a title, and a
 # hundred thousand would make every rule and table megabytes long.
@@ -33,8 +34,7 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-@dataclass
-class Environment:
+class Environment(Struct):
     """The terminal facts the views depend on, passed in so tests can set them."""
 
     stdin: TextIO

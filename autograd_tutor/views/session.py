@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from msgspec import structs
+
 from autograd_tutor.engine.answers import format_value, parse_prediction
 from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Prediction, Step
 from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader
@@ -189,7 +191,7 @@ class Session:
         self.saved &= self.store.record(self.stamped([item.attempt for item in judged]))
 
     def stamped(self, attempts: list[Attempt]) -> list[Attempt]:
-        return [replace(a, time=now(), run=self.run_id) for a in attempts]
+        return [structs.replace(a, time=now(), run=self.run_id) for a in attempts]
 
     def show_graph(self, execution: Execution) -> None:
         if execution.graph is None:

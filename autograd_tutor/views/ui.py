@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from msgspec import Struct
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
@@ -400,8 +400,7 @@ class UI:
         self.out.print()
 
 
-@dataclass(frozen=True)
-class RevealRow:
+class RevealRow(Struct, frozen=True):
     """One row of the reveal table (plain data, formatted by UI.reveal)."""
 
     label: str
