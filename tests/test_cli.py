@@ -7,11 +7,11 @@ import os
 import re
 import subprocess
 import sys
-from msgspec.structs import asdict
 from pathlib import Path
 
 import pytest
 import reference
+from msgspec.structs import asdict
 from reference import typed
 from typer.testing import CliRunner
 

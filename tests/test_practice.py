@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from msgspec.structs import replace
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ import torch
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from autograd_tutor.content.packs import builtin_catalogue
 from autograd_tutor.engine import practice

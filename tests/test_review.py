@@ -8,12 +8,12 @@ concept later than a wrong one, replaying is deterministic and order-free, ...).
 from __future__ import annotations
 
 import random
-from msgspec.structs import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from autograd_tutor.engine.model import Attempt
 from autograd_tutor.engine.review import (

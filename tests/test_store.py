@@ -10,10 +10,10 @@ import stat
 import subprocess
 import sys
 import textwrap
-from msgspec.structs import asdict
 from pathlib import Path
 
 import pytest
+from msgspec.structs import asdict
 
 from autograd_tutor.engine import store as store_module
 from autograd_tutor.engine.model import Attempt, Check, Completion, History

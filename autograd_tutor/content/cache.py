@@ -10,38 +10,40 @@ pickle, so that a file in the progress directory can never run code. Delete it a
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from msgspec import Struct
+import msgspec
 
-from autograd_tutor.engine.model import (
-    Coding,
-    Exercise,
-    FigureSpec,
-    Misconception,
-    Pack,
-    Prediction,
-    Step,
-    Template,
-    Tolerance,
-)
+from autograd_tutor.engine.model import Pack
 from autograd_tutor.engine.store import StoreError, read_regular, write_atomic
 
-VERSION = 1
+# 2: typed msgspec JSON (paths as strings) instead of {"class": ...} objects.
+VERSION = 2
 MAX_BYTES = 16 * 1024 * 1024
-# The only classes an entry may name: decoding builds nothing else.
-CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
-    Coding, Exercise, FigureSpec, Misconception, Pack, Prediction, Step, Template, Tolerance)}
 # The reader's code: a change to any of these makes every entry stale.
 CODE = tuple(Path(__file__).parent.parent / name for name in (
     "content/cache.py", "content/packs.py", "content/schema.py", "content/catalogue.toml",
     "engine/model.py"))
 
 Signature = list[list[Any]]
+
+
+class Entry(msgspec.Struct):
+    """One pack as last read, and the signature it was read under."""
+
+    signature: Signature
+    pack: Pack
+
+
+class CacheFile(msgspec.Struct):
+    """The whole file. Decoding is directed by these types, so it builds nothing but the
+    model's own records, and any other shape is an error (the file is then ignored)."""
+
+    version: int
+    entries: dict[str, Entry]
 
 
 def signature(root: Path) -> Signature:
@@ -73,7 +75,7 @@ def _stamp(name: str, path: Path) -> list[Any]:
 class PackCache:
     """The entries of one cache file, by pack directory."""
 
-    def __init__(self, path: Path, entries: dict[str, Any]) -> None:
+    def __init__(self, path: Path, entries: dict[str, Entry]) -> None:
         self.path = path
         self.entries = entries
         self.changed = False
@@ -85,16 +87,10 @@ class PackCache:
 
     def get(self, root: Path, stamp: Signature) -> Pack | None:
         entry = self.entries.get(str(root))
-        if not isinstance(entry, dict) or entry.get("signature") != stamp:
-            return None
-        try:
-            pack = _decode(entry.get("pack"))
-        except (TypeError, ValueError, KeyError, RecursionError):
-            return None
-        return pack if isinstance(pack, Pack) else None
+        return entry.pack if entry is not None and entry.signature == stamp else None
 
     def put(self, root: Path, stamp: Signature, pack: Pack) -> None:
-        self.entries[str(root)] = {"signature": stamp, "pack": _encode(pack)}
+        self.entries[str(root)] = Entry(stamp, pack)
         self.changed = True
 
     def save(self) -> None:
@@ -104,47 +100,45 @@ class PackCache:
         kept = {root: entry for root, entry in self.entries.items() if os.path.isdir(root)}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps({"version": VERSION, "entries": kept}))
-        except (OSError, ValueError):
+            write_atomic(self.path, _ENCODER.encode(CacheFile(VERSION, kept)).decode())
+        except (OSError, ValueError, TypeError):
             pass
         self.changed = False
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"can't keep a {type(value).__name__} in the pack cache")
+
+
+def _from_json(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_to_json)
+
+
+class _Version(msgspec.Struct):
+    """Only the version: read first, so another version's file is never decoded."""
+
+    version: int = -1
+
+
+def _read(path: Path) -> dict[str, Entry]:
     """The entries of the file at `path`, or none if it is anything but a sound cache."""
     try:
         raw = read_regular(path, MAX_BYTES)  # never a FIFO or a device: that could hang
-        data = json.loads(raw) if raw is not None else None
-    except (StoreError, ValueError, RecursionError):
+    except StoreError:
         return {}
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    if raw is None:
         return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, Struct):
-        return {"class": type(value).__name__,
-                **{name: _encode(getattr(value, name)) for name in value.__struct_fields__}}
-    if isinstance(value, Path):
-        return {"path": str(value)}
-    if isinstance(value, tuple | list):
-        return [_encode(item) for item in value]
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise ValueError(f"can't keep a {type(value).__name__} in the pack cache")
-
-
-def _decode(value: Any) -> Any:
-    """The inverse of _encode: lists become tuples (the model's sequences are tuples)."""
-    if isinstance(value, list):
-        return tuple(_decode(item) for item in value)
-    if isinstance(value, dict):
-        if "path" in value and len(value) == 1:
-            return Path(value["path"])
-        kind = CLASSES[value["class"]]
-        return kind(**{k: _decode(v) for k, v in value.items() if k != "class"})
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise ValueError(value)
+    try:
+        version = msgspec.json.decode(raw, type=_Version).version
+        if version != VERSION:
+            return {}
+        return msgspec.json.decode(raw, type=CacheFile, dec_hook=_from_json).entries
+    except (msgspec.DecodeError, RecursionError):
+        return {}
