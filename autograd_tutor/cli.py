@@ -4,7 +4,6 @@ Exit codes: 0 done, 1 aborted or failed, 2 usage error, 130 interrupted.
 Heavy modules (torch, matplotlib) are imported only inside the commands that need them.
 """
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -65,6 +64,13 @@ app.add_typer(pack_app, name="pack", short_help="Lesson packs: list, check and a
 
 def make_ui(as_json: bool = False) -> UI:
     return UI(Environment.from_system(), as_json=as_json)
+
+
+def json_text(value: Any, allow_nan: bool = True) -> str:
+    """`value` as one line of JSON; json is loaded only by the commands that print it."""
+    import json
+
+    return json.dumps(value, allow_nan=allow_nan)
 
 
 def open_store(ui: UI) -> Store:
@@ -460,7 +466,7 @@ def check_command(
         ui.text(printable(line, limit=None), style)
     saved = open_store(ui).record_check(chosen.pack, chosen.number, report.passed, str(path))
     if as_json:
-        print(json.dumps(checker.report_json(report), allow_nan=False))
+        print(json_text(checker.report_json(report), allow_nan=False))
     if not saved:
         ui.error("this check's result was not saved (see the warning above).")
         raise typer.Exit(EXIT_FAILED)
@@ -492,7 +498,7 @@ def next_command_(
     if upcoming is None:
         show_all_done(ui, found)
         if as_json:
-            print(json.dumps({"exercise": None, "done": True}))
+            print(json_text({"exercise": None, "done": True}))
         return
     run_exercise(upcoming, found.get(upcoming.pack), reveal=reveal, answers={},
                  as_json=as_json, plots=None, graph="tree", retry=not no_retry)
@@ -528,7 +534,7 @@ def run_exercise(
     def emit_json() -> None:
         if as_json:
             report = json_extra(session) if json_extra else session.to_json()
-            print(json.dumps(report), file=env.stdout, flush=True)
+            print(json_text(report), file=env.stdout, flush=True)
 
     again = then or f"{TOOL} exercise {packs.key_text(exercise)}"
     with friendly_exits(ui, on_stop=emit_json):
@@ -666,7 +672,7 @@ def review_command(
             ui.text(f"Missed, with no practice problems yet: {', '.join(unpractised)}. "
                     "Run their exercises again to review them.", "dim")
         if as_json:
-            print(json.dumps({"due": [], "items": []}))
+            print(json_text({"due": [], "items": []}))
         return
     seed = random_seed()
     chosen = due[:count]
@@ -704,7 +710,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     if as_json:
         from msgspec.structs import asdict
 
-        print(json.dumps({
+        print(json_text({
             "attempts": [a.to_row() for a in rows],
             "exercises": {summary.name: summary.to_json() for summary in per_exercise},
             "concepts": {summary.name: {**summary.to_json(),
@@ -827,7 +833,7 @@ def pack_list(as_json: JsonOpt = False) -> None:
     ui = make_ui(as_json)
     found = installed(ui)
     if as_json:
-        print(json.dumps([{"name": p.name, "title": p.title, "exercises": len(p.exercises),
+        print(json_text([{"name": p.name, "title": p.title, "exercises": len(p.exercises),
                            "path": str(p.root), "builtin": p.builtin}
                           for p in found.packs.values()]))
         return
@@ -849,7 +855,7 @@ def pack_check(directory: DirArg, as_json: JsonOpt = False) -> None:
     with friendly_exits(ui, kept="nothing was changed"):
         result = check_pack(directory)
     if as_json:
-        print(json.dumps(result.to_json()))
+        print(json_text(result.to_json()))
     for problem in result.problems:
         ui.text(str(problem), soft_wrap=True)
     if result.ok:

@@ -8,8 +8,6 @@ damaged, foreign or unwritable cache file is ignored, never reported. JSON rathe
 pickle, so that a file in the progress directory can never run code. Delete it any time.
 """
 
-from __future__ import annotations
-
 import os
 from functools import cache
 from pathlib import Path
@@ -81,7 +79,7 @@ class PackCache:
         self.changed = False
 
     @classmethod
-    def open(cls, home: Path) -> PackCache:
+    def open(cls, home: Path) -> "PackCache":
         path = home / "cache" / "packs.json"
         return cls(path, _read(path))
 

@@ -3,10 +3,9 @@ presentation.
 
 Nothing here imports torch. A lesson is data: its computations are code strings that run
 with PyTorch and expressions (strings, read by `engine.expressions`) over what that code
-left behind, so reading every installed pack stays cheap.
+left behind, so reading every installed pack stays cheap. The annotations are real types,
+not strings: msgspec decodes the pack cache by them without compiling any.
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Any

@@ -15,17 +15,16 @@ file of an older version (`progress.json`) is converted, and kept, renamed, besi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from msgspec import Struct, field
 
 from autograd_tutor.engine.model import (
@@ -164,6 +163,8 @@ def row_of(record: Attempt | Completion | Check) -> dict[str, Any]:
 
 def _line(record: Attempt | Completion | Check) -> str:
     # allow_nan=False: a NaN would make the file unreadable as JSON; none reaches here.
+    import json  # only for writing: reading goes through msgspec, so `list` never loads it
+
     return json.dumps(row_of(record), sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -223,7 +224,7 @@ class Parsed(Struct):
 def _row(raw: bytes) -> object:
     if len(raw) > MAX_LINE:
         raise ValueError("line too long")
-    return json.loads(raw.decode("utf-8"))
+    return msgspec.json.decode(raw)
 
 
 def parse_log(data: bytes) -> Parsed:
@@ -525,7 +526,7 @@ class _Locked:
 
 
 def _header() -> str:
-    return json.dumps({"schema_version": SCHEMA_VERSION}) + "\n"
+    return f'{{"schema_version": {SCHEMA_VERSION}}}\n'
 
 
 def _append(path: Path, text: str) -> None:
@@ -561,6 +562,8 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """`text` at `path` whole or not at all: written beside it, then renamed over it."""
+    import tempfile  # only for writing
+
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
