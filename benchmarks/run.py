@@ -11,6 +11,10 @@ The CPU ratio is shown for information: on a busy machine it moves less than wal
 Only the standard library is needed; with pexpect installed the prompt benchmarks get a
 real pseudo-terminal, without it stdin is a pipe. Works on Linux and macOS.
 
+Where valgrind is installed, the start-up rows are also counted in instructions (callgrind,
+one run each): a count does not move with the machine's load, so it shows the small
+changes that wall time on a shared machine hides.
+
 PASS/FAIL is printed per target; the exit status is 0 unless a benchmark itself crashes.
 
 Hook: if benchmarks/graph_bench.py exists it is run afterwards with the same Python and
@@ -38,7 +42,8 @@ HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "baselines"
 PROMPT_TIMEOUT = 60.0
 HEAVY = ("torch", "matplotlib")
-KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports", "store")
+KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports", "store",
+        "instructions")
 NAN = float("nan")
 
 
@@ -309,6 +314,9 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
     if wanted("store"):
         notes.extend(store_timings(work, runs))
 
+    if wanted("instructions"):
+        notes.extend(instruction_counts(tool, env))
+
     if wanted("imports"):
         for args in (["--help"], ["list"], ["progress"]):
             heavy = heavy_imports(args, env)
@@ -316,6 +324,36 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
             imported = ", ".join(heavy) if heavy else "neither torch nor matplotlib"
             notes.append(f"{verdict}  autograd-tutor {' '.join(args)} imports {imported}")
     return rows, notes
+
+
+def instructions(cmd: Sequence[str], env: dict[str, str]) -> int:
+    """Instructions one run executes, counted by valgrind's callgrind: the same count for
+    the same program and input whatever else the machine is doing, so it shows a change of
+    a few percent that wall time on a shared machine hides in its noise."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           *cmd], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    for line in done.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    raise RuntimeError(f"callgrind gave no count for {' '.join(cmd)}:\n{done.stderr[-2000:]}")
+
+
+def instruction_counts(tool: Sequence[str], env: dict[str, str]) -> list[str]:
+    """The start-up targets again, as instructions (one run each; information only)."""
+    if not shutil.which("valgrind"):
+        return ["info  instructions: valgrind not found, not counted"]
+    print("  instructions (callgrind, one run each) ...", file=sys.stderr, flush=True)
+    pairs = ((["--help"], baseline("typer_help.py", "--help")),
+             (["list"], baseline("typer_table.py")),
+             (["progress"], baseline("typer_table.py")))
+    lines = []
+    for args, base in pairs:
+        run_once([*tool, *args], env)  # the warm-up the timed rows have: the pack cache
+        mine, theirs = instructions([*tool, *args], env), instructions(base, env)
+        lines.append(f"info  instructions: autograd-tutor {' '.join(args)} {mine / 1e6:.0f}M, "
+                     f"baseline {theirs / 1e6:.0f}M ({mine / theirs:.3f}x)")
+    return lines
 
 
 def store_timings(work: Path, runs: int) -> list[str]:
@@ -434,7 +472,7 @@ def compile_tool() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--runs", type=int, default=11, help="timed runs per measurement")
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per measurement")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--no-graph", action="store_true", help="skip graph_bench.py")
     parser.add_argument("--only", default="", metavar="KEYS",
