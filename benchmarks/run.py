@@ -315,7 +315,8 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
         notes.extend(store_timings(work, runs))
 
     if wanted("instructions"):
-        notes.extend(instruction_counts(tool, env))
+        # A home of its own: the state the timed rows met (by now the others hold a history).
+        notes.extend(instruction_counts(tool, {**env, "AUTOGRAD_TUTOR_HOME": str(work / "count")}))
 
     if wanted("imports"):
         for args in (["--help"], ["list"], ["progress"]):
