@@ -99,7 +99,7 @@ class PackCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, _ENCODER.encode(CacheFile(VERSION, kept)).decode())
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, msgspec.EncodeError):
             pass
         self.changed = False
 

@@ -1,4 +1,4 @@
-"""Lesson packs: finding them, reading them into the engine's dataclasses, one catalogue.
+"""Lesson packs: finding them, reading them into the engine's records, one catalogue.
 
 A pack is a directory with `pack.toml` and one TOML file per exercise (format 1, described
 in docs/authoring.md). Reading a pack parses TOML and checks fields, names and expression

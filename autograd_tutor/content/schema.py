@@ -1,4 +1,4 @@
-"""Reading TOML tables into the engine's dataclasses, with a precise message for each problem.
+"""Reading TOML tables into the engine's records, with a precise message for each problem.
 
 Every problem is a `Problem(file, step, prediction, message)`; the reader collects them
 instead of stopping at the first, so `pack check` can list them all. Nothing here runs code.

@@ -1,9 +1,13 @@
-"""Plain frozen records (msgspec Structs) shared by the content, the engine and the
-presentation.
+"""Plain frozen records shared by the content, the engine and the presentation.
 
 Nothing here imports torch. A lesson is data: its computations are code strings that run
 with PyTorch and expressions (strings, read by `engine.expressions`) over what that code
-left behind, so reading every installed pack stays cheap. The annotations are real types,
+left behind, so reading every installed pack stays cheap.
+
+The records are msgspec Structs, not dataclasses: Python 3.11 compiles every dataclass's
+generated methods from source at import (for these records, about a tenth of `list`'s
+start-up), while a Struct class is made in C. So are the other records that `list` imports;
+types used only inside one command's work stay dataclasses. The annotations are real types,
 not strings: msgspec decodes the pack cache by them without compiling any.
 """
 
