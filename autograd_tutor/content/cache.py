@@ -5,7 +5,8 @@ Python's TOML reader is pure Python: parsing the built-in packs costs more than 
 still has the size and modification time it had when the entry was written; otherwise the
 pack is read again and the entry replaced. The cache is only an optimisation: a missing,
 damaged, foreign or unwritable cache file is ignored, never reported. JSON rather than
-pickle, so that a file in the progress directory can never run code. Delete it any time.
+pickle, decoded by msgspec into the model's own types and nothing else, so that a file in
+the progress directory can never run code. Delete it any time.
 """
 
 import os
