@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,17 @@ def test_entries_of_packs_that_are_gone_are_dropped(tutor_env: Path, tmp_path: P
     entries = json.loads(place.read_text(encoding="utf-8"))["entries"]
     assert str(shelf / "two-paths") not in entries
     assert str(BUILTIN_DIR / "basics") in entries
+
+
+def test_a_dead_writers_temporary_file_is_removed_and_a_live_ones_kept(tutor_env: Path) -> None:
+    fresh(tutor_env)
+    folder = tutor_env / "cache"
+    dead, live = folder / "packs.json.dead.tmp", folder / "packs.json.live.tmp"
+    for temporary in (dead, live):
+        temporary.write_text("half a cache", encoding="utf-8")
+    old = time.time() - cache.STALE_SECONDS - 60
+    os.utime(dead, (old, old))
+    kept = cache.PackCache.open(tutor_env)
+    kept.changed = True
+    kept.save()
+    assert not dead.exists() and live.exists()

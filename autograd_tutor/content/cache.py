@@ -10,6 +10,7 @@ the progress directory can never run code. Delete it any time.
 """
 
 import os
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from autograd_tutor.engine.store import StoreError, read_regular, write_atomic
 # 2: typed msgspec JSON (paths as strings) instead of {"class": ...} objects.
 VERSION = 2
 MAX_BYTES = 16 * 1024 * 1024
+STALE_SECONDS = 600
 # The reader's code: a change to any of these makes every entry stale.
 CODE = tuple(Path(__file__).parent.parent / name for name in (
     "content/cache.py", "content/packs.py", "content/schema.py", "content/catalogue.toml",
@@ -99,10 +101,22 @@ class PackCache:
         kept = {root: entry for root, entry in self.entries.items() if os.path.isdir(root)}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(self.path)
             write_atomic(self.path, _ENCODER.encode(CacheFile(VERSION, kept)).decode())
         except (OSError, ValueError, TypeError, msgspec.EncodeError):
             pass
         self.changed = False
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    # A run killed while writing leaves its temporary file behind. Writers take no lock
+    # here, so only one older than any write could take is known to be a dead writer's.
+    for temporary in path.parent.glob(f"{path.name}.*.tmp"):
+        try:
+            if time.time() - temporary.lstat().st_mtime > STALE_SECONDS:
+                temporary.unlink()
+        except OSError:
+            pass
 
 
 def _to_json(value: Any) -> Any:
