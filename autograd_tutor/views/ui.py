@@ -159,6 +159,7 @@ class UI:
         self.err = make_console(env, env.stderr, env.stderr_isatty)
         self.out = self.err if as_json else make_console(env, env.stdout, env.stdout_isatty)
         self.box = box.ASCII if env.dumb else box.ROUNDED
+        self.rule_line = "-" if env.dumb else "─"
 
     # Plain messages -------------------------------------------------------------------
 
@@ -251,10 +252,10 @@ class UI:
         label = f"Step {index}/{total}: {step_title}" if total > 1 else step_title
         title = Text(label, style="bold")
         if title.cell_len + 6 > self.out.width:  # a Rule would cut the title to '…'
-            self.out.print(Rule(style="blue"))
+            self.out.print(Rule(style="blue", characters=self.rule_line))
             self.out.print(title)
         else:
-            self.out.print(Rule(title, style="blue"))
+            self.out.print(Rule(title, style="blue", characters=self.rule_line))
 
     def code(self, code: str, title: str = "The code that will run",
              mark: int | None = None) -> None:
