@@ -45,6 +45,9 @@ BROKEN = {
     "leak": ("square.toml", 1, "x.grad", "contains its answer (14)"),
     "duplicate-id": ("square.toml", 1, "x.grad", "duplicate prediction id 'x.grad'"),
     "template-unfair": ("pack.toml", 1, None, "could not draw a fair problem in 200 tries"),
+    # inf passed the reader once, then became null in the pack cache and spoilt it
+    "template-infinite": ("pack.toml", 1, None, "param 'a' must be [low, high] with low <= "
+                          "high, both finite"),
     "outcome-wrong": ("square.toml", 2, "again", "declared outcome is 'error', but the code ran"),
     "error-match-wrong": ("square.toml", 2, "twice", "error_match 'non-scalar' does not match"),
 }

@@ -273,7 +273,7 @@ def test_junk_and_unschedulable_times_are_ignored() -> None:
     good = [attempt(minutes(0), "detach", False), attempt(days(1), "detach", True)]
     junk = [record(time, concept, correct) for time in JUNK_TIMES
             for concept in ("detach", "zeroing") for correct in (False, True)]
-    junk.append(replace(good[0], time=None))  # type: ignore[arg-type]
+    junk.append(replace(good[0], time=None))
     now = START + days(3)
     assert schedule([*junk, *good], now) == schedule(good, now)
     assert misconception_schedule(junk, now) == []

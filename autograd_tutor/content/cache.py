@@ -126,9 +126,10 @@ def _to_json(value: Any) -> Any:
 
 
 def _from_json(kind: type, value: Any) -> Any:
+    # TypeError is what msgspec turns into a ValidationError (the file is then ignored).
     if kind is Path and isinstance(value, str):
         return Path(value)
-    raise NotImplementedError
+    raise TypeError(f"expected a path, got {type(value).__name__}")
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_to_json)

@@ -8,6 +8,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from functools import cache
@@ -541,10 +542,14 @@ class _Reader:
         params = []
         for name, bounds in params_table.items():
             ok = (isinstance(bounds, list) and len(bounds) == 2
-                  and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+                  and all(isinstance(b, int | float) and not isinstance(b, bool)
+                          and math.isfinite(b) for b in bounds)
                   and bounds[0] <= bounds[1])
             if not ok:
-                where.problem(f"param {name!r} must be [low, high] with low <= high")
+                where.problem(f"param {name!r} must be [low, high] with low <= high, "
+                              "both finite")
+                # Still a name, so its placeholders aren't reported as a second problem.
+                params.append((name, 0.0, 0.0, halves))
                 continue
             params.append((name, float(bounds[0]), float(bounds[1]), halves))
         for prediction in step_table.get("predictions", []):

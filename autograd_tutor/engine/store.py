@@ -86,7 +86,12 @@ def _is_time(value: object) -> bool:
 def _value_ok(value: object) -> bool:
     if value is None or isinstance(value, str):
         return True
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits: no float holds it
+        return False
 
 
 _CHECKS: dict[str, Callable[[object], bool]] = {
@@ -224,7 +229,14 @@ class Parsed(Struct):
 def _row(raw: bytes) -> object:
     if len(raw) > MAX_LINE:
         raise ValueError("line too long")
-    return msgspec.json.decode(raw)
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        # json writes a lone surrogate (from a file name that isn't UTF-8) as an escape
+        # msgspec refuses; such a row is still one of ours.
+        import json
+
+        return json.loads(raw.decode("utf-8"))
 
 
 def parse_log(data: bytes) -> Parsed:
