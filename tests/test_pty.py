@@ -138,21 +138,6 @@ def test_home_screen_in_a_terminal() -> None:
     assert "Welcome" in text and "autograd-tutor exercise 1" in text
 
 
-def test_ctrl_c_at_a_prompt_exits_130_without_traceback(tutor_env: Path) -> None:
-    answers = reference.ex3()
-    child = spawn("exercise", "3")
-    child.expect_exact("Predict x.grad")
-    child.sendline(typed(answers["x.grad@1"]))
-    child.expect_exact("Predict x.grad")
-    child.sendintr()
-    rest, status = finish(child)
-    text = plain(rest)
-    assert status == 130, text
-    assert "interrupted" in text
-    assert "Traceback" not in text and "KeyboardInterrupt" not in text
-    assert [a.id for a in history(tutor_env).attempts] == ["x.grad@1"]
-
-
 def test_list_in_a_terminal_has_colour_but_not_with_no_color() -> None:
     child = spawn("list")
     rest, status = finish(child)
