@@ -135,12 +135,6 @@ def _from_json(kind: type, value: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_to_json)
 
 
-class _Version(msgspec.Struct):
-    """Only the version: read first, so another version's file is never decoded."""
-
-    version: int = -1
-
-
 def _read(path: Path) -> dict[str, Entry]:
     """The entries of the file at `path`, or none if it is anything but a sound cache."""
     try:
@@ -150,9 +144,8 @@ def _read(path: Path) -> dict[str, Entry]:
     if raw is None:
         return {}
     try:
-        version = msgspec.json.decode(raw, type=_Version).version
-        if version != VERSION:
-            return {}
-        return msgspec.json.decode(raw, type=CacheFile, dec_hook=_from_json).entries
+        # Another version's file either fails to decode or is dropped by its version.
+        found = msgspec.json.decode(raw, type=CacheFile, dec_hook=_from_json)
     except (msgspec.DecodeError, RecursionError):
         return {}
+    return found.entries if found.version == VERSION else {}
