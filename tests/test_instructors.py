@@ -462,3 +462,23 @@ def test_pack_import_refuses_an_existing_directory(tmp_path: Path) -> None:
     result = run("pack", "import", SEED, "--name", "seed", "--dir", tmp_path)
     assert result.exit_code == 2 and "already exists" in result.stderr
     assert list((tmp_path / "seed").iterdir()) == []
+
+
+def test_pack_import_writes_any_text_as_valid_toml(tmp_path: Path) -> None:
+    """Notebook text is untrusted: quotes, triple quotes, backslashes and control characters
+    reach the draft exactly, as TOML strings, never as TOML syntax."""
+    setup = "Tricky ''' and \"\"\" and \\n and \x1b[31m red and a last quote'"
+    code = "s = '''\nx'''\nt = 'a\\\\b'\nx = torch.tensor(2.0, requires_grad=True)\n" \
+           "y = x * 3\ny.backward()\nprint(x.grad)"
+    path = tmp_path / "tricky.ipynb"
+    nbformat.write(new_notebook(cells=[
+        new_markdown_cell("## Exercise 1: Quotes ''' here\n\nIntro.\n\n" + setup),
+        new_code_cell(code)]), path)
+    result = run("pack", "import", path, "--dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    pack, problems = load_pack(tmp_path / "out" / "tricky")
+    assert pack is not None
+    assert not [p for p in problems if "TOML" in p.message or "parse" in p.message]
+    (exercise,) = pack.exercises
+    assert exercise.title == "Quotes ''' here" and exercise.steps[0].setup == setup
+    assert exercise.steps[0].code == code.rsplit("\n", 1)[0] + "\n"

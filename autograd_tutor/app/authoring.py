@@ -273,6 +273,7 @@ def split_exercises(cells: list[Cell]) -> list[DraftExercise]:
             text = cell.source
             heading = EXERCISE_HEADING.search(text)
             if heading is not None:
+                prose.extend(_paragraphs(text[:heading.start()]) if current else [])
                 _close(current, prose)
                 title, level = heading.group(2), "Guided"
                 levelled = LEVEL.match(title)
@@ -282,9 +283,9 @@ def split_exercises(cells: list[Cell]) -> list[DraftExercise]:
                 exercises.append(current)
                 prose = _paragraphs(text[heading.end():])
                 continue
-            if current is not None and OTHER_HEADING.search(text):
-                before = text[:OTHER_HEADING.search(text).start()]  # type: ignore[union-attr]
-                prose.extend(_paragraphs(before))
+            other = OTHER_HEADING.search(text) if current is not None else None
+            if other is not None:
+                prose.extend(_paragraphs(text[:other.start()]))
                 _close(current, prose)
                 current, prose = None, []
                 continue
