@@ -54,9 +54,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-pack_app = typer.Typer(help="Lesson packs: list, check and add them.", no_args_is_help=True,
-                       rich_markup_mode=None)
-app.add_typer(pack_app, name="pack", short_help="Lesson packs: list, check and add them.")
+PACK_HELP = "Lesson packs: list, check, add, start and import them."
+pack_app = typer.Typer(help=PACK_HELP, no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(pack_app, name="pack", short_help=PACK_HELP)
 
 
 # Wiring -------------------------------------------------------------------------------
@@ -948,7 +948,7 @@ def export_command(
 
 @app.command("report", short_help="A class's misconceptions, from learners' exports.")
 def report_command(
-    paths: Annotated[list[Path], typer.Argument(metavar="FILE_OR_DIR...", show_default=False,
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE_OR_DIR", show_default=False,
                                                 help="Exports, or directories of them.")],
     as_json: JsonOpt = False,
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw "
