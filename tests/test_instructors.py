@@ -64,20 +64,29 @@ def hand_in(home: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def classroom(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def class_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four learners' exports in one folder: A and B answer y's value (31), C is right, D
-    first lowers the powers without bringing them down, then gets it right."""
+    first lowers the powers without bringing them down, then gets it right. Made once."""
     values = ex1_values()
-    folder = tmp_path / "handed-in"
+    root = tmp_path_factory.mktemp("class")
+    folder = root / "handed-in"
     folder.mkdir()
     plan = {"a": [values["value"]], "b": [values["value"]], "c": [values["right"]],
             "d": [values["power"], values["right"]]}
     for learner, answers in plan.items():
-        home = tmp_path / f"learner-{learner}"
-        learn(home, tmp_path, *answers)
+        home = root / f"learner-{learner}"
+        learn(home, root, *answers)
         hand_in(home, folder / f"{learner}.json")
     return folder
+
+
+@pytest.fixture
+def classroom(class_exports: Path, tmp_path: Path) -> Path:
+    """A copy of the class's exports that a test may add files to."""
+    import shutil
+
+    return Path(shutil.copytree(class_exports, tmp_path / "handed-in"))
 
 
 def test_export_then_report_counts_each_learner_and_each_wrong_answer(classroom: Path) -> None:

@@ -151,11 +151,25 @@ def load(paths: Iterable[Path]) -> Loaded:
         before = latest.get(export.learner)
         if before is not None:
             loaded.superseded[export.learner] = loaded.superseded.get(export.learner, 0) + 1
-            if before.exported > export.exported:
+            if _moment(before.exported) > _moment(export.exported):
                 continue
         latest[export.learner] = export
     loaded.exports = list(latest.values())
     return loaded
+
+
+def _moment(text: str) -> tuple[float, str]:
+    """When an export was made, comparable across time zones (text that is no time sorts
+    first)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp(), text
+    except (ValueError, OverflowError, OSError):
+        return float("-inf"), text
 
 
 # Counting --------------------------------------------------------------------------------
