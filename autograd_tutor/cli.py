@@ -54,9 +54,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-pack_app = typer.Typer(help="Lesson packs: list, check and add them.", no_args_is_help=True,
-                       rich_markup_mode=None)
-app.add_typer(pack_app, name="pack", short_help="Lesson packs: list, check and add them.")
+PACK_HELP = "Lesson packs: list, check, add, start and import them."
+pack_app = typer.Typer(help=PACK_HELP, no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(pack_app, name="pack", short_help=PACK_HELP)
 
 
 # Wiring -------------------------------------------------------------------------------
@@ -905,6 +905,147 @@ def pack_add(
         raise typer.Exit(EXIT_FAILED) from None
     ui.text(f"Added pack {result.name} to {target}. Start it with: "
             f"{TOOL} exercise {result.name}/1", "bold")
+
+
+# For instructors: export, report, pack new, pack import ---------------------------------
+# The work is in autograd_tutor.app (export, report, authoring); the tables in views.
+
+
+@app.command("export", short_help="Your history as one JSON document, for an instructor.")
+def export_command(
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="Write it to FILE instead of stdout.")
+                      ] = None,
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="The learner "
+                                             "ID to export under (default: a random ID "
+                                             "kept in the progress directory).")] = None,
+) -> None:
+    """Write every prediction you made as one JSON document for your instructor: your
+    answers, PyTorch's, the misconception matched and the hints used, under a random
+    learner ID. No name, file path or environment is included."""
+    from autograd_tutor.app import export
+    from autograd_tutor.engine.store import write_atomic
+
+    ui = make_ui(as_json=output is None)  # stdout carries the document
+    try:
+        result = export.export_history(home_dir(), ui.warn, name)
+    except ValueError as problem:  # --name
+        raise typer.BadParameter(str(problem), param_hint="--name") from None
+    except export.ExportError as problem:
+        ui.error(str(problem))
+        raise typer.Exit(EXIT_FAILED) from None
+    if output is None:
+        print(result.text, end="")
+        return
+    try:
+        write_atomic(output, result.text)
+    except OSError as error:
+        ui.error(f"can't write {output}: {error.strerror or error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    ui.text(f"Exported {result.attempts} attempts as learner {result.document.learner} to "
+            f"{output}.", soft_wrap=True)
+
+
+@app.command("report", short_help="A class's misconceptions, from learners' exports.")
+def report_command(
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE_OR_DIR", show_default=False,
+                                                help="Exports, or directories of them.")],
+    as_json: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw "
+                                              "the misconceptions and per-exercise accuracy "
+                                              "as a PNG.")] = None,
+    pack: Annotated[str | None, typer.Option("--pack", metavar="PACK", help="Only this pack.",
+                                             autocompletion=complete_pack)] = None,
+    exercise: Annotated[str | None, typer.Option("--exercise", metavar="PACK/N",
+                                                 help="Only this exercise.")] = None,
+) -> None:
+    """What a class got wrong: per exercise, per prediction (the most common wrong answers),
+    per misconception and per concept, from the files `autograd-tutor export` wrote. Each
+    learner counts once: their latest export."""
+    from autograd_tutor.app import report
+    from autograd_tutor.views import report_view
+
+    ui = make_ui(as_json)
+    try:
+        chosen = report.parse_exercise(exercise) if exercise is not None else None
+    except ValueError:
+        raise typer.BadParameter(f"{exercise!r} is not PACK/N (or N for basics)",
+                                 param_hint="--exercise") from None
+    result, loaded = report.report(paths, pack, chosen, home_dir())
+    report_view.warnings(ui, loaded)
+    if len(loaded.skipped) == loaded.files:
+        ui.error("no export could be read; nothing to report.")
+        raise typer.Exit(EXIT_FAILED)
+    if as_json:
+        print(json_text(result.to_json(), allow_nan=False))
+    else:
+        report_view.render(ui, result)
+    if plot is not None:
+        try:
+            saved, replaced = report_view.save_plot(result, plot)
+        except OSError as error:
+            ui.error(f"can't save the figure to {plot}: {error.strerror or error}")
+            raise typer.Exit(EXIT_FAILED) from None
+        ui.text(f"Saved figure: {saved}" + (f" (MPLBACKEND={replaced!r} is not a backend; "
+                                             "drawn with Agg)" if replaced else ""))
+
+
+NewDirOpt = Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where to make "
+                                                "the pack's directory (default: here).")]
+
+
+def authoring_failed(ui: UI, problem: Exception) -> typer.Exit:
+    """The exit for a pack that was not written: 2 when the command was given something
+    wrong (a name, an existing directory), else 1."""
+    ui.error(str(problem))
+    return typer.Exit(EXIT_USAGE if getattr(problem, "usage", False) else EXIT_FAILED)
+
+
+@pack_app.command("new", short_help="Start a pack that passes pack check at once.")
+def pack_new(
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False,
+                                        help="The pack's name: lower-case letters, digits "
+                                        "and -.")],
+    directory: NewDirOpt = None,
+) -> None:
+    """Start a pack: pack.toml, one exercise and a helpers.py, with a comment on every
+    field. It passes pack check as it is; change it from there."""
+    from autograd_tutor.app import authoring
+
+    ui = make_ui()
+    try:
+        written = authoring.new_pack(name, directory or Path.cwd())
+    except authoring.AuthoringError as problem:
+        raise authoring_failed(ui, problem) from None
+    ui.text(f"Created pack {written.name} in {written.directory} ({', '.join(written.files)})."
+            f" Check it with: {TOOL} pack check {written.directory}", soft_wrap=True)
+
+
+@pack_app.command("import", short_help="Draft a pack from a predict-first notebook.")
+def pack_import(
+    notebook: Annotated[Path, typer.Argument(metavar="NOTEBOOK.ipynb", show_default=False,
+                                             help="A Jupyter notebook with '## Exercise N: "
+                                             "title' headings.")],
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="The pack's "
+                                             "name (default: from the notebook's file "
+                                             "name).")] = None,
+    directory: NewDirOpt = None,
+) -> None:
+    """Draft a pack from a notebook: each exercise heading becomes an exercise, its code
+    cells steps, what they print candidate predictions. What a notebook cannot say
+    (by-hand formulas, hints, misconceptions) is left as TODOs that pack check lists.
+    The notebook's saved outputs are never read."""
+    from autograd_tutor.app import authoring
+
+    ui = make_ui()
+    try:
+        written = authoring.import_notebook(notebook, directory or Path.cwd(), name)
+    except authoring.AuthoringError as problem:
+        raise authoring_failed(ui, problem) from None
+    ui.text(f"Drafted pack {written.name} in {written.directory}: {written.exercises} "
+            f"exercises, {written.predictions} candidate predictions, {written.todos} TODOs "
+            f"to fill in. See what is left with: {TOOL} pack check {written.directory}",
+            soft_wrap=True)
 
 
 # Entry point --------------------------------------------------------------------------

@@ -91,6 +91,26 @@ def test_light_commands_do_not_import_torch_or_matplotlib(tmp_path: Path) -> Non
     assert heavy == []
 
 
+def test_instructor_commands_do_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
+    """export, report (without --plot), pack new and pack import read and write files only.
+    Each runs in a fresh home; the files one writes are there for the next."""
+    export = str(tmp_path / "learner.json")
+    seed = str(Path(__file__).parent / "fixtures" / "autograd-notebook.ipynb")
+    commands = [
+        ["export", "--output", export],
+        ["report", export],
+        ["report", export, "--json"],
+        ["report", str(tmp_path / "missing.json")],
+        ["pack", "new", "fresh", "--dir", str(tmp_path)],
+        ["pack", "import", seed, "--dir", str(tmp_path)],
+        ["pack", "new", "Bad Name", "--dir", str(tmp_path)],
+    ]
+    reports = probe(commands, tmp_path)
+    assert [r["exit_code"] for r in reports] == [0, 0, 0, 1, 0, 0, 2]
+    heavy = [(r["args"], name) for r in reports for name, loaded in r["loaded"].items() if loaded]
+    assert heavy == []
+
+
 def test_the_probe_sees_torch_when_an_exercise_runs(tmp_path: Path) -> None:
     """The same probe does notice torch, so the checks above are not vacuous; and a command
     after it in the same launch starts without it."""
