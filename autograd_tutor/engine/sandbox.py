@@ -690,6 +690,7 @@ def bounded(seconds: float, what: str) -> Iterator[None]:
 
     _depth[0] = 1
     alarmed = False
+    previous = signal.getsignal(signal.SIGALRM) if can_alarm() else None
     try:
         if linux:
             _subreaper(True)
@@ -713,6 +714,8 @@ def bounded(seconds: float, what: str) -> Iterator[None]:
         _depth[0] = 0
         if alarmed:
             disarm()
+            if previous is not None:
+                signal.signal(signal.SIGALRM, previous)
         if linux:
             _kill_new(before)
             _subreaper(False)
