@@ -327,12 +327,10 @@ class Run:
         return Scope(self.names, self.answers, self.helpers.get(self._pack()))
 
     def value(self, text: str) -> Any:
-        """A pack expression's value over what the code left behind. With helpers to call,
-        it is the pack's code running: bounded like a step."""
+        """A pack expression's value over what the code left behind. It may run the pack's
+        code (its helpers, a property of an object the step made): bounded like a step."""
         scope = self.scope()
         try:
-            if scope.helpers is None:
-                return evaluate(parse_pack_expression(text), scope)
             with sandbox.bounded(sandbox.STEP_SECONDS, f"the expression {text!r}"):
                 return evaluate(parse_pack_expression(text), scope)
         except (ExprError, EvalError) as error:
