@@ -40,10 +40,10 @@ is (a step whose graph is captured, a live training view, helpers called by expr
 raises `Escaped` (an Exception with a one-line message) when the code runs past its time
 limit (SIGALRM, main thread only; re-raised every 0.1 s until the block ends, so an
 `except BaseException` in the code can't keep it going), calls sys.exit / raises
-SystemExit, or calls os._exit / os.abort (replaced while the block runs). Any process
-the code started (and, on Linux, anything those started, kept as our children with
-PR_SET_CHILD_SUBREAPER while the block runs) is killed when the block ends, however it
-ends. Elsewhere than Linux processes are not tracked; off the main thread there is no
+SystemExit (or another BaseException but KeyboardInterrupt), or calls os._exit / os.abort
+(replaced while the block runs). Any process the code started (and, on Linux, anything
+those started, kept as our children with PR_SET_CHILD_SUBREAPER while the block runs) is
+killed when the block ends, however it ends. Elsewhere than Linux processes are not tracked; off the main thread there is no
 time limit. KeyboardInterrupt goes through untouched (after the kill).
 
 This module imports no torch, and neither views nor content: a child's function is named
@@ -710,6 +710,10 @@ def bounded(seconds: float, what: str) -> Iterator[None]:
                       f"{f' {code}' if code else ''})") from None
     except _Exit as done:
         raise Escaped(f"{what} {done.how}") from None
+    except (KeyboardInterrupt, Exception):
+        raise
+    except BaseException as error:  # GeneratorExit and the like, raised by the code itself
+        raise Escaped(f"{what} raised {error_text(error)}") from None
     finally:
         _depth[0] = 0
         if alarmed:
