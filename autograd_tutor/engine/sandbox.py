@@ -43,8 +43,9 @@ limit (SIGALRM, main thread only; re-raised every 0.1 s until the block ends, so
 SystemExit (or another BaseException but KeyboardInterrupt), or calls os._exit / os.abort
 (replaced while the block runs). Any process the code started (and, on Linux, anything
 those started, kept as our children with PR_SET_CHILD_SUBREAPER while the block runs) is
-killed when the block ends, however it ends. Elsewhere than Linux processes are not tracked; off the main thread there is no
-time limit. KeyboardInterrupt goes through untouched (after the kill).
+killed when the block ends, however it ends. Elsewhere than Linux processes are not
+tracked; off the main thread there is no time limit. KeyboardInterrupt goes through
+untouched (after the kill).
 
 This module imports no torch, and neither views nor content: a child's function is named
 by a string.
