@@ -448,6 +448,7 @@ def check_command(
 ) -> None:
     """Run your finished training loop and explain what is right or wrong with it."""
     from autograd_tutor.engine import checker
+    from autograd_tutor.engine.runner import LessonError
 
     ui = make_ui(as_json)
     found = installed(ui)
@@ -457,7 +458,12 @@ def check_command(
     name = packs.key_text(chosen)
     with friendly_exits(ui, kept="nothing was recorded"):
         ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
-        data = lesson_data(chosen, found.get(chosen.pack))
+        try:
+            data = lesson_data(chosen, found.get(chosen.pack))
+        except LessonError as error:
+            ui.error(f"exercise {name} is broken: {error}. Check its pack with: "
+                     f"{TOOL} pack check DIR")
+            raise typer.Exit(EXIT_FAILED) from None
         report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
     for line in checker.format_report(report, name):

@@ -135,10 +135,10 @@ class Session:
             raise
         try:
             execution = self.execute(step)
+            judged = self.engine.judge(step, guesses, execution)
         except (KeyboardInterrupt, LessonError):  # the answers typed are kept either way
             self.keep_unjudged(guesses)
             raise
-        judged = self.engine.judge(step, guesses, execution)
         self.record(judged)
         self.reveal(step, judged, execution)
         self.offer_retry(judged)
