@@ -448,6 +448,7 @@ def check_command(
 ) -> None:
     """Run your finished training loop and explain what is right or wrong with it."""
     from autograd_tutor.engine import checker
+    from autograd_tutor.engine.runner import LessonError
 
     ui = make_ui(as_json)
     found = installed(ui)
@@ -457,7 +458,12 @@ def check_command(
     name = packs.key_text(chosen)
     with friendly_exits(ui, kept="nothing was recorded"):
         ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
-        data = lesson_data(chosen, found.get(chosen.pack))
+        try:
+            data = lesson_data(chosen, found.get(chosen.pack))
+        except LessonError as error:
+            ui.error(f"exercise {name} is broken: {error}. Check its pack with: "
+                     f"{TOOL} pack check DIR")
+            raise typer.Exit(EXIT_FAILED) from None
         report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
     for line in checker.format_report(report, name):
@@ -526,14 +532,19 @@ def run_exercise(
     try:
         helpers = helpers if helpers is not None else load_helpers(pack)
     except LessonError as error:
-        ui.error(f"pack {exercise.pack!r} can't be used: {error}")
+        message = f"pack {exercise.pack!r} can't be used: {error}"
+        if as_json:
+            print(json_text(lesson_error(message)), file=env.stdout, flush=True)
+        ui.error(message)
         raise typer.Exit(EXIT_FAILED) from None
     session = Session(exercise, ui, store, options, helpers=helpers, kind=kind,
-                      aimed=aimed_problems() if offer else None)
+                      aimed=aimed_problems(ui) if offer else None)
 
-    def emit_json() -> None:
+    def emit_json(error: str | None = None) -> None:
         if as_json:
             report = json_extra(session) if json_extra else session.to_json()
+            if error is not None:  # the results so far, and why the run stopped
+                report = {**report, **lesson_error(error)}
             print(json_text(report), file=env.stdout, flush=True)
 
     again = then or f"{TOOL} exercise {packs.key_text(exercise)}"
@@ -545,9 +556,10 @@ def run_exercise(
             ui.text(f"Stopped. Your answers so far are saved; start again with: {again}", "bold")
             raise typer.Exit(EXIT_FAILED) from None
         except LessonError as error:
-            emit_json()
-            ui.error(f"exercise {packs.key_text(exercise)} is broken: {error}. "
-                     f"Check its pack with: {TOOL} pack check DIR")
+            message = (f"exercise {packs.key_text(exercise)} is broken: {error}. "
+                       f"Check its pack with: {TOOL} pack check DIR")
+            emit_json(message)
+            ui.error(message)
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
@@ -558,6 +570,11 @@ def run_exercise(
         ui.error(f"your answers were not saved ({store.problem or 'see the warning above'}); "
                  "the results above are all there is of this run.")
         raise typer.Exit(EXIT_FAILED)
+
+
+def lesson_error(message: str) -> dict[str, Any]:
+    """The JSON object's error, for a broken lesson (the shape every --json error has)."""
+    return {"error": {"kind": "lesson", "message": message}}
 
 
 ConceptOpt = Annotated[str | None, typer.Option("--concept", "-c", metavar="NAME",
@@ -597,44 +614,85 @@ def practice_command(
 
     ui = make_ui(as_json)
     found = installed(ui)
-    concepts = practice.concepts(found.templates(), found.catalogue().concepts)
     if list_concepts:
+        concepts = practice.concepts(found.templates(), found.catalogue().concepts)
         print("\n".join(f"  {name:<13} {text}" for name, text in concepts.items()))
         return
+    sources = PracticeSources(ui, found)
+    concepts = practice.concepts(sources.templates, found.catalogue().concepts)
     if concept is not None and concept not in concepts:
         raise typer.BadParameter(f"{concept!r} is not a concept; choose one of: "
                                  + ", ".join(concepts), param_hint="--concept")
     seed = seed if seed is not None else random_seed()
-    problems = practice.generate(concept, count, seed, found.templates(), all_helpers(found))
+    problems = sources.draw(lambda templates, helpers: practice.generate(
+        concept, count, seed, templates, helpers))
     concept_option = f" --concept {concept}" if concept else ""
     again = (f"{TOOL} practice{concept_option} for new problems "
              f"(add --seed {seed} to repeat these)")
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=practice_json(seed), then=again, kind="practice",
-                 helpers=all_helpers(found))
+                 helpers=sources.helpers)
 
 
-def aimed_problems() -> Callable[[Any], Any]:
-    """Draws the retry problem for a missed attempt, from every installed pack's templates."""
+def aimed_problems(ui: UI) -> Callable[[Any], Any]:
+    """Draws the retry problem for a missed attempt, from every installed pack's templates
+    (of the packs whose code works)."""
     from autograd_tutor.engine import practice
 
+    sources: list[PracticeSources] = []
+
     def draw(attempt: Any) -> Any:
-        found = packs.installed(home_dir())
-        return practice.aimed(attempt.concept, attempt.misconception, attempt.prediction,
-                              random_seed(), found.templates(), all_helpers(found))
+        if not sources:
+            sources.append(PracticeSources(ui, packs.installed(home_dir())))
+        return sources[0].draw(lambda templates, helpers: practice.aimed(
+            attempt.concept, attempt.misconception, attempt.prediction, random_seed(),
+            templates, helpers))
 
     return draw
 
 
 def all_helpers(found: packs.Installed) -> dict[str, Any]:
-    """The helpers of every pack with practice templates (their problems may call them)."""
-    from autograd_tutor.engine.runner import load_helpers
+    """The helpers of every pack with practice templates whose helpers load."""
+    return PracticeSources(make_ui(), found).helpers
 
-    helpers: dict[str, Any] = {}
-    for pack in found.packs.values():
-        if pack.practice:
-            helpers.update(load_helpers(pack))
-    return helpers
+
+class PracticeSources:
+    """The practice templates of every installed pack, and the helpers they may call.
+    Packs are isolated: a pack whose helpers.py fails, or whose template's code breaks out
+    of its bounds, is left out with a one-line warning naming it; the others, and the
+    built-in concepts, go on."""
+
+    def __init__(self, ui: UI, found: packs.Installed) -> None:
+        from autograd_tutor.engine.runner import LessonError, load_helpers
+
+        self.ui = ui
+        self.helpers: dict[str, Any] = {}
+        broken = set()
+        for pack in found.packs.values():
+            if not pack.practice:
+                continue
+            try:
+                self.helpers.update(load_helpers(pack))
+            except LessonError as error:
+                broken.add(pack.name)
+                self.leave_out(pack.name, error)
+        self.templates = [t for t in found.templates() if t.pack not in broken]
+
+    def leave_out(self, name: str, error: Exception) -> None:
+        self.ui.warn(f"pack {name!r} is left out of practice: {error}")
+
+    def draw(self, make: Callable[[list[Any], dict[str, Any]], Any]) -> Any:
+        """make(templates, helpers), again without a pack whose template broke out."""
+        from autograd_tutor.engine.runner import PackCodeError
+
+        while True:
+            try:
+                return make(self.templates, self.helpers)
+            except PackCodeError as error:
+                if not any(t.pack == error.pack for t in self.templates):
+                    raise
+                self.leave_out(error.pack, error)
+                self.templates = [t for t in self.templates if t.pack != error.pack]
 
 
 def random_seed() -> int:
@@ -677,14 +735,22 @@ def review_command(
     seed = random_seed()
     chosen = due[:count]
     ui.text(f"Due for review: {', '.join(chosen)}", "bold")
-    problems = practice.generate_mix(chosen, seed, found.templates(), all_helpers(found))
+    sources = PracticeSources(ui, found)
+    left = practice.concepts(sources.templates, found.catalogue().concepts)
+    chosen = [name for name in chosen if name in left]
+    if not chosen:  # every one was a left-out pack's: the warning above says why
+        if as_json:
+            print(json_text({"due": [], "items": []}))
+        raise typer.Exit(EXIT_FAILED)
+    problems = sources.draw(lambda templates, helpers: practice.generate_mix(
+        chosen, seed, templates, helpers))
 
     def report(session: Any) -> dict[str, Any]:
         return {"due": chosen, **practice_json(seed)(session)}
 
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=report, then=f"{TOOL} review", kind="review",
-                 helpers=all_helpers(found))
+                 helpers=sources.helpers)
 
 
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
@@ -839,21 +905,56 @@ def pack_list(as_json: JsonOpt = False) -> None:
         return
     ui.say(ui.pack_table(list(found.packs.values())))
     ui.text(f"Run one with: {TOOL} exercise PACK/N   Add one with: {TOOL} pack add DIR", "dim")
+    ui.text(PACK_CODE_NOTE, "dim")
 
 
 DirArg = Annotated[Path, typer.Argument(metavar="DIR", show_default=False,
                                         help="The pack's directory (it holds pack.toml).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Run the pack's code without "
+                                      "asking (for scripts); the notice is not shown.")]
+StepTimeOpt = Annotated[float, typer.Option("--timeout", min=0.1, max=600.0,
+                                            metavar="SECONDS",
+                                            help="Time limit for each step of the pack's "
+                                            "code.")]
+PACK_CODE_NOTE = ("A pack runs its own Python code (steps, helpers.py, practice templates) "
+                  "with your permissions: add only packs you trust.")
+
+
+def confirm_pack_code(ui: UI, directory: Path, yes: bool, kept: str) -> None:
+    """Say once, before a pack from outside the built-in set runs, that its code runs with
+    the user's permissions. In a terminal, ask (no: exit 1); elsewhere (a script, a pipe)
+    the notice goes to stderr and the check goes on, as `--yes` would; `--yes` skips it."""
+    if yes or is_builtin_dir(directory) or not (directory / "pack.toml").is_file():
+        return
+    ui.warn(f"{printable(str(directory))}: {PACK_CODE_NOTE}")
+    if not (ui.env.stdin_isatty and ui.env.stdout_isatty):
+        return
+    with friendly_exits(ui, kept=kept):
+        answer = ui.ask("Run its code now? [y/N] ")
+    if answer.strip().lower() not in {"y", "yes"}:
+        ui.text(f"Nothing was run; {kept}.")
+        raise typer.Exit(EXIT_FAILED)
+
+
+def is_builtin_dir(directory: Path) -> bool:
+    try:
+        return directory.resolve().parent == packs.BUILTIN_DIR.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 @pack_app.command("check", short_help="Check a pack: run every step, verify every answer.")
-def pack_check(directory: DirArg, as_json: JsonOpt = False) -> None:
+def pack_check(directory: DirArg, as_json: JsonOpt = False, yes: YesOpt = False,
+               timeout: StepTimeOpt = 20.0) -> None:
     """Check a pack: its files, names and expressions, then run every step with PyTorch and
-    verify that every answer, by-hand value and misconception holds. Exit 0 only when sound."""
-    from autograd_tutor.content.check import check_pack
+    verify that every answer, by-hand value and misconception holds. Exit 0 only when sound.
+    The pack's code runs in a separate process, each step with a time limit."""
+    from autograd_tutor.content.check import check_in_sandbox
 
     ui = make_ui(as_json)
+    confirm_pack_code(ui, directory, yes, kept="nothing was changed")
     with friendly_exits(ui, kept="nothing was changed"):
-        result = check_pack(directory)
+        result = check_in_sandbox(directory, step_seconds=timeout)
     if as_json:
         print(json_text(result.to_json()))
     for problem in result.problems:
@@ -871,14 +972,17 @@ def pack_add(
     directory: DirArg,
     force: Annotated[bool, typer.Option("--force", help="Replace an added pack of the same "
                                         "name.")] = False,
+    yes: YesOpt = False,
+    timeout: StepTimeOpt = 20.0,
 ) -> None:
     """Check a pack and, when it is sound, copy it into the packs folder of your progress
     directory, where every command finds it."""
-    from autograd_tutor.content.check import check_pack, install
+    from autograd_tutor.content.check import check_in_sandbox, install
 
     ui = make_ui()
+    confirm_pack_code(ui, directory, yes, kept="nothing was added")
     with friendly_exits(ui, kept="nothing was changed"):
-        result = check_pack(directory)
+        result = check_in_sandbox(directory, step_seconds=timeout)
     if not result.ok:
         for problem in result.problems:
             ui.text(str(problem), soft_wrap=True)

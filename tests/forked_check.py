@@ -4,15 +4,17 @@ Why: a fresh Python process that imports torch costs about 2 s here, and a test 
 judges what a learner's file computed doesn't need one. `run_child` stands in for
 `checker._run_child`: a "forkserver" (a clean, single-threaded process started once per test
 process, with torch and the checker already imported; never the pytest process itself,
-which has threads and has used torch) forks a child that runs the checker's own
-`_child_main`, with stdin from /dev/null and stdout and stderr in a file; the result and the
-output are read with the checker's own functions. What is about the process itself (the time
-limit and the hard kill, process groups, signals, the result channel, where the output goes)
-is tested through the real child, in tests that don't use this.
+which has threads and has used torch) forks a child that runs the sandbox's own
+`child_main` on the checker's function, with stdin from /dev/null and stdout and stderr in a
+file; the result and the output are read with the sandbox's and the checker's own
+functions. What is about the process itself (the time limit and the hard kill, process
+groups, signals, the result channel, where the output goes) is tested through the real
+child, in tests that don't use this.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -25,15 +27,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from autograd_tutor.engine import checker
+from autograd_tutor.engine import checker, sandbox
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["torch", "autograd_tutor.engine.checker"])
+_CONTEXT.set_forkserver_preload(["torch", "autograd_tutor.engine.checker",
+                                  "autograd_tutor.engine.sandbox"])
 
 
 def _child(path: str, channel: str, timeout: float, output: str, env: dict[str, str],
            cwd: str) -> None:
-    """In the forked process: what `python -c _CHILD_ENTRY` sets up, then the real child."""
+    """In the forked process: what the sandbox's `python -c` sets up, then the real child."""
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -41,7 +44,8 @@ def _child(path: str, channel: str, timeout: float, output: str, env: dict[str, 
     out = os.open(output, os.O_WRONLY)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    checker._child_main([path, channel, repr(timeout)])  # ends the process
+    payload = json.dumps([path, timeout])
+    sandbox.child_main([checker._CHILD_FUNCTION, channel, "-1", payload])  # ends the process
 
 
 def run_child(path: Path, timeout: float) -> checker._Run:
@@ -61,13 +65,14 @@ def run_child(path: Path, timeout: float) -> checker._Run:
             if proc.exitcode is None:
                 proc.kill()
                 proc.join(5)
-        tail = checker._Tail()
+        tail = sandbox.Tail()
         with output.open("rb") as stream:
             while tail.read_from(stream):
                 pass
         with channel.open("rb") as handle:
-            result, problem, detail = checker._read_result(handle, token)
-    return checker._Run(result, killed, proc.exitcode, tail.text(), problem, detail)
+            outcome = sandbox._read_result(handle, token)
+    outcome.killed, outcome.returncode, outcome.output = killed, proc.exitcode, tail.text()
+    return checker._as_run(outcome)
 
 
 @contextmanager

@@ -338,3 +338,17 @@ def test_exercise_4_code_writes_then_refuses_to_overwrite(tutor_env: Path,
     output, status = run("exercise", "4", "--code", "loop.py", "--force")
     assert status == 0, output
     assert (work / "loop.py").read_text(encoding="utf-8") == written
+
+
+def test_pack_check_in_a_terminal_asks_before_running_a_packs_code(tmp_path: Path) -> None:
+    """A pack from outside the built-in set runs code with the user's permissions: in a
+    terminal, pack check says so and asks first; no runs nothing (exit 1)."""
+    pack = tmp_path / "p"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "packs" / "two-paths", pack)
+    child = spawn("pack", "check", str(pack))
+    child.expect(r"Run its code now\? \[y/N\] ")
+    assert "runs its own Python code" in flat(child.before)
+    child.sendline("n")
+    output, status = finish(child)
+    assert status == 1
+    assert "Nothing was run" in output and "ok" not in output

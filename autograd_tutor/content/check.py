@@ -12,6 +12,13 @@ run would, and each prediction is checked:
 
 Practice templates must draw a fair problem within 200 tries; coding modes must find their
 data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
+
+The commands (`pack check`, `pack add`) call `check_in_sandbox`: the pack is read here, and
+its code runs in the sandbox's child process (engine.sandbox), where `check_pack` runs
+every step with a time limit of its own (so the problem names the step) and the child
+as a whole has a hard limit besides. A step that loops forever, exits the process or starts
+programs ends in a located problem; whatever it started is killed with the child.
+`check_pack` itself runs in the calling process (the tests call it directly).
 """
 
 from __future__ import annotations
@@ -27,11 +34,19 @@ from typing import Any
 
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
-from autograd_tutor.engine import practice
+from autograd_tutor.engine import practice, sandbox
 from autograd_tutor.engine.answers import format_value, is_close
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression
 from autograd_tutor.engine.model import Exercise, Prediction, Step, Tolerance, Value
-from autograd_tutor.engine.runner import Execution, Guess, LessonError, Run, load_helpers
+from autograd_tutor.engine.runner import (
+    Execution,
+    Guess,
+    LessonError,
+    PackCodeError,
+    Run,
+    error_matches,
+    load_helpers,
+)
 
 # by_hand is float64 arithmetic, PyTorch float32: "exact" allows float32's rounding.
 AGREEMENT = Tolerance(relative=1e-5, absolute=1e-6)
@@ -59,6 +74,86 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         return {"pack": self.name, "ok": self.ok,
                 "problems": [p.to_json() for p in self.problems]}
+
+    def to_data(self) -> dict[str, Any]:
+        """Everything, for the sandbox's channel (from_data reads it back)."""
+        return {**self.to_json(), "exercises": self.exercises,
+                "predictions": self.predictions, "templates": self.templates}
+
+    @classmethod
+    def from_data(cls, data: Any) -> CheckResult:
+        """A result sent back by the child; TypeError/KeyError/ValueError if malformed."""
+        if not isinstance(data, dict) or not isinstance(data["problems"], list):
+            raise TypeError("not a check result")
+        problems = []
+        for item in data["problems"]:
+            step, prediction = item["step"], item["prediction"]
+            if not (isinstance(item["file"], str) and isinstance(item["message"], str)
+                    and (step is None or type(step) is int)
+                    and (prediction is None or isinstance(prediction, str))):
+                raise TypeError("not a problem")
+            problems.append(Problem(item["file"], step, prediction, item["message"]))
+        counts = [data[key] for key in ("exercises", "predictions", "templates")]
+        if not isinstance(data["pack"], str) or any(type(n) is not int for n in counts):
+            raise TypeError("not a check result")
+        return cls(data["pack"], problems, *counts)
+
+
+# The hard limit of the child, beyond the step limits: a minute, and twice every step's.
+HARD_MINIMUM = 60.0
+_CHILD_FUNCTION = "autograd_tutor.content.check:_check_in_child"
+
+
+def check_in_sandbox(root: Path, step_seconds: float = sandbox.STEP_SECONDS,
+                     limit: float | None = None) -> CheckResult:
+    """`check_pack` in the sandbox's child process, each step limited to `step_seconds`,
+    the whole to `limit` seconds (default: HARD_MINIMUM plus twice every step's limit)."""
+    if not (root / "pack.toml").is_file():
+        return check_pack(root)  # says why; there is no code to run
+    pack, problems = load_pack(root)
+    if pack is None or problems:
+        return CheckResult(pack.name if pack else root.name, list(problems))
+    if limit is None:
+        units = sum(len(e.steps) for e in pack.exercises) + len(pack.practice) + 1
+        limit = HARD_MINIMUM + 2 * step_seconds * units
+    outcome = sandbox.run_function(_CHILD_FUNCTION, [str(root), step_seconds], limit=limit)
+    if outcome.returned:
+        try:
+            return CheckResult.from_data(outcome.value)
+        except (TypeError, KeyError, ValueError):
+            outcome.problem = "foreign"
+    result = CheckResult(pack.name)
+    result.problems.append(Problem("pack.toml", None, None, _no_result(outcome, limit)))
+    return result
+
+
+def _no_result(outcome: sandbox.Outcome, limit: float) -> str:
+    """Why the child sent no result, in one line."""
+    last = (outcome.output.strip().splitlines() or [""])[-1][:200]
+    said = f" (its last output: {last})" if last else ""
+    if outcome.stopped is not None:
+        return "the check was interrupted; nothing was judged"
+    if outcome.killed and not outcome.ready:
+        return f"the check's Python process did not start in time{said}"
+    if outcome.killed:
+        return (f"the pack's code ran for more than {limit:g} s in all and was stopped "
+                f"(code that blocks the time limit of its steps){said}")
+    if outcome.problem == "not_started":
+        return f"the check's Python process could not start{said}"
+    if outcome.problem == "child_error":
+        return (f"the check itself failed running the pack's code: {outcome.detail} (code "
+                "that changes Python itself, such as its built-in functions, can cause this)")
+    return (f"the pack's code ended the check's Python process before it finished (it "
+            f"{outcome.exit_text()}: os._exit, a crash, or a signal){said}")
+
+
+def _check_in_child(root: str, step_seconds: float) -> dict[str, Any]:
+    """In the sandbox's child: check the pack, with each step limited to `step_seconds`."""
+    sandbox.STEP_SECONDS = step_seconds
+    import torch  # noqa: F401  (before the clock: the limit is for the pack's code)
+
+    sandbox.ready()
+    return check_pack(Path(root)).to_data()
 
 
 def check_pack(root: Path) -> CheckResult:
@@ -112,6 +207,9 @@ class _Exercise:
                 before.append(("\n".join(self.shown), "\n".join(step_text)))
             try:
                 execution = self.run.execute(step)
+            except PackCodeError as error:  # ran too long, or tried to end the program
+                self.where(index).problem(str(error))
+                return
             except LessonError as error:
                 self.where(index).problem(f"code raises where no error is expected: {error}")
                 return
@@ -185,8 +283,8 @@ class _Exercise:
                     if execution.error else
                     f"warned {execution.warnings[0]}" if execution.warnings else "ran")
             where.problem(f"the declared outcome is {expected!r}, but the code {what}")
-        elif execution.error is not None and prediction.error_match and not re.search(
-                prediction.error_match, execution.error.message):
+        elif execution.error is not None and prediction.error_match and not self.matches(
+                where, prediction.error_match, execution.error.message):
             where.problem(f"error_match {prediction.error_match!r} does not match PyTorch's "
                           f"message: {execution.error.message}")
         for misconception in prediction.misconceptions:
@@ -197,10 +295,18 @@ class _Exercise:
         error = execution.error
         if error is None:
             where.problem("error_choices are given, but the code raises no error to choose")
-        elif not re.search(prediction.error_match, error.message):
+        elif not self.matches(where, prediction.error_match, error.message):
             where.problem(f"the error choice {self.run.value(prediction.by_hand)!r} does not "
                           f"match the real error (error_match {prediction.error_match!r} vs "
                           f"{error.message!r})")
+
+    def matches(self, where: Where, pattern: str, message: str) -> bool:
+        """Whether error_match matches; True (no second problem) when it can't be used."""
+        try:
+            return error_matches(pattern, message)
+        except LessonError as error:
+            where.problem(str(error))
+            return True
 
     def after(self, index: int, step: Step, execution: Execution) -> None:
         where = self.where(index)
@@ -270,9 +376,14 @@ def _check_template(template: Any, index: int, helpers: dict[str, Any],
                     result: CheckResult) -> None:
     result.templates += 1
     rng = Random(TEMPLATE_SEED)
-    for _ in range(TEMPLATE_TRIES):
-        if practice.draw_template(template, rng, 1, helpers) is not None:
-            return
+    try:
+        for _ in range(TEMPLATE_TRIES):
+            if practice.draw_template(template, rng, 1, helpers) is not None:
+                return
+    except PackCodeError as error:
+        result.problems.append(Problem("pack.toml", index, None,
+                                       f"practice template for {template.concept!r}: {error}"))
+        return
     # Why not, said once, for the draw of every parameter's low bound.
     reason = practice.fair(practice.fill_template(template.step, {
         name: low for name, low, _, _ in template.params}), helpers)

@@ -1,13 +1,12 @@
 """The training-loop checker, for a lesson's coding mode (`[coding] checker = "training-loop"`,
 as Exercise 4 declares): write its scaffold, then check a finished file.
 
-`check_file` runs the learner's file in a separate Python process with a time limit, as
-their own program: the separation is about hangs and crashes, not about trust. The child
-(`_child_main`, below) runs the file, then sends `w`, `b`, `losses`, `X` and `y_true` back as
-JSON on a channel of its own (an anonymous file handed over by descriptor, stamped with a
-secret the learner's file never sees), so nothing the file prints, and nothing it writes
-where the result used to go, can block or forge it. The child runs in a session of its own,
-and the whole process group is killed when the check ends, however it ends, so programs the
+`check_file` runs the learner's file in the sandbox's child process (engine.sandbox) with
+a time limit, as their own program: the separation is about hangs and crashes, not about
+trust. The child (`_child_run`, below) runs the file, then returns `w`, `b`, `losses`, `X`
+and `y_true`, which the sandbox sends back on its own channel, so nothing the file prints,
+and nothing it writes where the result used to go, can block or forge it. The sandbox kills
+the child's whole process group when the check ends, however it ends, so programs the
 learner's file starts don't outlive the check.
 
 This side judges what came back against a least-squares fit computed independently (numpy's
@@ -23,44 +22,29 @@ from __future__ import annotations
 import ast
 import builtins
 import itertools
-import json
 import math
-import os
-import secrets
-import selectors
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import autograd_tutor
+from autograd_tutor.engine import sandbox
 
 STEPS = 200
 TOLERANCE = 0.05
 DEFAULT_TIMEOUT = 20.0
-# Extra seconds before the hard kill: Python and torch start before the learner's clock runs.
+# Extra seconds before the hard kill, after the file's own time limit. Both count from the
+# child's signal that it is ready (Python and torch started), however long that took.
 STARTUP_GRACE = 15.0
 # How many values of a list the child sends back; an endless loop can grow `losses` a lot.
 MAX_VALUES = 10_000
-OUTPUT_LINES = 20
 # Reading one of w, b, losses, X, y_true runs the learner's code (__float__, a generator);
 # each read gets this long.
 READ_LIMIT = 2.0
-# The most of the learner's output kept in memory; an endless print loop can print a lot.
-OUTPUT_BYTES = 64 * 1024
-# The largest result accepted from the child (10_000 values of each list fit easily).
-MAX_RESULT_BYTES = 16 * 1024 * 1024
-# After the check ends, how long to wait for output still on its way through the pipe.
-DRAIN_SECONDS = 0.5
 
 LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation"
 BACKWARD_TWICE = "Trying to backward through the graph a second time"
@@ -183,272 +167,36 @@ class _Run:
     stopped: int | None = None  # the signal that stopped the check, if its handler returned
 
 
-_CHILD_ENTRY = (
-    "import sys; from autograd_tutor.engine.checker import _child_main; "
-    "_child_main(sys.argv[1:])"
-)
-_GROUPS = os.name == "posix" and hasattr(os, "killpg")
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
 def _child_env() -> dict[str, str]:
-    # Agg: a learner's plt.show() must not open a window that blocks the check.
-    return {**autograd_tutor.child_environment(), "MPLBACKEND": "Agg"}
-
-
-def _command(path: Path, channel: str, timeout: float) -> list[str]:
-    # -P: the current folder is not put on sys.path before the checker's own imports, so a
-    # json.py or signal.py of the learner's can't break them; _execute adds the file's
-    # folder for the file itself, as `python FILE` would.
-    return [sys.executable, "-P", "-c", _CHILD_ENTRY, str(path), channel, repr(timeout)]
-
-
-def _tail(text: str | bytes | None) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return "\n".join((text or "").splitlines()[-OUTPUT_LINES:])
-
-
-class _Stopped(BaseException):
-    """SIGINT, SIGTERM or SIGHUP reached the checker while the child ran."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _SignalGuard:
-    """While the child runs, SIGINT, SIGTERM and SIGHUP raise _Stopped, so the child's whole
-    process group is killed before the signal takes effect; inside `held()` (starting the
-    child, cleaning up) they wait until the block is over. Handlers can only be set from the
-    main thread; elsewhere the guard does nothing, and a KeyboardInterrupt still goes
-    through the same clean-up. A signal the program ignores (nohup) stays ignored."""
-
-    def __init__(self) -> None:
-        self.previous: dict[int, Any] = {}
-        self.holding = 0
-        self.pending: int | None = None
-
-    def __enter__(self) -> _SignalGuard:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for signum in _STOP_SIGNALS:
-            previous = signal.getsignal(signum)
-            if previous is None or previous == signal.SIG_IGN:
-                continue  # set outside Python (can't be restored), or ignored on purpose
-            self.previous[signum] = previous
-            signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        self.previous.clear()
-        pending, self.pending = self.pending, None
-        if pending is not None and not (kind and issubclass(kind, _Stopped)):
-            raise _Stopped(pending)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.holding:
-            self.pending = self.pending or signum
-            return
-        raise _Stopped(signum)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self.holding += 1
-        try:
-            yield
-        finally:
-            self.holding -= 1
-
-    def check(self) -> None:
-        """Raise a signal that arrived while held."""
-        if self.pending is not None and not self.holding:
-            pending, self.pending = self.pending, None
-            raise _Stopped(pending)
+    return sandbox.child_environment()
 
 
 def _run_child(path: Path, timeout: float) -> _Run:
-    guard = _SignalGuard()
-    try:
-        with guard:
-            return _supervise(path, timeout, guard) if _GROUPS else _supervise_plain(path, timeout)
-    except _Stopped as stop:
-        # Everything the file started is gone and the handlers are restored: the signal now
-        # does what it would have done without the check (end the program, or raise
-        # KeyboardInterrupt in the caller).
-        signal.raise_signal(stop.signum)
-        return _Run(None, False, None, "", stopped=stop.signum)
+    """The learner's file in the sandbox's child process (see engine.sandbox): the hard kill
+    comes STARTUP_GRACE seconds after the file's own time limit, counted from the moment the
+    child says it is ready (torch imported), however long it took to start."""
+    outcome = sandbox.run_function(_CHILD_FUNCTION, [str(path), timeout], limit=timeout,
+                                   grace=STARTUP_GRACE, env=_child_env())
+    return _as_run(outcome)
 
 
-def _supervise(path: Path, timeout: float, guard: _SignalGuard) -> _Run:
-    """Run the child in a session of its own (so it leads a process group) and kill that
-    whole group on every way out: the file's end, the time limit, an exception, a signal."""
-    token = secrets.token_hex(16)
-    # An anonymous file (no name to find, nothing to remove), handed over by descriptor.
-    with tempfile.TemporaryFile(prefix="autograd-tutor-check-") as channel:
-        channel.write(token.encode("ascii"))
-        channel.flush()
-        tail = _Tail()
-        proc: subprocess.Popen[bytes] | None = None
-        finished = False
-        try:
-            with guard.held():  # a signal now could leave a child nobody knows about
-                proc = subprocess.Popen(
-                    _command(path, str(channel.fileno()), timeout),
-                    stdin=subprocess.DEVNULL,  # input() fails at once instead of waiting
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    env=_child_env(),
-                    pass_fds=(channel.fileno(),),
-                    start_new_session=True,
-                )
-            guard.check()
-            finished = _wait(proc, tail, timeout + STARTUP_GRACE)
-        finally:
-            with guard.held():
-                if proc is not None:
-                    _end(proc, tail)
-        result, problem, detail = _read_result(channel, token)
-    return _Run(result, not finished, proc.returncode, tail.text(), problem, detail)
+_CHILD_FUNCTION = "autograd_tutor.engine.checker:_child_run"
 
 
-def _supervise_plain(path: Path, timeout: float) -> _Run:
-    """Without process groups (Windows): the child alone is killed at the time limit."""
-    token = secrets.token_hex(16)
-    with tempfile.TemporaryDirectory(prefix="autograd-tutor-check-") as tmp:
-        channel = Path(tmp) / f"{secrets.token_hex(8)}.json"
-        channel.write_bytes(token.encode("ascii"))
-        with subprocess.Popen(
-            _command(path, str(channel), timeout), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env(),
-        ) as proc:
-            try:
-                output, _ = proc.communicate(timeout=timeout + STARTUP_GRACE)
-                killed = False
-            except subprocess.TimeoutExpired as expired:
-                proc.kill()
-                output, killed = expired.stdout or b"", True
-            except BaseException:  # Ctrl-C, a signal: leaving `with` would wait for the child
-                proc.kill()
-                raise
-        with channel.open("rb") as handle:
-            result, problem, detail = _read_result(handle, token)
-    return _Run(result, killed, proc.returncode, _tail(output), problem, detail)
-
-
-class _Tail:
-    """The end of what the child printed: enough for OUTPUT_LINES lines, not all of an
-    endless print loop."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def read_from(self, stream: Any) -> bool:
-        """Read what is there; False at the end of the output."""
-        try:
-            chunk = os.read(stream.fileno(), 65536)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        self.data += chunk
-        if len(self.data) > 2 * OUTPUT_BYTES:
-            del self.data[:-OUTPUT_BYTES]
-        return bool(chunk)
-
-    def text(self) -> str:
-        return _tail(bytes(self.data[-OUTPUT_BYTES:]))
-
-
-def _wait(proc: subprocess.Popen[bytes], tail: _Tail, limit: float) -> bool:
-    """Collect output until the child exits (True) or `limit` seconds pass (False). Not the
-    end of the output: whatever the file started may hold the pipe open. The child is left
-    unreaped, so its pid, the id of its process group, can't be reused before the kill."""
-    deadline = time.monotonic() + limit
-    exit_fd = _pidfd(proc.pid)
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-            if exit_fd is not None:
-                selector.register(exit_fd, selectors.EVENT_READ)  # readable once it exits
-            while not _has_exited(proc):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                wait = remaining if exit_fd is not None else min(remaining, 0.05)
-                for key, _ in selector.select(wait):
-                    if key.fileobj is proc.stdout and not tail.read_from(proc.stdout):
-                        selector.unregister(proc.stdout)
-            return True
-    finally:
-        if exit_fd is not None:
-            os.close(exit_fd)
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)  # Linux 5.3+
-    except (AttributeError, OSError):
-        return None
-
-
-def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
-    if not hasattr(os, "waitid"):
-        return proc.poll() is not None
-    try:
-        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT  # look, but don't reap
-        return os.waitid(os.P_PID, proc.pid, flags) is not None
-    except ChildProcessError:
-        return True
-
-
-def _end(proc: subprocess.Popen[bytes], tail: _Tail) -> None:
-    """Kill the child's process group (the child and all it started), reap the child, and
-    take what output is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # a session leader's pid is its group's id
-    except OSError:  # the group is gone already (or, on macOS, holds only zombies)
-        pass
-    try:
-        proc.kill()
-        proc.wait(timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    assert proc.stdout is not None
-    deadline = time.monotonic() + DRAIN_SECONDS
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        # Until the end of the output, unless a program that left the group keeps it open.
-        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
-            if not tail.read_from(proc.stdout):
-                break
-    proc.stdout.close()
-
-
-def _read_result(channel: Any, token: str) -> tuple[dict[str, Any] | None, str | None, str]:
-    """The child's result or, without one, why (see _Run.problem and _Run.detail)."""
-    channel.seek(0)
-    data = channel.read(MAX_RESULT_BYTES + 1)
-    if data == token.encode("ascii"):
-        return None, "not_started", ""  # the child never took the token: it never got going
-    if not data:
-        return None, None, ""
-    try:
-        message = json.loads(data)
-    except (ValueError, RecursionError):
-        return None, "foreign", ""
-    if not isinstance(message, dict) or message.get("token") != token:
-        return None, "foreign", ""
-    result = _clean_result(message.get("result"))
-    if result is None:
-        return None, "checker_error", "what came back was not what the checker expects"
-    if "checker_error" in result:
-        return None, "checker_error", result["checker_error"]
-    return result, None, ""
+def _as_run(outcome: sandbox.Outcome) -> _Run:
+    """The sandbox's outcome in the checker's terms."""
+    if outcome.stopped is not None:
+        return _Run(None, False, None, "", stopped=outcome.stopped)
+    result, problem, detail = None, outcome.problem, outcome.detail
+    if problem == "child_error":
+        problem = "checker_error"
+    elif outcome.returned:
+        result = _clean_result(outcome.value)
+        if result is None:
+            problem, detail = "checker_error", "what came back was not what the checker expects"
+        elif "checker_error" in result:
+            problem, detail, result = "checker_error", result["checker_error"], None
+    return _Run(result, outcome.killed, outcome.returncode, outcome.output, problem, detail)
 
 
 def _clean_result(raw: Any) -> dict[str, Any] | None:
@@ -524,81 +272,26 @@ def _checked_result(raw: Any) -> dict[str, Any]:
 # --- the child process --------------------------------------------------------------------
 
 
-class _TimeLimit(BaseException):
-    """Raised by the alarm; not an Exception, so a learner's `except Exception` can't eat it."""
-
-
-_alarm_armed = [False]
-
-
-def _raise_time_limit(signum: int, frame: object) -> None:
-    # Only while armed: an alarm that lands as the limit is switched off is let go.
-    if _alarm_armed[0]:
-        _alarm_armed[0] = False
-        raise _TimeLimit
+_TimeLimit = sandbox.TimeLimit
 
 
 def _arm(seconds: float) -> None:
     # Without setitimer (Windows) the parent's hard kill is the only limit.
-    if hasattr(signal, "setitimer"):
-        signal.signal(signal.SIGALRM, _raise_time_limit)
-        _alarm_armed[0] = True
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+    sandbox.arm(seconds)
 
 
 def _disarm() -> None:
-    _alarm_armed[0] = False
-    if hasattr(signal, "setitimer"):
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    sandbox.disarm()
 
 
-def _child_main(argv: list[str]) -> None:
-    """Run the learner's file, send back what it left, and end this process. The channel
-    is a descriptor the parent passed (or, without process groups, a file name); it starts
-    with a secret token, which is read and wiped before the learner's file runs."""
-    path, channel, limit = argv[0], argv[1], float(argv[2])
-    me, dumps = os.getpid(), json.dumps  # bound now: the learner's file can rebind anything
-    fd = int(channel) if channel.isdigit() else os.open(channel, os.O_RDWR)
-    os.lseek(fd, 0, os.SEEK_SET)
-    token = os.read(fd, 256).decode("ascii", errors="replace")
-    os.ftruncate(fd, 0)
-    identity = _identity(fd)
-    os.set_inheritable(fd, False)  # programs the file starts don't get it
+def _child_run(path: str, limit: float) -> dict[str, Any]:
+    """In the sandbox's child: run the learner's file and return what it left (the
+    sandbox sends it back on its channel and ends the process)."""
     sys.argv = [path]  # as `python FILE` sets it
     try:
-        result = _execute(path, limit)
+        return _execute(path, limit)
     except BaseException as error:  # a fault of the checker's own, not of the learner's
-        result = {"checker_error": _error_text(error)}
-    if os.getpid() != me:  # a copy of this process made by os.fork() in the learner's file
-        os._exit(0)
-    try:
-        data = dumps({"token": token, "result": result}).encode("utf-8")
-    except BaseException as error:
-        data = dumps({"token": token, "result": {"checker_error": _error_text(error)}}).encode()
-    # The file may have closed the channel and opened something else under its number.
-    if identity is not None and _identity(fd) == identity:
-        try:
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            while data:
-                data = data[os.write(fd, data):]
-        except OSError:
-            pass
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            stream.flush()  # type: ignore[union-attr]
-        except BaseException:
-            pass
-    # No interpreter shutdown: the file's leftover threads or atexit hooks can't hang it.
-    os._exit(0)
-
-
-def _identity(fd: int) -> tuple[int, int] | None:
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+        return {"checker_error": _error_text(error)}
 
 
 def _execute(path: str, limit: float) -> dict[str, Any]:
@@ -608,6 +301,7 @@ def _execute(path: str, limit: float) -> dict[str, Any]:
         import torch  # noqa: F401
     except ImportError:
         pass
+    sandbox.ready()  # the hard time limit counts from here
     ns: dict[str, Any] = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
     result: dict[str, Any] = {"error": None, "timed_out": False}
     saved_builtins = dict(vars(builtins))
@@ -639,13 +333,7 @@ def _execute(path: str, limit: float) -> dict[str, Any]:
     return result
 
 
-def _safe_text(value: Any, limit: int = 500) -> str:
-    """str(value), which runs the learner's __str__, or a stand-in if that fails."""
-    try:
-        text = str(value)
-    except BaseException:
-        return "(a message that can't be shown)"
-    return text[:limit] if type(text) is str else "(a message that can't be shown)"
+_safe_text = sandbox.safe_text
 
 
 def _error_text(error: BaseException) -> str:

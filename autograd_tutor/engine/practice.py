@@ -221,8 +221,10 @@ def draw_template(template: Template, rng: Random, n: int,
 
 
 def fair(step: Step, helpers: Helpers | None = None) -> str | None:
-    """Why a drawn problem is not fair to ask (None when it is): run it and compare."""
-    from autograd_tutor.engine.runner import LessonError, Run
+    """Why a drawn problem is not fair to ask (None when it is): run it and compare. A
+    template whose code breaks out of its bounds (PackCodeError: a time limit, an exit)
+    is not retried: the error goes to the caller, naming the pack."""
+    from autograd_tutor.engine.runner import LessonError, PackCodeError, Run
 
     exercise = Exercise(pack=step.pack, number=0, title="", level="", intro="", steps=(step,))
     run = Run(exercise, helpers=helpers or {})
@@ -243,6 +245,8 @@ def fair(step: Step, helpers: Helpers | None = None) -> str | None:
                             "as another one does")
                 seen.append(wrong)
         del execution
+    except PackCodeError:
+        raise
     except LessonError as error:
         return str(error)
     return None

@@ -7,13 +7,17 @@
 Results pass between steps explicitly: `run.names` holds only what the code bound (and
 `torch`), `run.answers` PyTorch's value of every judged prediction. The terminal session,
 practice, review, `pack check` and the tests all drive this same object.
+
+A pack's code (its steps, its helpers.py, expressions that call the helpers) runs in this
+process, bounded by the sandbox (engine.sandbox.bounded): a time limit per step, an exit
+(sys.exit, os._exit) turned into a PackCodeError, and every process it started killed when
+it ends. `pack check` runs all of this inside the sandbox's child process besides.
 """
 
 from __future__ import annotations
 
 import builtins
 import importlib.util
-import re
 import signal
 import sys
 import threading
@@ -25,6 +29,7 @@ from typing import Any
 
 from msgspec import structs
 
+from autograd_tutor.engine import sandbox
 from autograd_tutor.engine.answers import format_value, is_close, parse_outcome
 from autograd_tutor.engine.expressions import (
     EvalError,
@@ -49,6 +54,33 @@ from autograd_tutor.engine.model import (
 class LessonError(Exception):
     """The lesson itself is broken (its code raised unexpectedly, an expression failed).
     A user cannot cause this by typing; `pack check` finds it first."""
+
+
+class PackCodeError(LessonError):
+    """A pack's code broke out of its bounds: it ran past its time limit or tried to end
+    the program. `pack` names the pack; trying its code again would do the same."""
+
+    def __init__(self, message: str, pack: str = "") -> None:
+        super().__init__(message)
+        self.pack = pack
+
+
+# Matching error_match gets this long: a pattern can backtrack for ages on a long message.
+REGEX_SECONDS = 0.5
+
+
+def error_matches(pattern: str, message: str) -> bool:
+    """Whether a pack's error_match finds a match in PyTorch's message, within
+    REGEX_SECONDS (the `regex` module's timeout; its syntax is `re`'s)."""
+    import regex
+
+    try:
+        return regex.search(pattern, message, timeout=REGEX_SECONDS) is not None
+    except TimeoutError:
+        raise LessonError(f"error_match {pattern!r} took more than {REGEX_SECONDS:g} s to "
+                          "match (a pattern that backtracks; simplify it)") from None
+    except (regex.error, ValueError, TypeError) as error:
+        raise LessonError(f"error_match {pattern!r} can't be used: {error}") from None
 
 
 class TorchLoader:
@@ -100,7 +132,8 @@ class TorchLoader:
 
 
 def load_helpers(pack: Pack | None) -> dict[str, ModuleType | None]:
-    """{pack name: its helpers.py as a module} (the pack author's code, like its steps)."""
+    """{pack name: its helpers.py as a module} (the pack author's code, like its steps).
+    Raises LessonError when it can't be loaded (PackCodeError when it escaped its bounds)."""
     if pack is None:
         return {}
     return {pack.name: _helpers_module(pack)}
@@ -117,9 +150,13 @@ def _helpers_module(pack: Pack) -> ModuleType | None:
         raise LessonError(f"can't load {pack.helpers}")
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        raise LessonError(f"{pack.helpers} raised {type(error).__name__}: {error}") from None
+        with sandbox.bounded(sandbox.STEP_SECONDS, str(pack.helpers)):
+            try:
+                spec.loader.exec_module(module)
+            except Exception as error:
+                raise LessonError(f"{pack.helpers} raised {sandbox.error_text(error)}") from None
+    except sandbox.Escaped as escaped:
+        raise PackCodeError(str(escaped), pack.name) from None
     sys.modules[name] = module
     return module
 
@@ -258,11 +295,20 @@ class Run:
         return execution
 
     def _exec(self, code: Any, filename: str, execution: Execution) -> None:
+        step = self._step
+        title = step.title if step is not None else filename
         try:
-            exec(code, self.names)  # the lesson's own code, from a pack the user installed
-        except Exception as error:
-            execution.error = Raised(type(error).__name__, str(error),
-                                     _line_in(error, filename))
+            with sandbox.bounded(sandbox.STEP_SECONDS, f"the code of step {title!r}"):
+                try:
+                    exec(code, self.names)  # the lesson's own code, from a pack the user added
+                except Exception as error:
+                    execution.error = Raised(type(error).__name__, str(error),
+                                             _line_in(error, filename))
+        except sandbox.Escaped as escaped:
+            raise PackCodeError(str(escaped), self._pack()) from None
+
+    def _pack(self) -> str:
+        return (self._step.pack if self._step is not None else "") or self.exercise.pack
 
     def _recorder_for(self, step: Step) -> Any:
         """One recorder for the whole run, so a graph shows forward values from earlier
@@ -278,15 +324,19 @@ class Run:
     # Reading ------------------------------------------------------------------------
 
     def scope(self) -> Scope:
-        pack = (self._step.pack if self._step is not None else "") or self.exercise.pack
-        return Scope(self.names, self.answers, self.helpers.get(pack))
+        return Scope(self.names, self.answers, self.helpers.get(self._pack()))
 
     def value(self, text: str) -> Any:
-        """A pack expression's value over what the code left behind."""
+        """A pack expression's value over what the code left behind. It may run the pack's
+        code (its helpers, a property of an object the step made): bounded like a step."""
+        scope = self.scope()
         try:
-            return evaluate(parse_pack_expression(text), self.scope())
+            with sandbox.bounded(sandbox.STEP_SECONDS, f"the expression {text!r}"):
+                return evaluate(parse_pack_expression(text), scope)
         except (ExprError, EvalError) as error:
             raise LessonError(f"{text!r}: {error}") from None
+        except sandbox.Escaped as escaped:
+            raise PackCodeError(str(escaped), self._pack()) from None
 
     def render(self, text: str) -> str:
         """Text with its {placeholders} filled with PyTorch's values (only after a reveal)."""
@@ -315,7 +365,7 @@ class Run:
             error = execution.error
             if error is None:
                 return "(no error)"
-            if re.search(prediction.error_match, error.message):
+            if error_matches(prediction.error_match, error.message):
                 return str(self.value(prediction.by_hand))
             return "(another error)"
         return _as_value(self.value(prediction.actual), prediction.actual)
