@@ -594,13 +594,11 @@ class _Evaluator:
         if isinstance(node, ast.List | ast.Tuple):
             return [self.value(item) for item in node.elts]
         if isinstance(node, ast.UnaryOp):
-            return _UNARY[type(node.op)](self.number(self.value(node.operand)))
+            operation = _UNARY[type(node.op)]
+            return self.elementwise(lambda v, _: operation(v), self.value(node.operand), 0.0)
         if isinstance(node, ast.BinOp):
-            left = self.number(self.value(node.left))
-            right = self.number(self.value(node.right))
-            if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise EvalError(f"exponents larger than {MAX_EXPONENT} are not allowed")
-            return _BINARY[type(node.op)][1](left, right)
+            return self.elementwise(lambda a, b: self.arithmetic(node.op, a, b),
+                                    self.value(node.left), self.value(node.right))
         if isinstance(node, ast.Call):
             return self.call(node)
         raise EvalError("internal: unvalidated expression")
@@ -658,6 +656,27 @@ class _Evaluator:
             return str(holder.dtype).removeprefix("torch.")
         function = holder.grad_fn  # grad_fn
         return None if function is None else type(function).__name__
+    def arithmetic(self, op: ast.operator, left: float, right: float) -> float:
+        if isinstance(op, ast.Pow) and abs(right) > MAX_EXPONENT:
+            raise EvalError(f"exponents larger than {MAX_EXPONENT} are not allowed")
+        return _BINARY[type(op)][1](left, right)
+
+    def elementwise(self, operation: Callable[[float, float], float], left: Any,
+                    right: Any) -> Any:
+        """Arithmetic on numbers, and element by element on tensors (a number with every
+        element, or two tensors of the same shape), as `2 * x` or `x - 1` in PyTorch."""
+        if isinstance(left, list) or isinstance(right, list):
+            if isinstance(left, list) and isinstance(right, list):
+                if len(left) != len(right):
+                    raise EvalError(f"tensors of {len(left)} and {len(right)} elements "
+                                    "cannot be combined element by element")
+                return [self.elementwise(operation, a, b) for a, b in zip(left, right,
+                                                                          strict=True)]
+            if isinstance(left, list):
+                return [self.elementwise(operation, a, right) for a in left]
+            return [self.elementwise(operation, left, b) for b in right]
+        return operation(self.number(left), self.number(right))
+
     def number(self, value: Any, what: str = "arithmetic") -> float:
         if isinstance(value, float):
             return value
