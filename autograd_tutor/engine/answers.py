@@ -207,7 +207,9 @@ def parse_dtype(text: str, choices: tuple[str, ...] = ()) -> str:
 
 def parse_grad_fn(text: str, choices: tuple[str, ...] = ()) -> str | None:
     """A grad_fn's class name (MulBackward0) or None (a leaf, or no graph)."""
-    word = text.strip().strip("'\"").removeprefix("<").split(" ")[0]
+    word = text.strip().strip("'\"")
+    if word.startswith("<"):  # as Python prints it: <MulBackward0 object at 0x...>
+        word = word[1:].split(" ")[0]
     if word.lower() in ("none", "null"):
         return None
     if choices:
