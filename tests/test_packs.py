@@ -62,6 +62,7 @@ BROKEN = {
     "prepare-leaks": ("square.toml", 2, "x.grad", "contains its answer (14)"),
     "kind-mismatch": ("square.toml", 1, "x.grad", "'x.grad' gives 14, not True or False"),
     "prepare-needs-format-2": ("square.toml", 1, None, "prepare (hidden code) needs format = 2"),
+    "tensor-leak": ("square.toml", 1, "x.grad", "contains its answer ([10, 12, 14])"),
 }
 
 
@@ -99,6 +100,9 @@ def test_the_expected_numbers_in_the_messages_are_pytorchs() -> None:
     (vector**2).sum().backward()
     assert vector.grad is not None and vector.grad.tolist() == [2.0, 4.0, 6.0]
     assert (3 * vector.detach()).tolist() == [3.0, 6.0, 9.0]
+    leaked = torch.tensor([5.0, 6.0, 7.0], requires_grad=True)  # tensor-leak
+    (leaked**2).sum().backward()
+    assert leaked.grad is not None and leaked.grad.tolist() == [10.0, 12.0, 14.0]
 
 
 def test_pack_check_command_exit_status_and_json() -> None:

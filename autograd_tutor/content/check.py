@@ -31,7 +31,7 @@ from typing import Any
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice
-from autograd_tutor.engine.answers import format_value, is_close
+from autograd_tutor.engine.answers import flat, format_value, is_close
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression, placeholders
 from autograd_tutor.engine.model import Exercise, Kind, Prediction, Step, Tolerance, Value
 from autograd_tutor.engine.runner import (
@@ -257,6 +257,9 @@ class _Exercise:
             answer = self.run.value(prediction.actual)
         except LessonError:
             return  # reported with the prediction
+        if isinstance(answer, list):
+            self.tensor_leaks(index, prediction, answer, seen, this_step)
+            return
         if not isinstance(answer, float) or not _telling(answer):
             return
         # An earlier reveal may show the same number legitimately; then only this step counts.
@@ -269,7 +272,27 @@ class _Exercise:
                 return
 
 
+    def tensor_leaks(self, index: int, prediction: Prediction, answer: list[Any], seen: str,
+                     this_step: str) -> None:
+        """A tensor's elements, in order, among the numbers of the shown text (however it
+        is printed: [2, 0, 20], tensor([ 2.,  0., 20.]), 2 0 20)."""
+        elements = flat(answer)
+        if len(elements) < 2 or not any(_telling(v) for v in elements if isinstance(v, float)):
+            return
+        earlier = any(isinstance(v, list) and is_close(v, answer) for v in self.revealed)
+        numbers = [float(n) for n in _NUMBER.findall(this_step if earlier else seen)]
+        width = len(elements)
+        for start in range(len(numbers) - width + 1):
+            if all(is_close(n, e) for n, e in zip(numbers[start:start + width], elements,
+                                                  strict=True)):
+                self.where(index, prediction.id).problem(
+                    "the text shown before this prediction contains its answer "
+                    f"({format_value(answer)})")
+                return
+
+
 _FAILED = object()
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 
 def ambiguous_placeholders(step: Step, ids: set[str], where: Where) -> None:
