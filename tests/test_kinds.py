@@ -102,14 +102,25 @@ def shape_text(shape: tuple[int, ...]) -> str:
     ("None", None),
 ])
 def test_a_tensor_is_typed_as_its_elements(typed: str, value: object) -> None:
-    assert parse_value(typed) == value
+    assert parse_value(typed, tensor=True) == value
+
+
+@pytest.mark.parametrize("typed", ["[2, 0, 20]", "2 0 20", "2, 0"])
+def test_only_a_format_2_value_takes_a_tensor(typed: str) -> None:
+    """Format 1 asks for numbers only: there, "34 35" is a typing slip, not a tensor."""
+    with pytest.raises(AnswerError):
+        parse_value(typed)
+    pack, _ = load_pack(EXAMPLE)
+    assert pack is not None
+    (x_grad,) = [p for p in pack.exercise(1).predictions if p.id == "x.grad"]
+    assert x_grad.tensor and isinstance(parse_prediction(typed, x_grad), list)
 
 
 @pytest.mark.parametrize("typed", ["[1, [2]]", "[[1, 2], [3]]", "[]", "[x, 2]", "[1, 2] + 3",
                                    "[" * 10 + "1" + "]" * 10, "[" + "1, " * 100 + "1]"])
 def test_a_tensor_that_is_not_one_gets_a_one_line_message(typed: str) -> None:
     with pytest.raises(AnswerError) as problem:
-        parse_value(typed)
+        parse_value(typed, tensor=True)
     assert str(problem.value) and "\n" not in str(problem.value)
 
 

@@ -474,7 +474,8 @@ class _Reader:
         if choices and kind in (Kind.SHAPE, Kind.FLAG):
             where.problem(f"choices do not go with a {kind} prediction: the learner types it")
         return Prediction(pid, label, actual, by_hand, by_hand_text, hints, tolerance, concept,
-                          misconceptions, feedback, choices, kind=kind)
+                          misconceptions, feedback, choices, kind=kind,
+                          tensor=kind == Kind.VALUE and not choices and self.format >= 2)
 
     def kind_of(self, actual: str, declared: Kind | None, where: Where) -> Kind:
         """The kind follows from what `actual` reads (.shape, .requires_grad, ...); a

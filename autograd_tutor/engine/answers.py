@@ -57,9 +57,9 @@ class AnswerError(ValueError):
     """The text is not a prediction; the message says what to type instead."""
 
 
-def parse_value(text: str) -> Value:
-    """Turn what the learner typed into a float, None or a tensor's elements (a nested list
-    of floats), or raise AnswerError."""
+def parse_value(text: str, tensor: bool = False) -> Value:
+    """Turn what the learner typed into a float or None, or (with `tensor`) a tensor's
+    elements as a nested list of floats; or raise AnswerError."""
     text = text.strip()
     if not text:
         raise AnswerError("type a number (like 2.5 or 7/4) or None")
@@ -76,15 +76,16 @@ def parse_value(text: str) -> Value:
     text = text.replace("^", "**")
     # A tensor's elements separated by spaces, as PyTorch prints them: 2 0 20.
     parts = text.split()
-    if len(parts) > 1 and all(_NUMBER.fullmatch(part) for part in parts):
+    if tensor and len(parts) > 1 and all(_NUMBER.fullmatch(part) for part in parts):
         text = "[" + ", ".join(parts) + "]"
     try:
         tree = ast.parse(text, filename=_SOURCE, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        raise AnswerError(f"can't read {text!r}: type a number (like 2.5 or 7/4), None, "
-                          "or a tensor's elements like [2, 0, 20]") from None
+        also = ", or a tensor's elements like [2, 0, 20]" if tensor else " or None"
+        raise AnswerError(f"can't read {text!r}: type a number (like 2.5 or 7/4){also}"
+                          ) from None
     try:
-        if isinstance(tree.body, ast.List | ast.Tuple):
+        if tensor and isinstance(tree.body, ast.List | ast.Tuple):
             return _tensor(tree.body)
         value = _evaluate(tree.body)
     except RecursionError:
@@ -297,7 +298,7 @@ def parse_prediction(text: str, prediction: Prediction | None = None) -> Value:
         return parse_grad_fn(text, prediction.choices)
     if prediction.choices:
         return parse_choice(text, prediction.choices)
-    return parse_value(text)
+    return parse_value(text, tensor=prediction.tensor)
 
 
 def is_close(predicted: Value, actual: Value, tolerance: Tolerance = EXACT) -> bool:

@@ -119,6 +119,9 @@ class Prediction(Struct, frozen=True):
     code: str = ""
     # Outcome predictions: the regular expression the real error's message must match.
     error_match: str = ""
+    # A value of a format-2 pack: the answer may be a tensor of several elements, and the
+    # learner may type one (format 1 asks for numbers only).
+    tensor: bool = False
 
     @property
     def is_outcome(self) -> bool:

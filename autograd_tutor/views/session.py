@@ -167,9 +167,10 @@ class Session:
             return Guess(prediction, value, typed=given)
         if self.options.reveal:
             return Guess(prediction, skipped=True)
-        if prediction.kind not in self._told_how:
-            self.ui.text(INPUT_HELP[prediction.kind], "dim")
-            self._told_how.add(prediction.kind)
+        how = "tensor" if prediction.tensor else prediction.kind
+        if how not in self._told_how:
+            self.ui.text(INPUT_HELP[how], "dim")
+            self._told_how.add(how)
         # Load torch behind the learner's thinking time, once the first question is up.
         self.engine.loader.start()
         return prompt.ask(self.ui, Guess(prediction), prompt_text(prediction),

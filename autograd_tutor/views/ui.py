@@ -28,8 +28,9 @@ MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("sk
 KEYS_HELP = "? = hint   skip = show the answer   q = quit"
 # What to type, per kind of prediction: shown before the first question of each kind.
 INPUT_HELP = {
-    "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None; a tensor as its "
-             "elements: [2, 0, 20] or 2 0 20, a matrix as [[1, 2], [3, 4]].\n" + KEYS_HELP,
+    "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n" + KEYS_HELP,
+    "tensor": "Type a number (like 2.5 or 7/4) or None; a tensor of several elements as its "
+              "elements: [2, 0, 20] or 2 0 20, a matrix as [[1, 2], [3, 4]].\n" + KEYS_HELP,
     "shape": "Type a shape: (4, 3) or 4x3, (3,) or 3; () for a single number's.\n"
              + KEYS_HELP,
     "flag": "Type True or False (or yes/no, t/f).\n" + KEYS_HELP,
