@@ -450,3 +450,26 @@ def test_old_rows_and_rows_of_every_kind_read_back(tutor_env: Path) -> None:
                                  time="2024-01-01T00:00:00+00:00")])
     (kept,) = store.load().attempts
     assert kept.prediction == [1.0, 2.0] and kept.actual == [1.0, 3.0]
+
+
+def test_prepare_output_and_errors_stay_out_of_the_shown_code_s() -> None:
+    from autograd_tutor.engine.model import Exercise, Prediction, Step
+    from autograd_tutor.engine.runner import LessonError
+
+    ask = Prediction(id="x.grad", label="x.grad", actual="x.grad", by_hand="2 * x",
+                     tensor=True)
+    step = Step("s", "", "y = (x ** 2).sum()\ny.backward()\nprint('shown')", (ask,),
+                prepare="import warnings\nx = torch.tensor([1.0, 3.0], requires_grad=True)\n"
+                        "print('hidden')\nwarnings.warn('from hidden code')")
+    run = Run(Exercise("p", 1, "t", "Guided", "", (step,)))
+    execution = run.execute(step)
+    assert execution.output == ["shown"] and execution.warnings == []
+    assert execution.hidden_output == ["hidden", "UserWarning: from hidden code"]
+    x = torch.tensor([1.0, 3.0], requires_grad=True)
+    (x**2).sum().backward()
+    (judged,) = run.judge(step, [Guess(ask, skipped=True)], execution)
+    assert x.grad is not None and judged.attempt.actual == x.grad.tolist()
+    broken = Step("b", "", "y = 1", prepare="1 / 0")
+    with pytest.raises(LessonError, match="hidden prepare code of step 'b' raised "
+                                          "ZeroDivisionError"):
+        Run(Exercise("p", 1, "t", "Guided", "", (broken,))).execute(broken)

@@ -53,6 +53,10 @@ BROKEN = {
     # format 2: a tensor as the answer once crashed pack check with an internal error
     "vector-actual": ("square.toml", 1, "x.grad",
                       "by_hand gives [3, 6, 9] but PyTorch gives [2, 4, 6]"),
+    # the same in format 1, where a learner could never type the answer
+    "vector-actual-format-1": ("square.toml", 1, "x.grad",
+                               "actual gives a tensor of shape (3,), which a learner can type "
+                               "only in a pack of format = 2"),
     # an earlier answer's ID once silently replaced the expression spelled the same
     "ambiguous-placeholder": ("square.toml", 1, None,
                               "placeholder {x.grad} in explanation is both a prediction ID "

@@ -31,7 +31,13 @@ from typing import Any
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice
-from autograd_tutor.engine.answers import flat, format_value, is_close
+from autograd_tutor.engine.answers import (
+    flat,
+    format_value,
+    is_close,
+    shape_of,
+    shape_text,
+)
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression, placeholders
 from autograd_tutor.engine.model import Exercise, Kind, Prediction, Step, Tolerance, Value
 from autograd_tutor.engine.runner import (
@@ -172,6 +178,9 @@ class _Exercise:
         by_hand = self.evaluate(where, "by_hand", prediction.by_hand, prediction.kind)
         if actual is _FAILED or by_hand is _FAILED:
             return
+        if isinstance(actual, list) and not prediction.tensor:
+            where.problem(f"actual gives a tensor of shape {shape_text(shape_of(actual) or ())}"
+                          ", which a learner can type only in a pack of format = 2")
         if prediction.choices and actual not in prediction.choices:
             where.problem(f"actual gives {format_value(actual)}, which is not one of the "
                           f"choices {', '.join(prediction.choices)}")
