@@ -473,3 +473,18 @@ def test_prepare_output_and_errors_stay_out_of_the_shown_code_s() -> None:
     with pytest.raises(LessonError, match="hidden prepare code of step 'b' raised "
                                           "ZeroDivisionError"):
         Run(Exercise("p", 1, "t", "Guided", "", (broken,))).execute(broken)
+
+
+def test_practice_asks_and_records_a_tensor(example: Path, tutor_env: Path) -> None:
+    result = runner.invoke(app, ["practice", "-c", "vector-grad", "-n", "1", "--seed", "3",
+                                 "--json"], input="oops\n1 2\n")
+    assert result.exit_code == 0, result.output
+    (item,) = json.loads(result.stdout)["items"]
+    x = torch.tensor([float(v) for v in item["code"].split("[")[1].split("]")[0].split(",")],
+                     requires_grad=True)
+    (x**2).sum().backward()
+    assert x.grad is not None and item["actual"] == x.grad.tolist()
+    assert item["prediction"] == [1.0, 2.0]
+    assert item["correct"] is (x.grad.tolist() == [1.0, 2.0])
+    (kept,) = Store(tutor_env, warn=print).load().attempts
+    assert kept.prediction == [1.0, 2.0] and kept.actual == x.grad.tolist()

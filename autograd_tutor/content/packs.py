@@ -611,6 +611,7 @@ class _Reader:
 
     def step_raw(self, table: dict[str, Any], where: Where) -> Step:
         silent = _Reader(self.pack, self.root, self.catalogue, True, deep=False)
+        silent.format = self.format
         quiet = Where([], where.file, where.step)
         step = silent.step(table, quiet, set())
         return step if step is not None else Step("", "", "")
