@@ -246,6 +246,7 @@ class Run:
         self.names["torch"] = torch
         own = dict(vars(builtins))
         own["print"] = self._output
+        plain_builtins = dict(own)  # the hidden code's: its loops are not the live view's
         live_range = live(self.names) if live is not None and step.live else None
         if live_range is not None:
             own["range"] = live_range
@@ -265,7 +266,9 @@ class Run:
                 warnings.simplefilter("always")
                 with recorder if recorder is not None else contextlib.nullcontext():
                     if prepare is not None:
+                        self.names["__builtins__"] = plain_builtins
                         self._exec(prepare, hidden_name, hidden)
+                        self.names["__builtins__"] = own
                         prepared = len(caught)
                         hidden.output = self._output.take()
                     if hidden.error is None:
