@@ -488,3 +488,36 @@ def test_practice_asks_and_records_a_tensor(example: Path, tutor_env: Path) -> N
     assert item["correct"] is (x.grad.tolist() == [1.0, 2.0])
     (kept,) = Store(tutor_env, warn=print).load().attempts
     assert kept.prediction == [1.0, 2.0] and kept.actual == x.grad.tolist()
+
+
+def test_a_placeholder_is_an_answer_only_when_it_says_so() -> None:
+    """An earlier prediction's ID once replaced the expression spelled the same, so an
+    explanation showed the old gradient for the new one."""
+    from autograd_tutor.engine.model import Exercise, Prediction, Step
+
+    ask = Prediction(id="x.grad", label="x.grad", actual="x.grad", by_hand="2 * x",
+                     tensor=True)
+    first = Step("first", "", "x = torch.tensor([1.0, 0.0, 10.0], requires_grad=True)\n"
+                              "(x ** 2).sum().backward()", (ask,))
+    second = Step("second", "", "x.grad.zero_()\n(x * x[0]).sum().backward()")
+    run = Run(Exercise("p", 1, "t", "Guided", "", (first, second)))
+    run.judge(first, [Guess(ask, skipped=True)], run.execute(first))
+    run.execute(second)
+    x = torch.tensor([1.0, 0.0, 10.0], requires_grad=True)
+    (x**2).sum().backward()
+    assert x.grad is not None
+    earlier = x.grad.tolist()
+    x.grad.zero_()
+    (x * x[0]).sum().backward()
+    now = x.grad.tolist()
+    assert earlier != now
+    shown = run.render('{answer("x.grad")} then {x.grad}')
+    assert shown == (", ".join(map(format_value, earlier)) + " then "
+                     + ", ".join(map(format_value, now)))
+
+
+def test_a_dtype_choice_takes_any_spelling_of_it() -> None:
+    assert parse_dtype("long", ("float32", "int64")) == "int64"
+    assert parse_dtype("torch.float", ("float32", "int64")) == "float32"
+    with pytest.raises(AnswerError, match="type one of: float32, int64"):
+        parse_dtype("float64", ("float32", "int64"))
