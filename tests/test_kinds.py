@@ -127,7 +127,7 @@ def test_a_tensor_that_is_not_one_gets_a_one_line_message(typed: str) -> None:
 @pytest.mark.parametrize(("typed", "shape"), [
     ("(3,)", "(3,)"), ("3", "(3,)"), ("(4, 3)", "(4, 3)"), ("4x3", "(4, 3)"),
     ("4 x 3", "(4, 3)"), ("[4, 3]", "(4, 3)"), ("torch.Size([4, 3])", "(4, 3)"),
-    ("()", "()"), ("(2, 3, 4)", "(2, 3, 4)"),
+    ("()", "()"), ("( )", "()"), ("torch.Size([])", "()"), ("(2, 3, 4)", "(2, 3, 4)"),
 ])
 def test_a_shape_is_typed_as_learners_write_it(typed: str, shape: str) -> None:
     assert parse_shape(typed) == shape

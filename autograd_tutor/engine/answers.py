@@ -159,7 +159,7 @@ def parse_shape(text: str) -> str:
     if len(wanted) > MAX_INPUT_LENGTH:
         raise AnswerError(f"that is longer than {MAX_INPUT_LENGTH} characters; type a shape")
     inner = wanted.strip("()[] ")
-    if wanted and not inner and wanted.strip(" ") in ("()", "[]", "([])"):
+    if wanted.strip() and not inner:  # (), [], ( ), ([]): a single number's shape
         return "()"
     parts = [part for part in re.split(r"[\s,x×*]+", inner) if part]
     if not parts or not all(part.isdigit() and len(part) <= 9 for part in parts):

@@ -529,7 +529,8 @@ def _formatted(value: Any, spec: str) -> str:
     if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
         return shape_text(value)
     if isinstance(value, list):
-        return ", ".join(format_value(v) if isinstance(v, float) else str(v) for v in value)
+        return ", ".join(format_value(v) if isinstance(v, float | list) else str(v)
+                         for v in value)
     return format_value(value)
 
 
