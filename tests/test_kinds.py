@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
@@ -521,3 +524,33 @@ def test_a_dtype_choice_takes_any_spelling_of_it() -> None:
     assert parse_dtype("torch.float", ("float32", "int64")) == "float32"
     with pytest.raises(AnswerError, match="type one of: float32, int64"):
         parse_dtype("float64", ("float32", "int64"))
+
+
+# Properties: whatever is typed, a value of the kind or a one-line message ---------------------
+
+TENSORISH = "0123456789.,-+ []()x*/eE"
+
+
+def _tensor_ok(value: object) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_tensor_ok(item) for item in value)
+    return type(value) is float and value == value and abs(value) != float("inf")
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.one_of(st.text(max_size=80), st.text(alphabet=TENSORISH, max_size=60)))
+def test_any_text_is_a_value_of_its_kind_or_refused_in_one_line(text: str) -> None:
+    for parse, ok in (
+        (lambda t: parse_value(t, tensor=True),
+         lambda v: v is None or _tensor_ok(v)),
+        (parse_shape, lambda v: isinstance(v, str) and v.startswith("(") and v.endswith(")")),
+        (parse_flag, lambda v: isinstance(v, bool)),
+        (parse_dtype, lambda v: isinstance(v, str) and v.isidentifier()),
+        (parse_grad_fn, lambda v: v is None or (isinstance(v, str) and v.isidentifier())),
+    ):
+        try:
+            value = parse(text)
+        except AnswerError as problem:
+            assert str(problem) and "\n" not in str(problem)
+            continue
+        assert ok(value), (text, value)
