@@ -50,6 +50,23 @@ BROKEN = {
                           "high, both finite"),
     "outcome-wrong": ("square.toml", 2, "again", "declared outcome is 'error', but the code ran"),
     "error-match-wrong": ("square.toml", 2, "twice", "error_match 'non-scalar' does not match"),
+    # format 2: a tensor as the answer once crashed pack check with an internal error
+    "vector-actual": ("square.toml", 1, "x.grad",
+                      "by_hand gives [3, 6, 9] but PyTorch gives [2, 4, 6]"),
+    # the same in format 1, where a learner could never type the answer
+    "vector-actual-format-1": ("square.toml", 1, "x.grad",
+                               "actual gives a tensor of shape (3,), which a learner can type "
+                               "only in a pack of format = 2"),
+    # an earlier answer's ID once silently replaced the expression spelled the same
+    "ambiguous-placeholder": ("square.toml", 1, None,
+                              "placeholder {x.grad} in explanation is both a prediction ID "
+                              "and an expression"),
+    "prepare-prints": ("square.toml", 1, None, "the hidden prepare code prints or warns"),
+    # hidden code's data, printed by the shown code before the question
+    "prepare-leaks": ("square.toml", 2, "x.grad", "contains its answer (14)"),
+    "kind-mismatch": ("square.toml", 1, "x.grad", "'x.grad' gives 14, not True or False"),
+    "prepare-needs-format-2": ("square.toml", 1, None, "prepare (hidden code) needs format = 2"),
+    "tensor-leak": ("square.toml", 1, "x.grad", "contains its answer ([10, 12, 14])"),
 }
 
 
@@ -83,6 +100,13 @@ def test_the_expected_numbers_in_the_messages_are_pytorchs() -> None:
     (x**2).backward()
     assert x.grad is not None and x.grad.item() == 14.0
     assert 3 * 7.0 == 21.0 and 7.0**2 == 49.0
+    vector = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)  # vector-actual
+    (vector**2).sum().backward()
+    assert vector.grad is not None and vector.grad.tolist() == [2.0, 4.0, 6.0]
+    assert (3 * vector.detach()).tolist() == [3.0, 6.0, 9.0]
+    leaked = torch.tensor([5.0, 6.0, 7.0], requires_grad=True)  # tensor-leak
+    (leaked**2).sum().backward()
+    assert leaked.grad is not None and leaked.grad.tolist() == [10.0, 12.0, 14.0]
 
 
 def test_pack_check_command_exit_status_and_json() -> None:
@@ -99,8 +123,9 @@ def test_pack_check_command_exit_status_and_json() -> None:
     assert missing.exit_code == 1 and "no pack.toml" in missing.output
 
 
-@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", EXAMPLES / "two-paths"],
-                         ids=["basics", "example"])
+@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", EXAMPLES / "two-paths",
+                                   EXAMPLES / "shapes-and-flags"],
+                         ids=["basics", "example", "example-format-2"])
 def test_built_in_and_example_packs_are_sound(where: Path) -> None:
     result = check_pack(where)
     assert result.ok, "\n".join(map(str, result.problems))

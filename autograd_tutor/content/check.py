@@ -8,7 +8,10 @@ run would, and each prediction is checked:
 - `by_hand` agrees with it within the tolerance (the two columns check each other);
 - every misconception's value differs from the right answer and from the others;
 - an outcome's declared result is what PyTorch really did, and its error_match matches;
-- nothing shown before the prediction's prompt contains its answer.
+- `actual` gives what its kind asks for (a tensor, a shape, a flag, a dtype, a grad_fn);
+- nothing shown before the prediction's prompt contains its answer, and a step's hidden
+  `prepare` code prints nothing;
+- no {placeholder} could mean both a prediction's answer and an expression.
 
 Practice templates must draw a fair problem within 200 tries; coding modes must find their
 data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
@@ -35,16 +38,24 @@ from typing import Any
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice, sandbox
-from autograd_tutor.engine.answers import format_value, is_close
-from autograd_tutor.engine.expressions import ExprError, parse_pack_expression
-from autograd_tutor.engine.model import Exercise, Prediction, Step, Tolerance, Value
+from autograd_tutor.engine.answers import (
+    flat,
+    format_value,
+    is_close,
+    shape_of,
+    shape_text,
+)
+from autograd_tutor.engine.expressions import ExprError, parse_pack_expression, placeholders
+from autograd_tutor.engine.model import Exercise, Kind, Prediction, Step, Tolerance, Value
 from autograd_tutor.engine.runner import (
     Execution,
     Guess,
     LessonError,
     PackCodeError,
     Run,
+    as_value,
     error_matches,
+    is_expression,
     load_helpers,
 )
 
@@ -196,6 +207,9 @@ class _Exercise:
     def check(self) -> None:
         """Step by step in the session's order: a step's code runs once its questions are
         asked (at once when it asks none), and what it shows is seen by later prompts."""
+        ids = set(self.exercise.prediction_ids)
+        for index, step in enumerate(self.exercise.steps, start=1):
+            ambiguous_placeholders(step, ids, self.where(index))
         for index, step in enumerate(self.exercise.steps, start=1):
             self.shown += [step.title, step.setup, step.code]
             # What the learner has seen when each prompt appears (nothing of this step's run).
@@ -213,6 +227,10 @@ class _Exercise:
             except LessonError as error:
                 self.where(index).problem(f"code raises where no error is expected: {error}")
                 return
+            if execution.hidden_output:
+                self.where(index).problem(
+                    "the hidden prepare code prints or warns, and the learner would never see "
+                    f"it: {execution.hidden_output[0]!r}")
             for prediction, (seen, this_step) in zip(step.predictions, before, strict=True):
                 self.leaks(index, prediction, seen, this_step)
                 self.prediction(index, step, prediction, execution)
@@ -223,9 +241,9 @@ class _Exercise:
         where = self.where(index, prediction.id)
         self.result.predictions += 1
         reported = len(self.result.problems)
-        if prediction.kind == "outcome":
+        if prediction.kind == Kind.OUTCOME:
             self.outcome(where, prediction, execution)
-        elif prediction.kind == "which":
+        elif prediction.kind == Kind.WHICH:
             self.which(where, prediction, execution)
         else:
             self.value(where, prediction)
@@ -248,10 +266,13 @@ class _Exercise:
         if not parsed.reads_code:
             where.problem(f"actual {prediction.actual!r} is a constant; it must read what "
                           "PyTorch computed (e.g. x.grad)")
-        actual = self.evaluate(where, "actual", prediction.actual)
-        by_hand = self.evaluate(where, "by_hand", prediction.by_hand)
+        actual = self.evaluate(where, "actual", prediction.actual, prediction.kind)
+        by_hand = self.evaluate(where, "by_hand", prediction.by_hand, prediction.kind)
         if actual is _FAILED or by_hand is _FAILED:
             return
+        if isinstance(actual, list) and not prediction.tensor:
+            where.problem(f"actual gives a tensor of shape {shape_text(shape_of(actual) or ())}"
+                          ", which a learner can type only in a pack of format = 2")
         if prediction.choices and actual not in prediction.choices:
             where.problem(f"actual gives {format_value(actual)}, which is not one of the "
                           f"choices {', '.join(prediction.choices)}")
@@ -263,7 +284,7 @@ class _Exercise:
         seen: dict[str, Value] = {}
         for misconception in prediction.misconceptions:
             wrong = self.evaluate(where, f"misconception {misconception.name!r}",
-                                  misconception.value)
+                                  misconception.value, prediction.kind)
             if wrong is _FAILED:
                 continue
             if is_close(wrong, actual, prediction.tolerance):
@@ -324,21 +345,30 @@ class _Exercise:
         if execution.error is not None:
             self.shown.append(execution.error.message)
 
-    def evaluate(self, where: Where, what: str, text: str) -> Any:
+    def evaluate(self, where: Where, what: str, text: str, kind: Kind | None = None) -> Any:
+        """The expression's value; with a kind, as a value of that kind (a shape as "(3,)")."""
         try:
-            return self.run.value(text)
+            value = self.run.value(text)
+            return value if kind is None else as_value(value, text, kind)
         except LessonError as error:
-            where.problem(f"{what}: {error}")
+            hint = ""
+            if kind is not None and what == "actual":
+                hint = ("; the kind follows from what actual reads (.shape, .requires_grad, "
+                        ".is_leaf, .dtype, .grad_fn), or say it with kind = \"...\"")
+            where.problem(f"{what}: {error}{hint}")
             return _FAILED
 
     def leaks(self, index: int, prediction: Prediction, seen: str, this_step: str) -> None:
         """Did the text shown before this prediction's prompt give its answer away?"""
-        if prediction.kind != "value":
+        if prediction.kind != Kind.VALUE:
             return
         try:
             answer = self.run.value(prediction.actual)
         except LessonError:
             return  # reported with the prediction
+        if isinstance(answer, list):
+            self.tensor_leaks(index, prediction, answer, seen, this_step)
+            return
         if not isinstance(answer, float) or not _telling(answer):
             return
         # An earlier reveal may show the same number legitimately; then only this step counts.
@@ -351,7 +381,44 @@ class _Exercise:
                 return
 
 
+    def tensor_leaks(self, index: int, prediction: Prediction, answer: list[Any], seen: str,
+                     this_step: str) -> None:
+        """A tensor's elements, in order, among the numbers of the shown text (however it
+        is printed: [2, 0, 20], tensor([ 2.,  0., 20.]), 2 0 20)."""
+        elements = flat(answer)
+        if len(elements) < 2 or not any(_telling(v) for v in elements if isinstance(v, float)):
+            return
+        earlier = any(isinstance(v, list) and is_close(v, answer) for v in self.revealed)
+        numbers = [float(n) for n in _NUMBER.findall(this_step if earlier else seen)]
+        width = len(elements)
+        for start in range(len(numbers) - width + 1):
+            if all(is_close(n, e) for n, e in zip(numbers[start:start + width], elements,
+                                                  strict=True)):
+                self.where(index, prediction.id).problem(
+                    "the text shown before this prediction contains its answer "
+                    f"({format_value(answer)})")
+                return
+
+
 _FAILED = object()
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+
+
+def ambiguous_placeholders(step: Step, ids: set[str], where: Where) -> None:
+    """A {placeholder} that is both a prediction's ID and an expression could mean the
+    learner's earlier answer or the value now (they differ once the code changes it)."""
+    texts = [("explanation", step.explanation),
+             *((f"by_hand_text of {p.id}", p.by_hand_text) for p in step.predictions)]
+    for what, text in texts:
+        try:
+            found = placeholders(text)
+        except ExprError:
+            continue  # reported when the pack was read
+        for name, _ in found:
+            if name in ids and is_expression(name):
+                where.problem(f"placeholder {{{name}}} in {what} is both a prediction ID and "
+                              f"an expression: write {{answer(\"{name}\")}} for the answer, or "
+                              "an expression that names no prediction")
 
 
 def _telling(value: float) -> bool:

@@ -1,8 +1,9 @@
 """Lesson packs: finding them, reading them into the engine's records, one catalogue.
 
-A pack is a directory with `pack.toml` and one TOML file per exercise (format 1, described
-in docs/authoring.md). Reading a pack parses TOML and checks fields, names and expression
-syntax; it never runs a pack's code (that is `pack check`'s job, in engine.packcheck).
+A pack is a directory with `pack.toml` and one TOML file per exercise (format 1 or 2,
+described in docs/authoring.md; format 2 adds hidden `prepare` code and predictions of
+shapes, flags, dtypes and grad_fns). Reading a pack parses TOML and checks fields, names and
+expression syntax; it never runs a pack's code (that is `pack check`'s job, in engine.packcheck).
 Nothing here imports torch.
 """
 
@@ -22,9 +23,11 @@ from autograd_tutor.engine.model import (
     EXACT,
     OUTCOME_WORDS,
     OUTCOMES,
+    READ_KINDS,
     Coding,
     Exercise,
     FigureSpec,
+    Kind,
     Misconception,
     Pack,
     Prediction,
@@ -33,7 +36,8 @@ from autograd_tutor.engine.model import (
     Tolerance,
 )
 
-FORMAT = 1
+FORMAT = 2  # the newest format this tool reads
+FORMATS = (1, 2)
 BUILTIN_DIR = Path(__file__).parent / "packs"
 CATALOGUE_FILE = Path(__file__).parent / "catalogue.toml"
 PACKS_VARIABLE = "AUTOGRAD_TUTOR_PACKS"
@@ -49,6 +53,9 @@ FIGURE_KINDS: dict[str, tuple[str, ...]] = {
     "detach": ("without", "with"),
 }
 CHECKERS = ("training-loop",)
+# Words an `actual` holds when it may read something other than a number or a tensor.
+_NOT_VALUE = ("shape", "requires_grad", "is_leaf", "dtype", "grad_fn", "==", "!=", "True",
+              "False")
 
 
 class PackError(ValueError):
@@ -187,10 +194,11 @@ def load_pack(root: Path, builtin: bool = False,
     top = Fields(data, where, "pack.toml")
     version = top.integer("format", 0)
     if "format" not in data:
-        where.problem("pack.toml has no 'format' (required; this tool reads format 1)")
-    elif version != FORMAT:
+        where.problem(f"pack.toml has no 'format' (required; this tool reads format 1 to "
+                      f"{FORMAT})")
+    elif version not in FORMATS:
         where.problem(f"format {version} is not one this autograd-tutor reads (it reads "
-                      f"format {FORMAT}); upgrade autograd-tutor")
+                      f"format 1 to {FORMAT}); upgrade autograd-tutor")
         return None, problems
     name = top.text("name", required=True)
     if name and not NAME_PATTERN.match(name):
@@ -213,6 +221,7 @@ def load_pack(root: Path, builtin: bool = False,
         {**builtin_catalogue().misconceptions, **{n: (t, e) for n, t, e in declared}},
     )
     reader = _Reader(pack_name, root, catalogue, helpers.is_file(), deep)
+    reader.format = version if version in FORMATS else FORMAT
     exercises = []
     for number, file in enumerate(files, start=1):
         exercise = reader.exercise(root, file, number, problems)
@@ -280,6 +289,11 @@ class _Reader:
         self.catalogue = catalogue
         self.has_helpers = has_helpers
         self.deep = deep
+        self.format = FORMAT  # the pack's; what format 2 adds is refused in format 1
+
+    def needs_format_2(self, where: Where, what: str) -> None:
+        if self.format < 2:
+            where.problem(f"{what} needs format = 2 in pack.toml")
 
     def exercise(self, root: Path, file: str, number: int,
                  problems: list[Problem]) -> Exercise | None:
@@ -332,26 +346,30 @@ class _Reader:
         explanation = fields.text("explanation")
         values = fields.texts("values")
         live = fields.flag("live")
+        prepare = fields.text("prepare")
         figures = [self.figure(t, where) for t in fields.tables("figures")]
         tables = fields.tables("predictions")
         fields.unknown()
         self.check_code(code, where)
+        if prepare:
+            self.needs_format_2(where, "prepare (hidden code)")
+            self.check_code(prepare, where, "prepare")
         self.check_template(explanation, where, "explanation")
         predictions: list[Prediction] = []
         for table_ in tables:
             predictions.extend(self.prediction(table_, where, ids))
         return Step(title, setup, code, tuple(predictions), explanation, values, graph, live,
-                    tuple(f for f in figures if f is not None))
+                    tuple(f for f in figures if f is not None), prepare=prepare)
 
-    def check_code(self, code: str, where: Where) -> None:
+    def check_code(self, code: str, where: Where, what: str = "code") -> None:
         if not self.deep:
             return
         try:
             compile(code, "<step>", "exec", dont_inherit=True)
         except SyntaxError as error:
-            where.problem(f"code does not parse: {error.msg} (line {error.lineno})")
+            where.problem(f"{what} does not parse: {error.msg} (line {error.lineno})")
         except ValueError as error:
-            where.problem(f"code does not parse: {error}")
+            where.problem(f"{what} does not parse: {error}")
 
     def figure(self, table: dict[str, Any], where: Where) -> FigureSpec | None:
         fields = Fields(table, where, "[[steps.figures]]")
@@ -420,20 +438,27 @@ class _Reader:
                           "nor in the built-in catalogue")
         misconceptions = tuple(self.misconception(t, where)
                                for t in fields.tables("misconceptions"))
-        if kind == "outcome":
+        if kind == Kind.OUTCOME:
             result = self.outcome(fields, where, pid, label, hints, concept, feedback,
                                   misconceptions, ids)
         else:
-            if kind != "value":
-                where.problem(f"kind {kind!r} is not one of: value, outcome")
+            declared = "kind" in fields.table
+            if kind not in READ_KINDS:
+                names = ", ".join([*READ_KINDS, Kind.OUTCOME])
+                where.problem(f"kind {kind!r} is not one of: {names}")
+            elif kind != Kind.VALUE:
+                self.needs_format_2(where, f"kind = {kind!r}")
             result = [self.value_prediction(fields, where, pid, label, hints, concept,
-                                            feedback, misconceptions)]
+                                            feedback, misconceptions,
+                                            Kind(kind) if declared and kind in READ_KINDS
+                                            else None)]
         fields.unknown()
         return result
 
     def value_prediction(self, fields: Fields, where: Where, pid: str, label: str,
                          hints: tuple[str, ...], concept: str, feedback: str,
-                         misconceptions: tuple[Misconception, ...]) -> Prediction:
+                         misconceptions: tuple[Misconception, ...],
+                         declared: Kind | None = None) -> Prediction:
         actual = fields.text("actual", required=True)
         by_hand = fields.text("by_hand", required=True)
         by_hand_text = fields.text("by_hand_text")
@@ -445,8 +470,31 @@ class _Reader:
         for m in misconceptions:
             self.check_expression(m.value, where, f"misconception {m.name!r} value")
         self.check_template(by_hand_text, where, "by_hand_text")
+        kind = self.kind_of(actual, declared, where)
+        if choices and kind in (Kind.SHAPE, Kind.FLAG):
+            where.problem(f"choices do not go with a {kind} prediction: the learner types it")
         return Prediction(pid, label, actual, by_hand, by_hand_text, hints, tolerance, concept,
-                          misconceptions, feedback, choices)
+                          misconceptions, feedback, choices, kind=kind,
+                          tensor=kind == Kind.VALUE and not choices and self.format >= 2)
+
+    def kind_of(self, actual: str, declared: Kind | None, where: Where) -> Kind:
+        """The kind follows from what `actual` reads (.shape, .requires_grad, ...); a
+        declared `kind` is needed only where it can't be seen (a helper's result), and must
+        agree with what can."""
+        if not any(word in actual for word in _NOT_VALUE):
+            return declared or Kind.VALUE  # most predictions: no need to parse anything
+        from autograd_tutor.engine import expressions  # ast work, as check_expression's
+
+        try:
+            inferred = Kind(expressions.result_kind(expressions.parse_pack_expression(actual)))
+        except expressions.ExprError:
+            return declared or Kind.VALUE  # reported by check_expression
+        if inferred != Kind.VALUE:
+            self.needs_format_2(where, f"actual {actual!r} (a {inferred} prediction)")
+        if declared is not None and inferred != Kind.VALUE and declared != inferred:
+            where.problem(f"kind {declared!r} does not fit actual {actual!r}, which reads a "
+                          f"{inferred}")
+        return declared or inferred
 
     def outcome(self, fields: Fields, where: Where, pid: str, label: str,
                 hints: tuple[str, ...], concept: str, feedback: str,
@@ -477,7 +525,7 @@ class _Reader:
                           by_hand_text="the lesson's answer, checked against PyTorch",
                           hints=hints, concept=concept,
                           misconceptions=misconceptions, feedback=feedback,
-                          choices=OUTCOMES, kind="outcome", code=code, error_match=error_match)
+                          choices=OUTCOMES, kind=Kind.OUTCOME, code=code, error_match=error_match)
         if not choices:
             if right_choice:
                 where.problem("error_choice is given without error_choices")
@@ -498,7 +546,7 @@ class _Reader:
                            by_hand=f'"{right_choice}"',
                            by_hand_text="matched against PyTorch's message", hints=which_hints,
                            concept=concept,
-                           choices=choices, kind="which", code=code, error_match=error_match)
+                           choices=choices, kind=Kind.WHICH, code=code, error_match=error_match)
         return [main, which]
 
     def tolerance(self, fields: Fields, where: Where) -> Tolerance:
@@ -563,6 +611,7 @@ class _Reader:
 
     def step_raw(self, table: dict[str, Any], where: Where) -> Step:
         silent = _Reader(self.pack, self.root, self.catalogue, True, deep=False)
+        silent.format = self.format
         quiet = Where([], where.file, where.step)
         step = silent.step(table, quiet, set())
         return step if step is not None else Step("", "", "")

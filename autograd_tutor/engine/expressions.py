@@ -357,13 +357,32 @@ class _Builder:
 # Pack expressions: the same parser and whitelist, widened for what a lesson reads back.
 #
 # Besides the playground's grammar, a pack's `actual`, `by_hand`, misconception values,
-# figure arguments and {placeholders} may use: None and text constants; `NAME.grad`;
-# indexing (`v[1]`, `v.grad[0]`, `params[39][0]`); sum(), mean(), len(), min(), max();
-# answer("ID") (PyTorch's value of an earlier prediction); helpers.NAME(...) (the pack's
-# helpers.py). They are evaluated over plain values: a one-element tensor stands for its
-# float, a larger one for a (nested) list of floats, a Python number for itself.
+# figure arguments and {placeholders} may use: None, True, False and text constants;
+# list literals [...] and tuples (...); `NAME.grad`; the reads `.shape`, `.requires_grad`,
+# `.is_leaf`, `.dtype`, `.grad_fn` (of a name, NAME.grad or NAME[i]) and `.numel()`;
+# `a == b`, `a != b`; indexing (`v[1]`, `v.grad[0]`, `params[39][0]`); sum(), mean(), len(),
+# min(), max(), numel(); answer("ID") (PyTorch's value of an earlier prediction);
+# helpers.NAME(...) (the pack's helpers.py). They are evaluated over plain values: a
+# one-element tensor stands for its float, a larger one for a (nested) list of floats, a
+# Python number for itself; a shape is a tuple of ints, a dtype its name ("float32"), a
+# grad_fn its class name ("MulBackward0") or None.
 
-PACK_FUNCTIONS = ("sum", "mean", "len", "min", "max", "answer")
+PACK_FUNCTIONS = ("sum", "mean", "len", "min", "max", "numel", "answer")
+# The attributes a pack expression may read, and the kind of prediction each one makes.
+READS = {"grad": "value", "shape": "shape", "requires_grad": "flag", "is_leaf": "flag",
+         "dtype": "dtype", "grad_fn": "grad_fn"}
+
+
+def result_kind(expression: PackExpression) -> str:
+    """The kind of prediction an `actual` makes, from what it reads: "shape", "flag",
+    "dtype", "grad_fn", or "value" (a number, None or a tensor)."""
+    tree = expression.tree
+    if isinstance(tree, ast.Attribute):
+        return READS.get(tree.attr, "value")
+    if isinstance(tree, ast.Compare) or (isinstance(tree, ast.Constant)
+                                         and isinstance(tree.value, bool)):
+        return "flag"
+    return "value"
 PACK_MAX_LENGTH = 400
 
 
@@ -399,12 +418,25 @@ class _PackValidator(_Validator):
         self.uses_answer = False
 
     def visit(self, node: ast.AST) -> None:
-        if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
+        if isinstance(node, ast.Constant) and (node.value is None
+                                               or isinstance(node.value, str | bool)):
             return
         if isinstance(node, ast.Attribute):
-            if node.attr != "grad":
-                raise self.fail(f"only .grad can be read, not .{node.attr}", node)
+            if node.attr not in READS:
+                raise self.fail(f"only {', '.join('.' + a for a in READS)} can be read, "
+                                f"not .{node.attr}", node)
+            if node.attr != "grad" and not _holder(node.value):
+                raise self.fail(f".{node.attr} can only be read from a name, NAME.grad or "
+                                "NAME[i]", node)
+            if node.attr == "grad" and not isinstance(node.value, ast.Name):
+                raise self.fail(".grad can only be read from a name, like x.grad", node)
             self.visit(node.value)
+            return
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1 or not isinstance(node.ops[0], ast.Eq | ast.NotEq):
+                raise self.fail("only one == or != comparison is allowed", node)
+            self.visit(node.left)
+            self.visit(node.comparators[0])
             return
         if isinstance(node, ast.Subscript):
             if isinstance(node.slice, ast.Slice | ast.Tuple):
@@ -429,9 +461,17 @@ class _PackValidator(_Validator):
         func = node.func
         if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
             raise self.fail("only plain arguments are allowed in a call", node)
+        if isinstance(func, ast.Attribute) and func.attr == "numel" and not (
+                isinstance(func.value, ast.Name) and func.value.id == "helpers"):
+            if node.args or not _holder(func.value):
+                raise self.fail(".numel() takes no argument and is read from a name, "
+                                "NAME.grad or NAME[i]", node)
+            self.visit(func.value)
+            return
         if isinstance(func, ast.Attribute):
             if not (isinstance(func.value, ast.Name) and func.value.id == "helpers"):
-                raise self.fail("only helpers.NAME(...) can be called with a dot", func)
+                raise self.fail("only helpers.NAME(...) and .numel() can be called with a "
+                                "dot", func)
             if func.attr.startswith("_"):
                 raise self.fail(f"helpers.{func.attr} is private", func)
             self.uses_helpers = True
@@ -458,6 +498,17 @@ class _PackValidator(_Validator):
         super()._call(node)
 
 
+def _holder(node: ast.expr) -> bool:
+    """Whether an attribute may be read from this: a name, NAME.grad, or an indexed one."""
+    if isinstance(node, ast.Name):
+        return node.id != "helpers"
+    if isinstance(node, ast.Attribute):
+        return node.attr == "grad" and isinstance(node.value, ast.Name)
+    if isinstance(node, ast.Subscript):
+        return _holder(node.value)
+    return False
+
+
 class EvalError(ValueError):
     """A pack expression could not be computed; the message says why."""
 
@@ -477,6 +528,8 @@ def plain(value: Any) -> Any:
         return value
     if isinstance(value, int | float):
         return float(value)
+    if type(value).__name__ == "Size":  # a torch.Size: a shape, kept as a tuple of ints
+        return tuple(int(d) for d in value)
     if hasattr(value, "numel") and hasattr(value, "tolist"):
         if value.numel() == 1:
             return float(value.item())
@@ -511,18 +564,28 @@ class _Evaluator:
     def value(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             value = node.value
-            if value is None or isinstance(value, str):
+            if value is None or isinstance(value, str | bool):
                 return value
             return float(cast(float, value))
         if isinstance(node, ast.Name):
             if node.id not in self.scope.names:
                 raise EvalError(f"{node.id!r} is not a name the step's code binds")
             return plain(self.scope.names[node.id])
-        if isinstance(node, ast.Attribute):  # .grad, the only attribute allowed
-            return self.grad(node.value)
+        if isinstance(node, ast.Attribute):
+            if node.attr == "grad":
+                return self.grad(node.value)
+            return self.read(node)
+        if isinstance(node, ast.Tuple):
+            return tuple(self.value(item) for item in node.elts)
+        if isinstance(node, ast.Compare):
+            left, right = self.value(node.left), self.value(node.comparators[0])
+            same = _same(left, right)
+            return same if isinstance(node.ops[0], ast.Eq) else not same
         if isinstance(node, ast.Subscript):
             container = self.value(node.value)
             index = self.number(self.value(node.slice), "an index")
+            if isinstance(container, tuple):  # a shape
+                container = [float(item) for item in container]
             if not isinstance(container, list):
                 raise EvalError("only a list or a tensor with several elements can be indexed")
             if not index.is_integer():
@@ -531,18 +594,19 @@ class _Evaluator:
         if isinstance(node, ast.List | ast.Tuple):
             return [self.value(item) for item in node.elts]
         if isinstance(node, ast.UnaryOp):
-            return _UNARY[type(node.op)](self.number(self.value(node.operand)))
+            operation = _UNARY[type(node.op)]
+            return self.elementwise(lambda v, _: operation(v), self.value(node.operand), 0.0)
         if isinstance(node, ast.BinOp):
-            left = self.number(self.value(node.left))
-            right = self.number(self.value(node.right))
-            if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise EvalError(f"exponents larger than {MAX_EXPONENT} are not allowed")
-            return _BINARY[type(node.op)][1](left, right)
+            return self.elementwise(lambda a, b: self.arithmetic(node.op, a, b),
+                                    self.value(node.left), self.value(node.right))
         if isinstance(node, ast.Call):
             return self.call(node)
         raise EvalError("internal: unvalidated expression")
 
     def grad(self, node: ast.expr) -> Any:
+        return plain(self.raw_grad(node))
+
+    def raw_grad(self, node: ast.expr) -> Any:
         if not isinstance(node, ast.Name):
             raise EvalError(".grad can only be read from a name, like x.grad")
         if node.id not in self.scope.names:
@@ -553,8 +617,65 @@ class _Evaluator:
         with warnings.catch_warnings():
             # Reading a non-leaf's .grad warns; the lesson shows that warning itself.
             warnings.simplefilter("ignore")
-            grad = holder.grad
-        return plain(grad)
+            return holder.grad
+
+    def raw(self, node: ast.expr) -> Any:
+        """The object itself (a tensor, not its plain value), for reading its attributes."""
+        if isinstance(node, ast.Name):
+            if node.id not in self.scope.names:
+                raise EvalError(f"{node.id!r} is not a name the step's code binds")
+            return self.scope.names[node.id]
+        if isinstance(node, ast.Attribute):
+            return self.raw_grad(node.value)
+        if isinstance(node, ast.Subscript):
+            container = self.raw(node.value)
+            index = self.number(self.value(node.slice), "an index")
+            if not index.is_integer():
+                raise EvalError(f"index {index:g} is not a whole number")
+            if container is None or not hasattr(container, "__getitem__"):
+                raise EvalError("only a list or a tensor can be indexed")
+            return container[int(index)]
+        raise EvalError("internal: unvalidated expression")
+
+    def holder(self, node: ast.expr, what: str) -> Any:
+        holder = self.raw(node)
+        if holder is None:
+            raise EvalError(f"{ast.unparse(node)} is None, so it has no {what}")
+        if not hasattr(holder, "requires_grad"):
+            raise EvalError(f"{ast.unparse(node)} is not a tensor, so it has no {what}")
+        return holder
+
+    def read(self, node: ast.Attribute) -> Any:
+        """.shape, .requires_grad, .is_leaf, .dtype or .grad_fn of a tensor."""
+        holder = self.holder(node.value, f".{node.attr}")
+        if node.attr == "shape":
+            return tuple(int(d) for d in holder.shape)
+        if node.attr in ("requires_grad", "is_leaf"):
+            return bool(getattr(holder, node.attr))
+        if node.attr == "dtype":
+            return str(holder.dtype).removeprefix("torch.")
+        function = holder.grad_fn  # grad_fn
+        return None if function is None else type(function).__name__
+    def arithmetic(self, op: ast.operator, left: float, right: float) -> float:
+        if isinstance(op, ast.Pow) and abs(right) > MAX_EXPONENT:
+            raise EvalError(f"exponents larger than {MAX_EXPONENT} are not allowed")
+        return _BINARY[type(op)][1](left, right)
+
+    def elementwise(self, operation: Callable[[float, float], float], left: Any,
+                    right: Any) -> Any:
+        """Arithmetic on numbers, and element by element on tensors (a number with every
+        element, or two tensors of the same shape), as `2 * x` or `x - 1` in PyTorch."""
+        if isinstance(left, list) or isinstance(right, list):
+            if isinstance(left, list) and isinstance(right, list):
+                if len(left) != len(right):
+                    raise EvalError(f"tensors of {len(left)} and {len(right)} elements "
+                                    "cannot be combined element by element")
+                return [self.elementwise(operation, a, b) for a, b in zip(left, right,
+                                                                          strict=True)]
+            if isinstance(left, list):
+                return [self.elementwise(operation, a, right) for a in left]
+            return [self.elementwise(operation, left, b) for b in right]
+        return operation(self.number(left), self.number(right))
 
     def number(self, value: Any, what: str = "arithmetic") -> float:
         if isinstance(value, float):
@@ -567,6 +688,9 @@ class _Evaluator:
 
     def call(self, node: ast.Call) -> Any:
         func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "numel" and not (
+                isinstance(func.value, ast.Name) and func.value.id == "helpers"):
+            return float(self.holder(func.value, ".numel()").numel())
         if isinstance(func, ast.Attribute):  # helpers.NAME(...)
             helper = getattr(self.scope.helpers, func.attr, None)
             if self.scope.helpers is None or not callable(helper):
@@ -585,7 +709,13 @@ class _Evaluator:
             if wanted not in self.scope.answers:
                 raise EvalError(f'answer("{wanted}") names no earlier prediction')
             return self.scope.answers[wanted]
+        if name == "numel":
+            argument = self.value(node.args[0])
+            return float(len(_flat(argument))) if isinstance(argument, list | tuple) else (
+                1.0 if isinstance(argument, float) else self.number(argument, "numel()"))
         argument = self.value(node.args[0])
+        if isinstance(argument, tuple):  # a shape: its sizes as numbers
+            argument = [float(item) for item in argument]
         if name in ("sum", "mean", "len", "min", "max"):
             if not isinstance(argument, list):
                 raise EvalError(f"{name}() needs a list or a tensor with several elements")
@@ -600,6 +730,27 @@ class _Evaluator:
                 return math.fsum(items) / len(items)
             return float(min(items) if name == "min" else max(items))
         return _MATH[name](self.number(argument, f"{name}()"))
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [element for item in value for element in _flat(item)]
+    return [value]
+
+
+def _comparable(value: Any) -> Any:
+    """Tuples as lists and numbers as floats, so a shape (3,) equals [3] and 3 equals 3.0."""
+    if isinstance(value, list | tuple):
+        return [_comparable(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _same(left: Any, right: Any) -> bool:
+    if isinstance(left, bool) != isinstance(right, bool):
+        return False
+    return bool(_comparable(left) == _comparable(right))
 
 
 def placeholders(text: str) -> list[tuple[str, str]]:

@@ -11,14 +11,39 @@ types used only inside one command's work stay dataclasses. The annotations are 
 not strings: msgspec decodes the pack cache by them without compiling any.
 """
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
 
-# A value a learner can predict or PyTorch can produce: a number, None (no gradient),
-# or one of a prediction's named choices (e.g. "w", or "error" for an outcome).
-Value = float | str | None
+# A value a learner can predict or PyTorch can produce: a number, None (no gradient or no
+# grad_fn), a tensor of several elements (a nested list of floats), a flag (True/False), or
+# a word: one of a prediction's named choices ("w", "error" for an outcome), a dtype
+# ("float32"), a grad_fn's class name ("MulBackward0") or a shape, written "(4, 3)".
+Value = float | bool | str | list[Any] | None
+
+
+class Kind(StrEnum):
+    """What a prediction asks for, and so what the learner types and how it is judged.
+
+    VALUE is a number, None or a tensor of several elements (or one of `choices`); SHAPE,
+    FLAG, DTYPE and GRAD_FN read `.shape`, `.requires_grad`/`.is_leaf` (or a comparison),
+    `.dtype` and `.grad_fn`; OUTCOME is what a line does (runs, error, warning) and WHICH
+    which of a few errors it raises. A StrEnum: stored and compared as its text.
+    """
+
+    VALUE = "value"
+    SHAPE = "shape"
+    FLAG = "flag"
+    DTYPE = "dtype"
+    GRAD_FN = "grad_fn"
+    OUTCOME = "outcome"
+    WHICH = "which"
+
+
+# The kinds whose answer `actual` reads (every kind but OUTCOME and WHICH).
+READ_KINDS = (Kind.VALUE, Kind.SHAPE, Kind.FLAG, Kind.DTYPE, Kind.GRAD_FN)
 
 OUTCOMES = ("runs", "error", "warning")
 # What a learner may type for each outcome.
@@ -73,8 +98,8 @@ class Prediction(Struct, frozen=True):
 
     `actual` is an expression read from what the step's code left behind; `by_hand` computes
     the same quantity without autograd, so the two columns check each other.
-    `kind` is "value" (a number, None or one of `choices`) or "outcome" (what the code does:
-    runs, error or warning; `code` is the line the prompt names).
+    `kind` (a Kind) follows from what `actual` reads: see Kind. An outcome's `code` is the
+    line the prompt names.
     """
 
     id: str
@@ -90,14 +115,17 @@ class Prediction(Struct, frozen=True):
     feedback: str = ""
     # When set, the answer is one of these words instead of a number.
     choices: tuple[str, ...] = ()
-    kind: str = "value"
+    kind: Kind = Kind.VALUE
     code: str = ""
     # Outcome predictions: the regular expression the real error's message must match.
     error_match: str = ""
+    # A value of a format-2 pack: the answer may be a tensor of several elements, and the
+    # learner may type one (format 1 asks for numbers only).
+    tensor: bool = False
 
     @property
     def is_outcome(self) -> bool:
-        return self.kind == "outcome"
+        return self.kind == Kind.OUTCOME
 
 
 class FigureSpec(Struct, frozen=True):
@@ -128,6 +156,8 @@ class Step(Struct, frozen=True):
     # The pack whose helpers its expressions call (a practice problem's template's pack);
     # empty for the exercise's own.
     pack: str = ""
+    # Hidden code: runs just before `code`, binds names as it does, and is never shown.
+    prepare: str = ""
 
 
 class Coding(Struct, frozen=True):

@@ -290,6 +290,8 @@ def constant(value: Value) -> str:
         return "None"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, bool | list):  # a flag or a tensor: the expression spells it the same
+        return repr(value)
     return repr(float(value))
 
 

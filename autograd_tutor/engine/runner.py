@@ -17,6 +17,7 @@ it ends. `pack check` runs all of this inside the sandbox's child process beside
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib.util
 import signal
 import sys
@@ -30,7 +31,18 @@ from typing import Any
 from msgspec import structs
 
 from autograd_tutor.engine import sandbox
-from autograd_tutor.engine.answers import format_value, is_close, parse_outcome
+from autograd_tutor.engine.answers import (
+    AnswerError,
+    dtype_name,
+    format_value,
+    is_close,
+    parse_outcome,
+    parse_shape,
+    shape_of,
+    shape_text,
+    tensor_verdict,
+    wrong_elements,
+)
 from autograd_tutor.engine.expressions import (
     EvalError,
     ExprError,
@@ -42,6 +54,7 @@ from autograd_tutor.engine.expressions import (
 from autograd_tutor.engine.model import (
     Attempt,
     Exercise,
+    Kind,
     Misconception,
     Pack,
     Prediction,
@@ -192,6 +205,9 @@ class Execution:
     error: Raised | None = None
     warnings: list[str] = field(default_factory=list)
     graph: Any = None
+    # What the step's hidden `prepare` code printed or warned (shown nowhere; pack check
+    # reports it, since it would otherwise be lost or mistaken for the shown code's).
+    hidden_output: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -210,6 +226,10 @@ class Judged:
     feedback: str
     by_hand_text: str
     consistency: str = ""  # how this answer breaks the chain rule with another, if it does
+    # A predicted tensor: what is wrong with it ("right values, wrong shape: ...") and the
+    # positions of its wrong elements in reading order, for the reveal to mark.
+    detail: str = ""
+    wrong: tuple[int, ...] = ()
 
 
 # A wrong model matches within 0.01% (learners type rounded numbers) or the tolerance.
@@ -263,28 +283,44 @@ class Run:
         self.names["torch"] = torch
         own = dict(vars(builtins))
         own["print"] = self._output
+        plain_builtins = dict(own)  # the hidden code's: its loops are not the live view's
         live_range = live(self.names) if live is not None and step.live else None
         if live_range is not None:
             own["range"] = live_range
         self.names["__builtins__"] = own
         filename = f"<{self.exercise.key}: {step.title}>"
         execution = Execution()
+        hidden = Execution()
+        hidden_name = f"<{self.exercise.key}: {step.title} (prepare)>"
         recorder = self._recorder_for(step)
         before = len(recorder.attempts) if recorder is not None else 0
+        prepared = 0  # warnings the hidden code gave
         try:
             code = compile(step.code, filename, "exec", dont_inherit=True)
+            prepare = (compile(step.prepare, hidden_name, "exec", dont_inherit=True)
+                       if step.prepare else None)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if recorder is not None:
-                    with recorder:
+                with recorder if recorder is not None else contextlib.nullcontext():
+                    if prepare is not None:
+                        self.names["__builtins__"] = plain_builtins
+                        self._exec(prepare, hidden_name, hidden)
+                        self.names["__builtins__"] = own
+                        prepared = len(caught)
+                        hidden.output = self._output.take()
+                    if hidden.error is None:
                         self._exec(code, filename, execution)
-                else:
-                    self._exec(code, filename, execution)
         finally:
             if live_range is not None:
                 live_range.close()  # a Ctrl-C mid-loop must not leave the live view running
             del self.names["__builtins__"]
-        execution.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
+        if hidden.error is not None:
+            error = hidden.error
+            raise LessonError(f"the hidden prepare code of step {step.title!r} raised "
+                              f"{error.type}: {error.message} (line {error.line})")
+        execution.hidden_output = hidden.output + [
+            f"{w.category.__name__}: {w.message}" for w in caught[:prepared]]
+        execution.warnings = [f"{w.category.__name__}: {w.message}" for w in caught[prepared:]]
         execution.output = self._output.take()
         if recorder is not None and len(recorder.attempts) > before:
             execution.graph = recorder.attempts[-1].named(self.names)
@@ -345,7 +381,12 @@ class Run:
         return fill(text, self._placeholder, _formatted)
 
     def _placeholder(self, name: str) -> Any:
-        return self.answers[name] if name in self.answers else self.value(name)
+        """{answer("ID")} is an earlier answer, {expression} the expression's value now. A
+        placeholder that is no expression but names an answer ({loss@1}) is that answer (as
+        format 1 allowed); `pack check` refuses one that could be read either way."""
+        if name in self.answers and not is_expression(name):
+            return self.answers[name]
+        return self.value(name)
 
     # Judging ------------------------------------------------------------------------
 
@@ -359,23 +400,25 @@ class Run:
         return judged
 
     def _actual(self, prediction: Prediction, execution: Execution) -> Value:
-        if prediction.kind == "outcome":
+        if prediction.kind == Kind.OUTCOME:
             return execution.outcome
-        if prediction.kind == "which":
+        if prediction.kind == Kind.WHICH:
             error = execution.error
             if error is None:
                 return "(no error)"
             if error_matches(prediction.error_match, error.message):
                 return str(self.value(prediction.by_hand))
             return "(another error)"
-        return _as_value(self.value(prediction.actual), prediction.actual)
+        return as_value(self.value(prediction.actual), prediction.actual, prediction.kind)
 
     def _judge(self, guess: Guess, execution: Execution) -> Judged:
         prediction = guess.prediction
         actual = self._actual(prediction, execution)
-        by_hand = _as_value(self.value(prediction.by_hand), prediction.by_hand)
+        by_hand = as_value(self.value(prediction.by_hand), prediction.by_hand, prediction.kind)
         misconception = None
         feedback = ""
+        detail = ""
+        wrong: tuple[int, ...] = ()
         if guess.skipped:
             correct: bool | None = None
         elif is_close(guess.value, actual, prediction.tolerance):
@@ -386,7 +429,10 @@ class Run:
             # With no feedback of its own, a prediction's last (most specific) hint says why.
             fallback = prediction.feedback or (prediction.hints[-1] if prediction.hints else "")
             feedback = misconception.explanation if misconception else fallback
-        raised = execution.error if prediction.kind in ("outcome", "which") else None
+            detail = tensor_verdict(guess.value, actual, prediction.tolerance)
+            if isinstance(guess.value, list):
+                wrong = tuple(wrong_elements(guess.value, actual, prediction.tolerance))
+        raised = execution.error if prediction.kind in (Kind.OUTCOME, Kind.WHICH) else None
         attempt = Attempt(
             id=prediction.id, prediction=None if guess.skipped else guess.value,
             actual=actual, by_hand=by_hand, correct=correct, skipped=guess.skipped,
@@ -396,10 +442,10 @@ class Run:
             misconception=misconception.name if misconception else None,
             concept=prediction.concept, tolerance=prediction.tolerance.describe(),
             error=raised.to_json() if raised else None,
-            warnings=tuple(execution.warnings) if prediction.kind == "outcome" else (),
+            warnings=tuple(execution.warnings) if prediction.kind == Kind.OUTCOME else (),
         )
         return Judged(attempt, prediction, misconception, feedback,
-                      self.render(prediction.by_hand_text))
+                      self.render(prediction.by_hand_text), detail=detail, wrong=wrong)
 
     def match(self, prediction: Prediction, value: Value, actual: Value) -> Misconception | None:
         tolerance = matching_tolerance(prediction.tolerance)
@@ -413,9 +459,9 @@ class Run:
         return None
 
     def misconception_value(self, prediction: Prediction, misconception: Misconception) -> Value:
-        if prediction.kind == "outcome":
+        if prediction.kind == Kind.OUTCOME:
             return parse_outcome(misconception.value)
-        return _as_value(self.value(misconception.value), misconception.value)
+        return as_value(self.value(misconception.value), misconception.value, prediction.kind)
 
     def unjudged(self, guesses: Iterable[Guess]) -> list[Attempt]:
         """Interrupted before PyTorch ran: what was typed, kept without a verdict."""
@@ -457,17 +503,84 @@ def _checked_against_each_other(judged: list[Judged], graph: Any) -> list[Judged
     return result
 
 
-def _as_value(value: Any, text: str) -> Value:
-    if value is None or isinstance(value, float | str):
-        return value
-    raise LessonError(f"{text!r} gives {type(value).__name__}, not a number, None or a word")
+_WANTED = {
+    Kind.VALUE: "a number, None or a tensor",
+    Kind.SHAPE: "a shape (like (4, 3))",
+    Kind.FLAG: "True or False",
+    Kind.DTYPE: "a dtype (like float32)",
+    Kind.GRAD_FN: "a grad_fn's class name (like MulBackward0) or None",
+}
+
+
+def describe(value: Any) -> str:
+    """What a value is, in a few words, for a message about a kind that does not fit."""
+    if isinstance(value, bool):
+        return f"{value}, a flag"
+    if isinstance(value, tuple):
+        return f"{shape_text(value) if all(isinstance(v, int) for v in value) else value}, " \
+               "a shape"
+    if isinstance(value, list):
+        shape = shape_of(value)
+        return f"a tensor of shape {shape_text(shape)}" if shape else "a ragged list"
+    if isinstance(value, str):
+        return f"the word {value!r}"
+    return format_value(value) if value is None or isinstance(value, float) else \
+        type(value).__name__
+
+
+def as_value(value: Any, text: str, kind: Kind = Kind.VALUE) -> Value:
+    """An evaluated expression as a value of the prediction's kind, or LessonError saying
+    which kind it is instead (`pack check` reports it: the kind follows from `actual`)."""
+    found: Value | None = None
+    ok = False
+    if kind == Kind.VALUE:
+        if isinstance(value, tuple) and not all(isinstance(v, int) for v in value):
+            value = list(value)  # a tuple literal of numbers: a tensor's elements
+        if value is None or isinstance(value, float | str) and not isinstance(value, bool):
+            found, ok = value, True
+        elif isinstance(value, list) and shape_of(value) is not None:
+            found, ok = value, True
+    elif kind == Kind.SHAPE:
+        if isinstance(value, tuple | list) and all(
+                isinstance(v, int) and not isinstance(v, bool)
+                or isinstance(v, float) and v.is_integer() and v >= 0 for v in value):
+            found, ok = shape_text([int(v) for v in value]), True
+        elif isinstance(value, str):
+            try:
+                found, ok = parse_shape(value), True
+            except AnswerError:
+                ok = False
+    elif kind == Kind.FLAG:
+        found, ok = value, isinstance(value, bool)
+    elif kind == Kind.DTYPE:
+        name = dtype_name(value) if isinstance(value, str) else None
+        found, ok = name, name is not None
+    elif kind == Kind.GRAD_FN:
+        found, ok = value, value is None or isinstance(value, str) and value.isidentifier()
+    else:
+        found, ok = value, value is None or isinstance(value, str)
+    if not ok:
+        raise LessonError(f"{text!r} gives {describe(value)}, not {_WANTED.get(kind, kind)}")
+    return found
+
+
+def is_expression(text: str) -> bool:
+    """Whether a placeholder's text parses as a pack expression."""
+    try:
+        parse_pack_expression(text)
+    except ExprError:
+        return False
+    return True
 
 
 def _formatted(value: Any, spec: str) -> str:
     if spec and isinstance(value, float):
         return format(value, spec)
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return shape_text(value)
     if isinstance(value, list):
-        return ", ".join(format_value(v) if isinstance(v, float) else str(v) for v in value)
+        return ", ".join(format_value(v) if isinstance(v, float | list) else str(v)
+                         for v in value)
     return format_value(value)
 
 

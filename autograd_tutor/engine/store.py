@@ -83,15 +83,41 @@ def _is_time(value: object) -> bool:
         return False
 
 
+MAX_VALUE_ELEMENTS = 10_000  # a tensor kept in a row
+
+
 def _value_ok(value: object) -> bool:
-    if value is None or isinstance(value, str):
+    """A stored prediction or answer: None, a word, a flag, a finite number, or a tensor
+    (nested lists of finite numbers, bounded)."""
+    if value is None or isinstance(value, str | bool):
         return True
+    if isinstance(value, list):
+        return _tensor_ok(value, [0], 0)
+    return _number_ok(value)
+
+
+def _number_ok(value: object) -> bool:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
     try:
         return math.isfinite(value)
     except OverflowError:  # an integer of hundreds of digits: no float holds it
         return False
+
+
+def _tensor_ok(value: list[Any], count: list[int], depth: int) -> bool:
+    if not value or depth > 8:
+        return False
+    for item in value:
+        if isinstance(item, list):
+            if not _tensor_ok(item, count, depth + 1):
+                return False
+        elif not _number_ok(item):
+            return False
+        count[0] += 1
+        if count[0] > MAX_VALUE_ELEMENTS:
+            return False
+    return True
 
 
 _CHECKS: dict[str, Callable[[object], bool]] = {
@@ -119,6 +145,8 @@ _CHECKS: dict[str, Callable[[object], bool]] = {
 
 
 def _number(value: object) -> object:
+    if isinstance(value, list):
+        return [_number(item) for item in value]
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 

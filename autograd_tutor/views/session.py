@@ -18,8 +18,16 @@ from typing import Any
 
 from msgspec import structs
 
-from autograd_tutor.engine.answers import format_value, parse_prediction
-from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Prediction, Step
+from autograd_tutor.engine.answers import format_marked, format_value, parse_prediction
+from autograd_tutor.engine.model import (
+    OUTCOMES,
+    Attempt,
+    Exercise,
+    Figures,
+    Kind,
+    Prediction,
+    Step,
+)
 from autograd_tutor.engine.runner import (
     Execution,
     Guess,
@@ -158,7 +166,7 @@ class Session:
 
     def ask(self, prediction: Prediction) -> Guess:
         given = self.options.answers.get(prediction.id)
-        if prediction.kind == "which" and not self.options.reveal:
+        if prediction.kind == Kind.WHICH and not self.options.reveal:
             self.ui.numbered_choices(prediction.choices)
         if given is not None:
             value = parse_prediction(given, prediction)  # validated by the CLI
@@ -166,9 +174,10 @@ class Session:
             return Guess(prediction, value, typed=given)
         if self.options.reveal:
             return Guess(prediction, skipped=True)
-        if prediction.kind not in self._told_how:
-            self.ui.text(INPUT_HELP[prediction.kind], "dim")
-            self._told_how.add(prediction.kind)
+        how = "tensor" if prediction.tensor else prediction.kind
+        if how not in self._told_how:
+            self.ui.text(INPUT_HELP[how], "dim")
+            self._told_how.add(how)
         # Load torch behind the learner's thinking time, once the first question is up.
         self.engine.loader.start()
         return prompt.ask(self.ui, Guess(prediction), prompt_text(prediction),
@@ -292,15 +301,26 @@ class Session:
         }
 
 
+# What the prompt adds, per kind, to say what to type.
+_TYPE_HINTS = {
+    Kind.SHAPE: " (a shape, like (4, 3) or (3,))",
+    Kind.FLAG: " (True or False)",
+    Kind.DTYPE: " (a dtype, like float32)",
+    Kind.GRAD_FN: " (a grad_fn's class name, or None)",
+}
+
+
 def prompt_text(prediction: Prediction) -> str:
-    if prediction.kind == "outcome":
+    if prediction.kind == Kind.OUTCOME:
         return f"Predict what {prediction.code} does ({', '.join(OUTCOMES[:2])} or "\
                f"{OUTCOMES[2]}): "
-    if prediction.kind == "which":
+    if prediction.kind == Kind.WHICH:
         return f"Predict which error {prediction.code} raises (1-{len(prediction.choices)}): "
     extra = ""
     if prediction.choices:
         extra = " (" + " or ".join(prediction.choices) + ")"
+    elif prediction.kind in _TYPE_HINTS:
+        extra = _TYPE_HINTS[prediction.kind]
     elif prediction.tolerance.is_estimate:
         extra = f" (an estimate: within {prediction.tolerance.describe()} counts)"
     return f"Predict {prediction.label}{extra}: "
@@ -317,4 +337,6 @@ def row(item: Judged) -> RevealRow:
         by_hand_text=item.by_hand_text,
         correct=attempt.correct,
         feedback=item.feedback,
+        marked=tuple(format_marked(attempt.prediction, item.wrong)) if item.wrong else (),
+        detail=item.detail,
     )

@@ -29,6 +29,14 @@ KEYS_HELP = "? = hint   skip = show the answer   q = quit"
 # What to type, per kind of prediction: shown before the first question of each kind.
 INPUT_HELP = {
     "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n" + KEYS_HELP,
+    "tensor": "Type a number (like 2.5 or 7/4) or None; a tensor of several elements as its "
+              "elements: [2, 0, 20] or 2 0 20, a matrix as [[1, 2], [3, 4]].\n" + KEYS_HELP,
+    "shape": "Type a shape: (4, 3) or 4x3, (3,) or 3; () for a single number's.\n"
+             + KEYS_HELP,
+    "flag": "Type True or False (or yes/no, t/f).\n" + KEYS_HELP,
+    "dtype": "Type a dtype: float32, float64, int64, bool, ... (torch. is optional).\n"
+             + KEYS_HELP,
+    "grad_fn": "Type the grad_fn's class name (like MulBackward0), or None.\n" + KEYS_HELP,
     "outcome": "Type what the code does: runs, error or warning.\n" + KEYS_HELP,
     "which": "Type the number of your choice (or its name).\n" + KEYS_HELP,
 }
@@ -321,15 +329,24 @@ class UI:
         table.add_column("", justify="left")
         for row in rows:
             mark, style = MARKS[row.correct]
+            predicted = Text(row.predicted)
+            if row.marked:  # a tensor: its wrong elements in red
+                predicted = Text()
+                for piece, wrong in row.marked:
+                    predicted.append(piece, style="bold red" if wrong else "")
             table.add_row(
                 Text(row.label),
-                Text(row.predicted),
+                predicted,
                 Text(format_value(row.actual)),
                 Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
                      else format_value(row.by_hand), overflow="fold"),
                 Text(mark, style=style),
             )
         self.out.print(Fitted(table))
+        for row in rows:
+            if row.detail:  # a tensor: what is wrong with it, in words
+                self.out.print(Text(f"{row.label}: {row.detail}", style="red"),
+                               soft_wrap=not self.out.is_terminal)
         # One paragraph once, naming every answer it explains (a shared slip is one lesson).
         explained: dict[str, list[RevealRow]] = {}
         for row in rows:
@@ -411,3 +428,7 @@ class RevealRow(Struct, frozen=True):
     by_hand_text: str
     correct: bool | None
     feedback: str
+    # A predicted tensor in pieces, each with whether it is a wrong element; and what is
+    # wrong with it ("right values, wrong shape: ...").
+    marked: tuple[tuple[str, bool], ...] = ()
+    detail: str = ""
