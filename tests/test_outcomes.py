@@ -48,6 +48,20 @@ def independent_run(exercise: Exercise, upto: int) -> dict[str, Any]:
     return result
 
 
+def args_up_to(exercise: Exercise, index: int, prediction: Prediction) -> list[str]:
+    """`exercise` with every prediction before `prediction` (in step `index`) answered by
+    --answer (any valid answer will do: runs for an outcome, so no "which error?" follows)."""
+    args = ["exercise", key_text(exercise), "--graph", "none"]
+    typed = {"outcome": "runs", "value": "0"}
+    for step in exercise.steps[: index + 1]:
+        for p in step.predictions:
+            if p is prediction:
+                return args
+            if p.kind != "which":
+                args.append(f"--answer={p.id}={typed[p.kind]}")
+    raise AssertionError(f"{prediction.id} is not in step {index + 1}")
+
+
 def ids(case: tuple[Exercise, int, Prediction]) -> str:
     return f"{case[0].key}:{case[2].id}"
 
@@ -90,13 +104,19 @@ def test_outcome_answers_through_a_pipe_and_answer_options() -> None:
     not_counted = [line for line in piped.stderr.splitlines() if line.startswith("Not counted")]
     assert len(not_counted) == 2  # 'maybe' at the outcome, '7' at the numbered choice
     answered = runner.invoke(app, ["exercise", "5", "--json", "--graph", "none",
-                                   "-a", "c.backward@detach=runs",
-                                   "-a", "c.backward@detach:which=nothing requires grad"],
+                                   "-a", "c.backward@detach=runs"],
                              input="36\nNone\n1\n")
     assert answered.exit_code == 0, answered.output
     report = {s["id"]: s for s in json.loads(answered.stdout)["steps"]}
     assert report["c.backward@detach"]["correct"] is False
     assert report["c.backward@detach"]["misconception"] == "detach-pass-through"
+    assert "c.backward@detach:which" not in report  # asked only after a predicted error
+    chosen = runner.invoke(app, ["exercise", "5", "--json", "--graph", "none",
+                                 "-a", "c.backward@detach=error",
+                                 "-a", "c.backward@detach:which=nothing requires grad"],
+                           input="36\nNone\n1\n")
+    assert chosen.exit_code == 0, chosen.output
+    report = {s["id"]: s for s in json.loads(chosen.stdout)["steps"]}
     assert report["c.backward@detach:which"]["correct"] is True
     bad = runner.invoke(app, ["exercise", "5", "-a", "c.backward@detach=perhaps"])
     assert bad.exit_code == 2 and "runs, error or warning" in bad.output
@@ -108,11 +128,7 @@ def test_nothing_before_an_outcome_prompt_gives_it_away(case: tuple[Exercise, in
     """Stop at the outcome's prompt (reveal of every earlier prediction on): neither PyTorch's
     message nor the step's explanation has been printed yet."""
     exercise, index, prediction = case
-    args = ["exercise", key_text(exercise), "--graph", "none"]
-    typed = {"outcome": "runs", "which": "1", "value": "0"}  # any valid answer will do
-    for step in exercise.steps[:index]:
-        args += [f"--answer={p.id}={typed[p.kind]}" for p in step.predictions]
-    result = runner.invoke(app, args, input="")
+    result = runner.invoke(app, args_up_to(exercise, index, prediction), input="")
     assert result.exit_code == 1, result.output  # input ended at the outcome's prompt
     text = result.output
     prompt = prompt_text(prediction).rstrip()
@@ -128,3 +144,74 @@ def test_nothing_before_an_outcome_prompt_gives_it_away(case: tuple[Exercise, in
     for sentence in explanation.split(". ")[:2]:
         if len(sentence) > 30:
             assert sentence[:30] not in before
+
+
+def follow_up(text: str, prediction: Prediction) -> str:
+    """What was printed from the outcome's prompt on."""
+    return text[text.rindex(prompt_text(prediction).rstrip()):]
+
+
+@pytest.mark.parametrize("case", outcome_cases(), ids=ids)
+def test_which_error_is_asked_only_after_a_predicted_error(
+        case: tuple[Exercise, int, Prediction]) -> None:
+    """Whether "which error?" comes depends on the learner's answer alone: never after runs
+    or warning, and after error at every outcome of the pack, whatever PyTorch does."""
+    exercise, index, prediction = case
+    args = args_up_to(exercise, index, prediction)
+    asked = {}
+    for word in ("runs", "warning", "error"):
+        result = runner.invoke(app, args, input=f"{word}\n")
+        assert result.exit_code == 1, result.output  # input ended at the next prompt
+        asked[word] = "Predict which error" in follow_up(result.output, prediction)
+    assert asked == {"runs": False, "warning": False, "error": True}
+
+
+def test_every_pack_has_outcomes_that_raise_and_outcomes_that_do_not() -> None:
+    """The test above would prove nothing if every outcome question raised: PyTorch says which
+    do (run here, outside the tutor)."""
+    for pack in PACKS:
+        raised = {independent_run(exercise, index)["error"] is not None
+                  for exercise, index, _ in outcome_cases() if exercise.pack == pack.name}
+        assert raised == {True, False}, pack.name
+
+
+def test_a_which_answer_needs_a_predicted_error_and_is_unscored_when_none_came(tmp_path) -> None:
+    """--answer follows the prompt's rule; an error predicted where PyTorch raised none keeps
+    the chosen error but scores only the outcome."""
+    errors = PACKS[1]
+    case = next((e, i, p) for e, i, p in outcome_cases()
+                if e.pack == "errors" and independent_run(e, i)["error"] is None)
+    exercise, index, prediction = case
+    which = f"{prediction.id}:which"
+    lone = runner.invoke(app, ["exercise", key_text(exercise), "-a", f"{which}=1"])
+    assert lone.exit_code == 2 and f"{prediction.id}=error" in lone.output
+    after_runs = runner.invoke(app, ["exercise", key_text(exercise), "-a", f"{which}=1",
+                                     "-a", f"{prediction.id}=runs"])
+    assert after_runs.exit_code == 2
+    args = args_up_to(exercise, index, prediction) + [
+        "--json", "--plots", str(tmp_path), "-a", f"{prediction.id}=error", "-a", f"{which}=1"]
+    later = [p for step in exercise.steps for p in step.predictions
+             if p.kind == "value" and f"--answer={p.id}=0" not in args]
+    args += [f"--answer={p.id}=0" for p in later]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps[prediction.id]["correct"] is False
+    chosen = errors.exercise(exercise.number).steps[index].predictions
+    assert steps[which]["prediction"] == next(p for p in chosen if p.id == which).choices[0]
+    assert steps[which]["correct"] is None and steps[which]["skipped"] is False
+    assert "not scored" in result.stderr
+
+
+def test_reveal_asks_no_which_question(tmp_path) -> None:
+    """--reveal predicts nothing, so no error was predicted: no "which error?" row either."""
+    outcomes: dict[str, list[str]] = {}
+    for exercise, _, prediction in outcome_cases():
+        outcomes.setdefault(key_text(exercise), []).append(prediction.id)
+    for key, found in outcomes.items():
+        result = runner.invoke(app, ["exercise", key, "--reveal", "--json", "--graph", "none",
+                                     "--plots", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        ids = [s["id"] for s in json.loads(result.stdout)["steps"]]
+        for outcome in found:
+            assert outcome in ids and f"{outcome}:which" not in ids

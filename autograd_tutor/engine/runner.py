@@ -135,6 +135,22 @@ class Guess:
     hints_used: int = 0
 
 
+def asked(prediction: Prediction, earlier: Iterable[Guess]) -> bool:
+    """Whether the learner is asked `prediction`, given their answers earlier in its step.
+
+    Only the learner's own answers decide, never what PyTorch did, so whether a question
+    comes gives nothing away: "which error?" follows only a predicted `error` (a learner
+    who predicted runs or warning, or skipped, is judged on the outcome alone)."""
+    if prediction.kind != "which":
+        return True
+    outcome = prediction.id.removesuffix(WHICH_SUFFIX)
+    return any(guess.prediction.id == outcome and not guess.skipped and guess.value == "error"
+               for guess in earlier)
+
+
+WHICH_SUFFIX = ":which"
+
+
 @dataclass(frozen=True)
 class Raised:
     """An exception the step's code raised: PyTorch's type and message, verbatim."""
@@ -328,6 +344,9 @@ class Run:
         feedback = ""
         if guess.skipped:
             correct: bool | None = None
+        elif prediction.kind == "which" and execution.error is None:
+            # An error was predicted and none came: that is judged once, by the outcome.
+            correct = None
         elif is_close(guess.value, actual, prediction.tolerance):
             correct = True
         else:

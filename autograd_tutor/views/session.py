@@ -20,12 +20,12 @@ from msgspec import structs
 
 from autograd_tutor.engine.answers import format_value, parse_prediction
 from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Prediction, Step
-from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader
+from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader, asked
 from autograd_tutor.engine.store import Store, now
 from autograd_tutor.views import prompt
 from autograd_tutor.views.figure_worker import FigureWorker
 from autograd_tutor.views.prompt import Quit
-from autograd_tutor.views.ui import INPUT_HELP, UI, RevealRow, printable
+from autograd_tutor.views.ui import INPUT_HELP, SKIPPED, UI, RevealRow, printable
 
 PLOTS = "autograd_tutor.views.plots"  # the figures' module; importing it loads matplotlib
 
@@ -119,7 +119,8 @@ class Session:
         guesses: list[Guess] = []
         try:
             for prediction in step.predictions:
-                guesses.append(self.ask(prediction))
+                if asked(prediction, guesses):
+                    guesses.append(self.ask(prediction))
         except KeyboardInterrupt:
             self.keep_unjudged(guesses)
             raise
@@ -301,7 +302,7 @@ def prompt_text(prediction: Prediction) -> str:
 
 def row(item: Judged) -> RevealRow:
     attempt = item.attempt
-    predicted = "(skipped)" if attempt.skipped else format_value(attempt.prediction)
+    predicted = SKIPPED if attempt.skipped else format_value(attempt.prediction)
     return RevealRow(
         label=item.prediction.label,
         predicted=predicted,
