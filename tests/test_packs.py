@@ -50,6 +50,11 @@ BROKEN = {
                           "high, both finite"),
     "outcome-wrong": ("square.toml", 2, "again", "declared outcome is 'error', but the code ran"),
     "error-match-wrong": ("square.toml", 2, "twice", "error_match 'non-scalar' does not match"),
+    # Whether "which error?" follows a predicted error must not tell what the code does.
+    "prompts-tell-outcome": ("square.toml", 3, "fresh", "asked which error at tiny/1 'again' "
+                             "but not here"),
+    "outcomes-all-alike": ("square.toml", 2, "again", "all 2 outcome questions of this pack "
+                           "have the answer 'error'"),
 }
 
 
@@ -99,8 +104,9 @@ def test_pack_check_command_exit_status_and_json() -> None:
     assert missing.exit_code == 1 and "no pack.toml" in missing.output
 
 
-@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", EXAMPLES / "two-paths"],
-                         ids=["basics", "example"])
+@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", BUILTIN_DIR / "errors",
+                                   EXAMPLES / "two-paths"],
+                         ids=["basics", "errors", "example"])
 def test_built_in_and_example_packs_are_sound(where: Path) -> None:
     result = check_pack(where)
     assert result.ok, "\n".join(map(str, result.problems))

@@ -20,6 +20,7 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -77,6 +78,7 @@ def check_pack(root: Path) -> CheckResult:
     except LessonError as error:
         result.problems.append(Problem("helpers.py", None, None, str(error)))
         return result
+    _prompts_tell_nothing(pack.exercises, result)
     for exercise in pack.exercises:
         _Exercise(exercise, helpers, result).check()
         result.exercises += 1
@@ -196,8 +198,8 @@ class _Exercise:
     def which(self, where: Where, prediction: Prediction, execution: Execution) -> None:
         error = execution.error
         if error is None:
-            where.problem("error_choices are given, but the code raises no error to choose")
-        elif not re.search(prediction.error_match, error.message):
+            return  # nothing to choose; the outcome's check says whether one was declared
+        if not re.search(prediction.error_match, error.message):
             where.problem(f"the error choice {self.run.value(prediction.by_hand)!r} does not "
                           f"match the real error (error_match {prediction.error_match!r} vs "
                           f"{error.message!r})")
@@ -246,6 +248,44 @@ class _Exercise:
 
 
 _FAILED = object()
+
+
+def _prompts_tell_nothing(exercises: Sequence[Exercise], result: CheckResult) -> None:
+    """The prompts a learner sees must not depend on what PyTorch does.
+
+    Within a step the engine asks every question before the code runs, and "which error?"
+    only after the learner's own `error` (runner.asked), so a step's prompts follow from the
+    learner's answers. What is left is the pack's own choice of questions, which a learner
+    comes to read across its exercises:
+    - "which error?" follows a predicted error at every outcome question or at none: offered
+      only where the code raises, its coming says the code raised;
+    - two or more outcome questions may not all have the same answer: then being asked says
+      what the code does.
+    """
+    outcomes = [(exercise, index, prediction)
+                for exercise in exercises
+                for index, step in enumerate(exercise.steps, start=1)
+                for prediction in step.predictions if prediction.kind == "outcome"]
+    followed = {prediction.id: any(p.kind == "which" and p.code == prediction.code
+                                   and p.id == f"{prediction.id}:which"
+                                   for p in exercise.steps[index - 1].predictions)
+                for exercise, index, prediction in outcomes}
+    if any(followed.values()):
+        example = next((e, p) for e, _, p in outcomes if followed[p.id])
+        for exercise, index, prediction in outcomes:
+            if not followed[prediction.id]:
+                Where(result.problems, exercise.source, index, prediction.id).problem(
+                    f"a learner who predicts error is asked which error at "
+                    f"{example[0].key} {example[1].id!r} but not here, so whether that "
+                    "question comes tells what the code does; give this outcome "
+                    "error_choices too")
+    answers = {prediction.by_hand.strip('"') for _, _, prediction in outcomes}
+    if len(outcomes) >= 2 and len(answers) == 1:
+        exercise, index, prediction = outcomes[0]
+        Where(result.problems, exercise.source, index, prediction.id).problem(
+            f"all {len(outcomes)} outcome questions of this pack have the answer "
+            f"{answers.pop()!r}, so being asked tells it; ask one where the code does "
+            "something else")
 
 
 def _telling(value: float) -> bool:

@@ -40,6 +40,7 @@ PACKS_VARIABLE = "AUTOGRAD_TUTOR_PACKS"
 DEFAULT_PACK = "basics"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.@:\[\]-]{0,59}\Z")
+NO_ERROR = "(no error)"  # a "which error?" answer where the code raised none
 CHOICE_COUNT = (2, 4)
 # Each figure kind a step may ask for, and the arguments it needs (drawn by views.figures).
 FIGURE_KINDS: dict[str, tuple[str, ...]] = {
@@ -482,13 +483,17 @@ class _Reader:
             if right_choice:
                 where.problem("error_choice is given without error_choices")
             return [main]
-        if expected != "error":
-            where.problem("error_choices only go with outcome = \"error\": there is no "
-                          "error to choose")
+        # A learner who predicts error is asked which one whatever the code does, so code
+        # that runs or warns may have error_choices too: then there is no right one.
         low, high = CHOICE_COUNT
         if not low <= len(choices) <= high:
             where.problem(f"error_choices must name {low} to {high} errors, not {len(choices)}")
-        if right_choice not in choices:
+        if expected != "error":
+            if right_choice:
+                where.problem(f"error_choice goes only with outcome = \"error\": code that "
+                              f"is declared to be {expected!r} raises no error to name")
+            right_choice = NO_ERROR
+        elif right_choice not in choices:
             where.problem(f"error_choice {right_choice!r} is not one of the error_choices")
         which_id = f"{pid}:which"
         if which_id in ids:
