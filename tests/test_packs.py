@@ -43,6 +43,16 @@ BROKEN = {
                                 "'exponent-not-brought-down' gives the right answer"),
     "misconceptions-coincide": ("square.toml", 1, "x.grad", "both give 49"),
     "leak": ("square.toml", 1, "x.grad", "contains its answer (14)"),
+    # Every spelling of an answer, located: one digit, a fraction, a word, a choice's name,
+    # and a number of the code stated as the answer.
+    "leak-one-digit": ("square.toml", 1, "x.grad", "contains its answer (7) in step 1's setup"),
+    "leak-fraction": ("square.toml", 1, "x.grad", "contains its answer (1/3) in step 1's setup"),
+    "leak-word": ("square.toml", 1, "rising", "states its answer in step 1's setup: "
+                  "'at x = 3. Is y rising there? (it is True)'"),
+    "leak-choice-name": ("square.toml", 2, "again:which",
+                         "contains its answer (backward twice) in step 2's title"),
+    "leak-code-number": ("square.toml", 1, "x.grad[0]", "states its answer in step 1's setup: "
+                         "'s, and y is the sum of 4x. So x.grad[0] = 4.'"),
     "duplicate-id": ("square.toml", 1, "x.grad", "duplicate prediction id 'x.grad'"),
     "template-unfair": ("pack.toml", 1, None, "could not draw a fair problem in 200 tries"),
     # inf passed the reader once, then became null in the pack cache and spoilt it
@@ -80,6 +90,37 @@ def test_pack_check_reports_each_kind_of_damage_precisely(kind: str) -> None:
     where = ": ".join(x for x in (file, step and f"step {step}",
                                   prediction and f"prediction {prediction}") if x)
     assert str(problem).startswith(where + ": ")
+
+
+def test_the_leaked_answers_in_the_fixtures_are_pytorchs() -> None:
+    """7, 1/3, True and 4 above: what torch gives for each leak fixture's code."""
+    x = torch.tensor(3.5, requires_grad=True)
+    (x**2).backward()
+    assert x.grad is not None and x.grad.item() == 7.0
+    x = torch.tensor(5.0, requires_grad=True)
+    (x / 3).backward()
+    assert x.grad is not None and abs(x.grad.item() - 1 / 3) < 1e-7
+    x = torch.tensor(3.0, requires_grad=True)
+    (x**2).backward()
+    assert x.grad is not None and (x.grad.item() > 0) is True
+    x = torch.zeros(4, requires_grad=True)
+    (4 * x).sum().backward()
+    assert x.grad is not None and x.grad[0].item() == 4.0
+    x = torch.tensor(7.0, requires_grad=True)
+    y = x**2
+    y.backward()
+    with pytest.raises(RuntimeError, match="a second time"):
+        y.backward()
+
+
+def test_a_number_of_the_code_may_be_given_but_not_stated_as_the_answer(tmp_path: Path
+                                                                          ) -> None:
+    """The code-number fixture without its last sentence passes: "holds 4 zeros" is a given."""
+    shutil.copytree(FIXTURES / "leak-code-number", tmp_path / "pack")
+    exercise = tmp_path / "pack" / "square.toml"
+    exercise.write_text(exercise.read_text().replace(" So x.grad[0] = 4.", ""))
+    result = check_pack(tmp_path / "pack")
+    assert result.ok, [str(p) for p in result.problems]
 
 
 def test_the_expected_numbers_in_the_messages_are_pytorchs() -> None:

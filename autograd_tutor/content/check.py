@@ -16,7 +16,6 @@ data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from autograd_tutor.content.leaks import Givens, Shown, find, read_code
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice
@@ -94,8 +94,12 @@ class _Exercise:
         self.exercise = exercise
         self.run = Run(exercise, helpers=helpers)
         self.result = result
-        self.shown: list[str] = [exercise.title, exercise.intro]
+        self.shown: list[Shown] = [Shown("the exercise's title", exercise.title, 0),
+                                   Shown("the intro", exercise.intro, 0)]
         self.revealed: list[Value] = []
+        self.literals: set[float] = set()
+        self.bound: set[tuple[str, float]] = set()
+        self.step = 0
 
     def where(self, step: int | None = None, prediction: str | None = None) -> Where:
         return Where(self.result.problems, self.exercise.source, step, prediction)
@@ -104,26 +108,35 @@ class _Exercise:
         """Step by step in the session's order: a step's code runs once its questions are
         asked (at once when it asks none), and what it shows is seen by later prompts."""
         for index, step in enumerate(self.exercise.steps, start=1):
-            self.shown += [step.title, step.setup, step.code]
+            self.step = index
+            prose, literals, bound = read_code(step.code)
+            self.literals |= literals
+            self.bound |= bound
+            self.shown += [Shown(f"step {index}'s title", step.title, index),
+                           Shown(f"step {index}'s setup", step.setup, index),
+                           Shown(f"step {index}'s code", prose, index)]
             # What the learner has seen when each prompt appears (nothing of this step's run).
-            step_text = [step.title, step.setup, step.code]
-            before: list[tuple[str, str]] = []
+            before: list[list[Shown]] = []
             for prediction in step.predictions:
-                step_text.append(prediction.label)
-                self.shown.append(prediction.label)
-                before.append(("\n".join(self.shown), "\n".join(step_text)))
+                before.append(list(self.shown))
+                self.shown.append(Shown(f"the label of {prediction.id!r}", prediction.label,
+                                        index))
             try:
                 execution = self.run.execute(step)
             except LessonError as error:
                 self.where(index).problem(f"code raises where no error is expected: {error}")
                 return
-            for prediction, (seen, this_step) in zip(step.predictions, before, strict=True):
-                self.leaks(index, prediction, seen, this_step)
-                self.prediction(index, step, prediction, execution)
+            for prediction, seen in zip(step.predictions, before, strict=True):
+                earlier = list(self.revealed)
+                answer = self.prediction(index, step, prediction, execution)
+                if answer is not _FAILED:
+                    self.leaks(index, prediction, seen, answer, earlier)
             self.after(index, step, execution)
 
     def prediction(self, index: int, step: Step, prediction: Prediction,
-                   execution: Execution) -> None:
+                   execution: Execution) -> Any:
+        """Check one prediction; its answer (the pack's declared one for an outcome or which
+        error, PyTorch's for a value), or _FAILED."""
         where = self.where(index, prediction.id)
         self.result.predictions += 1
         reported = len(self.result.problems)
@@ -139,10 +152,16 @@ class _Exercise:
             if len(self.result.problems) == reported:  # not already said above
                 where.problem(str(error))
             self.run.answers[prediction.id] = None
-            return
-        self.revealed.append(judged[0].attempt.actual)
-        self.shown += [judged[0].by_hand_text, prediction.feedback,
-                       *(m.explanation for m in prediction.misconceptions)]
+            return _FAILED
+        attempt = judged[0].attempt
+        self.revealed.append(attempt.actual)
+        self.reveal(index, judged[0].by_hand_text, prediction.feedback,
+                    *(m.explanation for m in prediction.misconceptions))
+        return attempt.actual if prediction.kind == "value" else attempt.by_hand
+
+    def reveal(self, index: int, *texts: str) -> None:
+        self.shown += [Shown(f"step {index}'s reveal", text, index, reveal=True)
+                       for text in texts if text]
 
     def value(self, where: Where, prediction: Prediction) -> None:
         try:
@@ -208,7 +227,7 @@ class _Exercise:
         where = self.where(index)
         for text, what in ((step.explanation, "explanation"),):
             try:
-                self.shown.append(self.run.render(text))
+                self.reveal(index, self.run.render(text))
             except (LessonError, KeyError) as error:
                 where.problem(f"{what}: a placeholder fails: {error}")
         for spec in step.figures:
@@ -216,9 +235,9 @@ class _Exercise:
                 self.evaluate(where, f"figure {spec.name!r} argument {name!r}", text)
             if spec.kind not in FIGURE_KINDS:
                 where.problem(f"figure kind {spec.kind!r} is unknown")
-        self.shown += execution.output + execution.warnings
+        self.reveal(index, *execution.output, *execution.warnings)
         if execution.error is not None:
-            self.shown.append(execution.error.message)
+            self.reveal(index, execution.error.message)
 
     def evaluate(self, where: Where, what: str, text: str) -> Any:
         try:
@@ -227,24 +246,14 @@ class _Exercise:
             where.problem(f"{what}: {error}")
             return _FAILED
 
-    def leaks(self, index: int, prediction: Prediction, seen: str, this_step: str) -> None:
+    def leaks(self, index: int, prediction: Prediction, seen: list[Shown], answer: Value,
+              earlier: list[Value]) -> None:
         """Did the text shown before this prediction's prompt give its answer away?"""
-        if prediction.kind != "value":
-            return
-        try:
-            answer = self.run.value(prediction.actual)
-        except LessonError:
-            return  # reported with the prediction
-        if not isinstance(answer, float) or not _telling(answer):
-            return
-        # An earlier reveal may show the same number legitimately; then only this step counts.
-        earlier = any(isinstance(v, float) and is_close(v, answer) for v in self.revealed)
-        text = this_step if earlier else seen
-        for spelling in _spellings(answer):
-            if re.search(rf"(?<![\w.]){re.escape(spelling)}(?![\w]|\.\d)", text):
-                self.where(index, prediction.id).problem(
-                    f"the text shown before this prediction contains its answer ({spelling})")
-                return
+        givens = Givens(frozenset(self.literals), frozenset(self.bound))
+        leak = find(answer, prediction.kind, prediction.label, prediction.id, seen, index,
+                    earlier, givens)
+        if leak is not None:
+            self.where(index, prediction.id).problem(leak.message())
 
 
 _FAILED = object()
@@ -286,24 +295,6 @@ def _prompts_tell_nothing(exercises: Sequence[Exercise], result: CheckResult) ->
             f"all {len(outcomes)} outcome questions of this pack have the answer "
             f"{answers.pop()!r}, so being asked tells it; ask one where the code does "
             "something else")
-
-
-def _telling(value: float) -> bool:
-    """Two or more significant digits: a number that gives itself away when printed.
-    Single digits (0, 1, -1, 6) occur in code and prose for other reasons."""
-    return math.isfinite(value) and (abs(value) >= 10 or not float(value).is_integer())
-
-
-def _spellings(value: float) -> list[str]:
-    """Ways the answer could be printed: the tool's own format and common roundings that
-    still carry two significant digits."""
-    found = {format_value(value), f"{value:.3g}", f"{value:.4g}", f"{value:.5g}"}
-    if float(value).is_integer():
-        found |= {f"{value:.1f}", f"{value:.2f}"}
-    else:
-        found |= {format_value(value, 2), format_value(value, 3)}
-    return sorted(text for text in found
-                  if len(re.sub(r"\D", "", text).lstrip("0")) >= 2 or text == format_value(value))
 
 
 def _check_template(template: Any, index: int, helpers: dict[str, Any],
