@@ -215,3 +215,28 @@ def test_reveal_asks_no_which_question(tmp_path) -> None:
         ids = [s["id"] for s in json.loads(result.stdout)["steps"]]
         for outcome in found:
             assert outcome in ids and f"{outcome}:which" not in ids
+
+
+def test_basics_2_asks_what_reading_h_grad_does_without_retain_grad(tmp_path) -> None:
+    """The step once asked a question it never let the learner answer. PyTorch, run here:
+    reading .grad of an intermediate that kept none warns and gives None."""
+    x = torch.tensor(2.0, requires_grad=True)
+    h = x * 3.0
+    y = (h + 0.5) * -1.0
+    y.backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        held = h.grad
+    expected = "warning" if caught else "runs"
+    step = builtin("basics").exercise(2).steps[1]
+    outcome, value = step.predictions[0], step.predictions[-1]
+    assert outcome.kind == "outcome" and value.label == "h.grad"
+    result = runner.invoke(app, ["exercise", "2", "--json", "--graph", "none",
+                                 "--plots", str(tmp_path), "-a", f"{outcome.id}={expected}",
+                                 "-a", f"{value.id}={held}"],
+                           input="0\n" * len(builtin("basics").exercise(2).steps[0].predictions))
+    assert result.exit_code == 0, result.output
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps[outcome.id]["actual"] == expected == "warning"
+    assert steps[outcome.id]["correct"] is True
+    assert steps[value.id]["actual"] is held is None and steps[value.id]["correct"] is True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -151,6 +152,32 @@ def test_pack_check_command_exit_status_and_json() -> None:
 def test_built_in_and_example_packs_are_sound(where: Path) -> None:
     result = check_pack(where)
     assert result.ok, "\n".join(map(str, result.problems))
+
+
+def plain_fragment(markdown: str) -> str:
+    """The longest run of the text with no markup or placeholder in it, as rendered."""
+    runs = re.split(r"[*`{}_#\[\]]|\n\n", markdown)
+    return " ".join(max(runs, key=len).split())
+
+
+@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", BUILTIN_DIR / "errors",
+                                   EXAMPLES / "two-paths"], ids=["basics", "errors", "example"])
+def test_every_steps_explanation_is_shown_even_with_reveal(where: Path, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """A step without predictions once returned before its explanation."""
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(where.parent))
+    pack, _ = load_pack(where)
+    assert pack is not None
+    for exercise in pack.exercises:
+        result = runner.invoke(app, ["exercise", f"{pack.name}/{exercise.number}", "--reveal",
+                                     "--graph", "none", "--plots", str(tmp_path)],
+                               env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        shown = " ".join(result.output.split())
+        for index, step in enumerate(exercise.steps, start=1):
+            if step.explanation:
+                fragment = plain_fragment(step.explanation)
+                assert fragment in shown, f"{exercise.key} step {index}: {fragment!r}"
 
 
 def test_the_basics_pack_reads_without_problems() -> None:

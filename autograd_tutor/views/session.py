@@ -114,7 +114,7 @@ class Session:
             # Nothing to ask: run it now, so what it prints shows in its own step. (PyTorch
             # loads in the background from here, while the learner reads.)
             self.engine.loader.start()
-            self.execute(step)
+            self.reveal(step, [], self.execute(step))  # its explanation, graph and figures
             return
         guesses: list[Guess] = []
         try:
