@@ -7,6 +7,7 @@ plain `exec` with torch, outside the tutor. No message text is written in a test
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from typing import Any
 
@@ -18,6 +19,7 @@ from autograd_tutor.cli import app
 from autograd_tutor.content.packs import builtin, key_text
 from autograd_tutor.engine.model import Exercise, Prediction
 from autograd_tutor.views.session import prompt_text
+from autograd_tutor.views.ui import INPUT_HELP
 
 runner = CliRunner()
 PACKS = [builtin("basics"), builtin("errors")]
@@ -240,3 +242,45 @@ def test_basics_2_asks_what_reading_h_grad_does_without_retain_grad(tmp_path) ->
     assert steps[outcome.id]["actual"] == expected == "warning"
     assert steps[outcome.id]["correct"] is True
     assert steps[value.id]["actual"] is held is None and steps[value.id]["correct"] is True
+
+
+# Words that say what code did: none may be shown before the question whose answer it is.
+SAYS = {
+    "error": ("raise", "raises", "refuse", "refuses", "fails", "error", "uses up", "used up",
+              "freed", "the first line", "can it", "can a tensor"),
+    "warning": ("warn", "warns", "warning"),
+    "runs": ("fix", "the fix", "works", "runs fine"),
+}
+
+
+def words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("()", "")))
+
+
+@pytest.mark.parametrize("case", outcome_cases(), ids=ids)
+def test_the_words_before_an_outcome_say_nothing_of_it(case: tuple[Exercise, int, Prediction]
+                                                       ) -> None:
+    """The exercise's title and intro and the step's own text, as printed up to the outcome's
+    prompt, name neither what PyTorch did (run here) nor the right error's name (the choices
+    themselves are listed only after a predicted error)."""
+    exercise, index, prediction = case
+    truth = independent_run(exercise, index)
+    did = "error" if truth["error"] else "warning" if truth["warnings"] else "runs"
+    step = exercise.steps[index]
+    result = runner.invoke(app, args_up_to(exercise, index, prediction), input="",
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    text = result.output[: result.output.rindex(prompt_text(prediction).rstrip())]
+    for help_text in INPUT_HELP.values():  # the tool's own words of how to type
+        for line in help_text.splitlines():
+            text = text.replace(line, "")
+    first = text.find(exercise.steps[0].title)
+    here = text.find(step.title, text.find(exercise.steps[index - 1].title) + 1
+                     if index else first)
+    assert 0 <= first <= here, text
+    shown = words(text[:first] + text[here:])
+    for said in SAYS[did]:
+        assert not re.search(rf"\b{words(said)}\b", shown), (said, shown)
+    which = next((p for p in step.predictions if p.id == f"{prediction.id}:which"), None)
+    if which is not None and did == "error":
+        assert words(which.by_hand.strip('"')) not in shown
