@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from autograd_tutor.engine.answers import format_value
-from autograd_tutor.engine.model import Value
+from autograd_tutor.engine.model import NO_ERROR, Value
 
 NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve "
                 "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
@@ -186,7 +186,7 @@ def find(value: Value, kind: str, label: str, prediction_id: str, shown: list[Sh
     if kind == "outcome":
         return _loose_words(OUTCOME_SPELLINGS.get(str(value), ()), shown, reveals=False)
     if kind == "which":
-        return None if value == "(no error)" else _loose_phrase(str(value), shown)
+        return None if value == NO_ERROR else _loose_phrase(str(value), shown)
     names = subjects(label, prediction_id)
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -20,6 +20,7 @@ from msgspec import Struct, field
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
 from autograd_tutor.engine.model import (
     EXACT,
+    NO_ERROR,
     OUTCOME_WORDS,
     OUTCOMES,
     Coding,
@@ -40,7 +41,6 @@ PACKS_VARIABLE = "AUTOGRAD_TUTOR_PACKS"
 DEFAULT_PACK = "basics"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.@:\[\]-]{0,59}\Z")
-NO_ERROR = "(no error)"  # a "which error?" answer where the code raised none
 CHOICE_COUNT = (2, 4)
 # Each figure kind a step may ask for, and the arguments it needs (drawn by views.figures).
 FIGURE_KINDS: dict[str, tuple[str, ...]] = {

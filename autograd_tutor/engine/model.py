@@ -21,6 +21,8 @@ from msgspec import Struct, field
 Value = float | str | None
 
 OUTCOMES = ("runs", "error", "warning")
+# The answer to "which error?" where the code raised none (asked after a predicted error).
+NO_ERROR = "(no error)"
 # What a learner may type for each outcome.
 OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
                  "error": "error", "e": "error", "err": "error",

@@ -35,6 +35,7 @@ from autograd_tutor.engine.expressions import (
     parse_pack_expression,
 )
 from autograd_tutor.engine.model import (
+    NO_ERROR,
     Attempt,
     Exercise,
     Misconception,
@@ -330,7 +331,7 @@ class Run:
         if prediction.kind == "which":
             error = execution.error
             if error is None:
-                return "(no error)"
+                return NO_ERROR
             if re.search(prediction.error_match, error.message):
                 return str(self.value(prediction.by_hand))
             return "(another error)"
