@@ -501,7 +501,9 @@ class _Reader:
         ids.add(which_id)
         which = Prediction(which_id, "which error", actual="",
                            by_hand=f'"{right_choice}"',
-                           by_hand_text="matched against PyTorch's message", hints=which_hints,
+                           by_hand_text="matched against PyTorch's message"
+                           if expected == "error" else "the lesson's answer: it raises none",
+                           hints=which_hints,
                            concept=concept,
                            choices=choices, kind="which", code=code, error_match=error_match)
         return [main, which]
