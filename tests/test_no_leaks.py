@@ -242,3 +242,28 @@ def test_every_prediction_is_covered() -> None:
         assert all(p.kind == "which" and answers[p.id.removesuffix(":which")] != "error"
                    for p in left), [p.id for p in left]
     assert len(cases()) == sum(len(reference.answers(n)) for n in range(1, 6))
+
+
+def test_pack_checks_spellings_of_an_answer() -> None:
+    """What `pack check` looks for: every spelling, and a given of the code only when tied."""
+    from autograd_tutor.content.leaks import Givens, Shown, find, number_spellings
+
+    digits, words = number_spellings(1 / 3)
+    assert {"1/3", "0.3333", "0.333", "⅓"} <= set(digits) and words == []
+    digits, words = number_spellings(-2.0)
+    assert {"-2", "−2", "-2.0"} <= set(digits) and words == ["minus two"]
+
+    def leak(text: str, value: float | str | None, literals: frozenset[float] = frozenset()
+             ) -> str | None:
+        found = find(value, "value", "b.grad[0]", "b.grad[0]@1", [Shown("the setup", text, 1)],
+                     1, [], Givens(literals, frozenset()))
+        return found.spelling if found else None
+
+    assert leak("Its slope there: it is seven.", 7.0) == "seven"
+    assert leak("A slope of 7 everywhere.", 7.0) == "7"
+    assert leak("b is a 4×3 matrix of ones.", 4.0, frozenset({4.0, 3.0})) is None
+    assert leak("b is a 4×3 matrix, and b.grad[0] = 4.", 4.0, frozenset({4.0, 3.0})) == "4"
+    assert leak("It gives 4 in the end.", 4.0, frozenset({4.0})) == "4"
+    assert leak("Type None if you think it holds nothing.", None) is None
+    assert leak("Here b.grad[0] is None.", None) == "None"
+    assert leak("(it is True)", "True") == "True"

@@ -126,8 +126,8 @@ class _Exercise:
             except LessonError as error:
                 self.where(index).problem(f"code raises where no error is expected: {error}")
                 return
+            earlier = list(self.revealed)  # this step's answers are revealed after it
             for prediction, seen in zip(step.predictions, before, strict=True):
-                earlier = list(self.revealed)
                 answer = self.prediction(index, step, prediction, execution)
                 if answer is not _FAILED:
                     self.leaks(index, prediction, seen, answer, earlier)
