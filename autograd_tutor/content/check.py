@@ -99,7 +99,6 @@ class _Exercise:
         self.revealed: list[Value] = []
         self.literals: set[float] = set()
         self.bound: set[tuple[str, float]] = set()
-        self.step = 0
 
     def where(self, step: int | None = None, prediction: str | None = None) -> Where:
         return Where(self.result.problems, self.exercise.source, step, prediction)
@@ -108,7 +107,6 @@ class _Exercise:
         """Step by step in the session's order: a step's code runs once its questions are
         asked (at once when it asks none), and what it shows is seen by later prompts."""
         for index, step in enumerate(self.exercise.steps, start=1):
-            self.step = index
             prose, literals, bound = read_code(step.code)
             self.literals |= literals
             self.bound |= bound
@@ -117,10 +115,10 @@ class _Exercise:
                            Shown(f"step {index}'s code", prose, index)]
             # What the learner has seen when each prompt appears (nothing of this step's run).
             before: list[list[Shown]] = []
-            for prediction in step.predictions:
-                before.append(list(self.shown))
+            for prediction in step.predictions:  # its own label is in its prompt
                 self.shown.append(Shown(f"the label of {prediction.id!r}", prediction.label,
                                         index))
+                before.append(list(self.shown))
             try:
                 execution = self.run.execute(step)
             except LessonError as error:
