@@ -136,6 +136,9 @@ class Guess:
     hints_used: int = 0
 
 
+WHICH_SUFFIX = ":which"  # the ID of an outcome's "which error?" is the outcome's ID + this
+
+
 def asked(prediction: Prediction, earlier: Iterable[Guess]) -> bool:
     """Whether the learner is asked `prediction`, given their answers earlier in its step.
 
@@ -147,9 +150,6 @@ def asked(prediction: Prediction, earlier: Iterable[Guess]) -> bool:
     outcome = prediction.id.removesuffix(WHICH_SUFFIX)
     return any(guess.prediction.id == outcome and not guess.skipped and guess.value == "error"
                for guess in earlier)
-
-
-WHICH_SUFFIX = ":which"
 
 
 @dataclass(frozen=True)
