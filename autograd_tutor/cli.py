@@ -134,6 +134,15 @@ def parse_answers(exercise: Exercise, given: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{key}={printable(value)!r}: {problem}",
                                      param_hint="--answer") from None
         answers[key] = value
+    for key in answers:
+        outcome = key.removesuffix(":which")
+        if predictions[key].kind == "which" and not (
+                outcome in answers
+                and parse_prediction(answers[outcome], predictions[outcome]) == "error"):
+            # As at the prompt: which error is asked only of a learner who predicts one.
+            raise typer.BadParameter(f"{key!r} is asked only after {outcome}=error; give "
+                                     f"--answer {outcome}=error too, or drop {key!r}",
+                                     param_hint="--answer")
     return answers
 
 

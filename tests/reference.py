@@ -11,6 +11,7 @@ Values are floats (or None, or a choice like "w"), keyed by the exercise's predi
 from __future__ import annotations
 
 import functools
+import warnings
 
 import torch
 
@@ -44,7 +45,17 @@ def ex2() -> dict[str, Value]:
     values["h_act.grad"] = grads[5].item()
     # In prompt order: the order backward visits the graph, from y down.
     order = ["w2.grad", "h_act.grad", "b.grad", "h.grad", "w1.grad", "x.grad"]
-    return {key: values[key] for key in order}
+    answers = {key: values[key] for key in order}
+    # The same network without retain_grad(): what reading h.grad does, and what it holds.
+    x = torch.tensor(EX2_INPUTS["x"], requires_grad=True)
+    h = x * EX2_INPUTS["w1"]
+    ((h + EX2_INPUTS["b"]) * EX2_INPUTS["w2"]).backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        held = h.grad
+    answers["h.grad@read"] = "warning" if caught else "runs"
+    answers["h.grad@plain"] = None if held is None else held.item()
+    return answers
 
 
 def ex2_forward() -> dict[str, float]:

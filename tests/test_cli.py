@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from autograd_tutor.cli import app
 from autograd_tutor.content.packs import builtin, installed
 from autograd_tutor.engine.store import Store
+from autograd_tutor.views.session import prompt_text
 
 BASICS = builtin()
 
@@ -34,6 +35,11 @@ def lines_for(number: int, **override: str) -> str:
     """The right answers of exercise `number`, one line each, as stdin."""
     values = {**{k: typed(v) for k, v in reference.answers(number).items()}, **override}
     return "".join(value + "\n" for value in values.values())
+
+
+def revealed(number: int) -> list[str]:
+    """The IDs --reveal shows: no "which error?", since it predicts no error."""
+    return [key for key in reference.answers(number) if not key.endswith(":which")]
 
 
 def flat(text: str) -> str:
@@ -194,10 +200,13 @@ def test_exercise_driven_by_stdin_lines(number: int, tutor_env: Path, tmp_path: 
 def test_prompts_name_the_quantity_and_say_predict() -> None:
     result = run("exercise", "2", input=lines_for(2))
     prompts = prompt_lines(result.output)
-    labels = [p.label for p in BASICS.exercise(2).predictions]
-    assert len(prompts) == len(labels)
-    for prompt, label in zip(prompts, labels, strict=True):
-        assert prompt.startswith(f"Predict {label}")
+    # No error is predicted in exercise 2, so no "which error?" follows its outcome.
+    asked = [p for p in BASICS.exercise(2).predictions if p.kind != "which"]
+    assert len(prompts) == len(asked)
+    for prompt, prediction in zip(prompts, asked, strict=True):
+        assert prompt.startswith(prompt_text(prediction).rstrip())
+        if prediction.kind == "value":
+            assert prompt.startswith(f"Predict {prediction.label}")
 
 
 def test_a_wrong_prediction_is_marked_and_explained() -> None:
@@ -229,10 +238,10 @@ def test_reveal_asks_nothing_and_shows_every_answer(number: int, tutor_env: Path
     result = run("exercise", str(number), "--reveal", input="")
     assert result.exit_code == 0, result.output
     assert prompt_lines(result.output) == []
-    assert result.output.count("skipped") >= len(reference.answers(number))
+    assert result.output.count("skipped") >= len(revealed(number))
     assert "no predictions scored" in result.output
     assert [row["skipped"] for row in progress(tutor_env)["attempts"]] == [True] * len(
-        reference.answers(number))
+        revealed(number))
     # A demonstration predicts nothing, so it does not finish the exercise.
     assert "done" not in table_row(run("list").output, TITLES[number - 1])
 
@@ -354,7 +363,7 @@ def test_json_with_reveal(number: int, tmp_path: Path) -> None:
     result = run("exercise", str(number), "--json", "--reveal", "--plots", str(tmp_path))
     assert result.exit_code == 0
     report = check_report(result.stdout, number)
-    assert [s["id"] for s in report["steps"]] == list(reference.answers(number))
+    assert [s["id"] for s in report["steps"]] == revealed(number)
     assert all(s["skipped"] and s["correct"] is None for s in report["steps"])
     assert result.stdout.strip().count("\n") == 0
 

@@ -53,6 +53,11 @@ def truth(run: Run, prediction: Prediction, execution: Execution) -> Value:
     return run.value(prediction.actual)
 
 
+def unscored(prediction: Prediction, execution: Execution) -> bool:
+    """A "which error?" where the code raised none: no answer to it is right or wrong."""
+    return prediction.kind == "which" and execution.error is None
+
+
 def wrong_value(run: Run, prediction: Prediction, misconception: Misconception) -> Value:
     """What the wrong model gives: an outcome word, or its expression read over the step."""
     if prediction.kind == "outcome":
@@ -80,6 +85,8 @@ def test_each_wrong_model_is_recognised_with_its_own_explanation(exercise: Exerc
     checked = 0
     for run, step, execution in run_steps(exercise):
         for prediction in step.predictions:
+            if unscored(prediction, execution):
+                continue
             actual = truth(run, prediction, execution)
             for misconception in prediction.misconceptions:
                 wrong = wrong_value(run, prediction, misconception)
@@ -103,6 +110,11 @@ def test_each_wrong_model_is_recognised_with_its_own_explanation(exercise: Exerc
 def test_a_correct_answer_never_matches_a_misconception(exercise: Exercise) -> None:
     for run, step, execution in run_steps(exercise):
         for prediction in step.predictions:
+            if unscored(prediction, execution):
+                # Asked only after an error predicted where none came: the outcome judges.
+                outcome = judge(run, step, execution, Guess(prediction, prediction.choices[0]))
+                assert outcome.attempt.correct is None and not outcome.attempt.skipped
+                continue
             actual = truth(run, prediction, execution)
             outcome = judge(run, step, execution, Guess(prediction, actual))
             assert outcome.attempt.correct is True, prediction.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,16 @@ BROKEN = {
                                 "'exponent-not-brought-down' gives the right answer"),
     "misconceptions-coincide": ("square.toml", 1, "x.grad", "both give 49"),
     "leak": ("square.toml", 1, "x.grad", "contains its answer (14)"),
+    # Every spelling of an answer, located: one digit, a fraction, a word, a choice's name,
+    # and a number of the code stated as the answer.
+    "leak-one-digit": ("square.toml", 1, "x.grad", "contains its answer (7) in step 1's setup"),
+    "leak-fraction": ("square.toml", 1, "x.grad", "contains its answer (1/3) in step 1's setup"),
+    "leak-word": ("square.toml", 1, "rising", "states its answer in step 1's setup: "
+                  "'at x = 3. Is y rising there? (it is True)'"),
+    "leak-choice-name": ("square.toml", 2, "again:which",
+                         "contains its answer (backward twice) in step 2's title"),
+    "leak-code-number": ("square.toml", 1, "x.grad[0]", "states its answer in step 1's setup: "
+                         "'s, and y is the sum of 4x. So x.grad[0] = 4.'"),
     "duplicate-id": ("square.toml", 1, "x.grad", "duplicate prediction id 'x.grad'"),
     "template-unfair": ("pack.toml", 1, None, "could not draw a fair problem in 200 tries"),
     # inf passed the reader once, then became null in the pack cache and spoilt it
@@ -67,6 +78,11 @@ BROKEN = {
     "kind-mismatch": ("square.toml", 1, "x.grad", "'x.grad' gives 14, not True or False"),
     "prepare-needs-format-2": ("square.toml", 1, None, "prepare (hidden code) needs format = 2"),
     "tensor-leak": ("square.toml", 1, "x.grad", "contains its answer ([10, 12, 14])"),
+    # Whether "which error?" follows a predicted error must not tell what the code does.
+    "prompts-tell-outcome": ("square.toml", 3, "fresh", "asked which error at tiny/1 'again' "
+                             "but not here"),
+    "outcomes-all-alike": ("square.toml", 2, "again", "all 2 outcome questions of this pack "
+                           "have the answer 'error'"),
 }
 
 
@@ -92,6 +108,37 @@ def test_pack_check_reports_each_kind_of_damage_precisely(kind: str) -> None:
     where = ": ".join(x for x in (file, step and f"step {step}",
                                   prediction and f"prediction {prediction}") if x)
     assert str(problem).startswith(where + ": ")
+
+
+def test_the_leaked_answers_in_the_fixtures_are_pytorchs() -> None:
+    """7, 1/3, True and 4 above: what torch gives for each leak fixture's code."""
+    x = torch.tensor(3.5, requires_grad=True)
+    (x**2).backward()
+    assert x.grad is not None and x.grad.item() == 7.0
+    x = torch.tensor(5.0, requires_grad=True)
+    (x / 3).backward()
+    assert x.grad is not None and abs(x.grad.item() - 1 / 3) < 1e-7
+    x = torch.tensor(3.0, requires_grad=True)
+    (x**2).backward()
+    assert x.grad is not None and (x.grad.item() > 0) is True
+    x = torch.zeros(4, requires_grad=True)
+    (4 * x).sum().backward()
+    assert x.grad is not None and x.grad[0].item() == 4.0
+    x = torch.tensor(7.0, requires_grad=True)
+    y = x**2
+    y.backward()
+    with pytest.raises(RuntimeError, match="a second time"):
+        y.backward()
+
+
+def test_a_number_of_the_code_may_be_given_but_not_stated_as_the_answer(tmp_path: Path
+                                                                          ) -> None:
+    """The code-number fixture without its last sentence passes: "holds 4 zeros" is a given."""
+    shutil.copytree(FIXTURES / "leak-code-number", tmp_path / "pack")
+    exercise = tmp_path / "pack" / "square.toml"
+    exercise.write_text(exercise.read_text().replace(" So x.grad[0] = 4.", ""))
+    result = check_pack(tmp_path / "pack")
+    assert result.ok, [str(p) for p in result.problems]
 
 
 def test_the_expected_numbers_in_the_messages_are_pytorchs() -> None:
@@ -123,12 +170,38 @@ def test_pack_check_command_exit_status_and_json() -> None:
     assert missing.exit_code == 1 and "no pack.toml" in missing.output
 
 
-@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", EXAMPLES / "two-paths",
-                                   EXAMPLES / "shapes-and-flags"],
-                         ids=["basics", "example", "example-format-2"])
+@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", BUILTIN_DIR / "errors",
+                                   EXAMPLES / "two-paths", EXAMPLES / "shapes-and-flags"],
+                         ids=["basics", "errors", "example", "example-format-2"])
 def test_built_in_and_example_packs_are_sound(where: Path) -> None:
     result = check_pack(where)
     assert result.ok, "\n".join(map(str, result.problems))
+
+
+def plain_fragment(markdown: str) -> str:
+    """The longest run of the text with no markup or placeholder in it, as rendered."""
+    runs = re.split(r"[*`{}_#\[\]]|\n\n", markdown)
+    return " ".join(max(runs, key=len).split())
+
+
+@pytest.mark.parametrize("where", [BUILTIN_DIR / "basics", BUILTIN_DIR / "errors",
+                                   EXAMPLES / "two-paths"], ids=["basics", "errors", "example"])
+def test_every_steps_explanation_is_shown_even_with_reveal(where: Path, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """A step without predictions once returned before its explanation."""
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(where.parent))
+    pack, _ = load_pack(where)
+    assert pack is not None
+    for exercise in pack.exercises:
+        result = runner.invoke(app, ["exercise", f"{pack.name}/{exercise.number}", "--reveal",
+                                     "--graph", "none", "--plots", str(tmp_path)],
+                               env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        shown = " ".join(result.output.split())
+        for index, step in enumerate(exercise.steps, start=1):
+            if step.explanation:
+                fragment = plain_fragment(step.explanation)
+                assert fragment in shown, f"{exercise.key} step {index}: {fragment!r}"
 
 
 def test_the_basics_pack_reads_without_problems() -> None:

@@ -30,11 +30,13 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 from typing import Any
 
+from autograd_tutor.content.leaks import Givens, Shown, find, read_code
 from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice, sandbox
@@ -183,6 +185,7 @@ def check_pack(root: Path) -> CheckResult:
     except LessonError as error:
         result.problems.append(Problem("helpers.py", None, None, str(error)))
         return result
+    _prompts_tell_nothing(pack.exercises, result)
     for exercise in pack.exercises:
         _Exercise(exercise, helpers, result).check()
         result.exercises += 1
@@ -198,8 +201,11 @@ class _Exercise:
         self.exercise = exercise
         self.run = Run(exercise, helpers=helpers)
         self.result = result
-        self.shown: list[str] = [exercise.title, exercise.intro]
+        self.shown: list[Shown] = [Shown("the exercise's title", exercise.title, 0),
+                                   Shown("the intro", exercise.intro, 0)]
         self.revealed: list[Value] = []
+        self.literals: set[float] = set()
+        self.bound: set[tuple[str, float]] = set()
 
     def where(self, step: int | None = None, prediction: str | None = None) -> Where:
         return Where(self.result.problems, self.exercise.source, step, prediction)
@@ -211,14 +217,18 @@ class _Exercise:
         for index, step in enumerate(self.exercise.steps, start=1):
             ambiguous_placeholders(step, ids, self.where(index))
         for index, step in enumerate(self.exercise.steps, start=1):
-            self.shown += [step.title, step.setup, step.code]
+            prose, literals, bound = read_code(step.code)
+            self.literals |= literals
+            self.bound |= bound
+            self.shown += [Shown(f"step {index}'s title", step.title, index),
+                           Shown(f"step {index}'s setup", step.setup, index),
+                           Shown(f"step {index}'s code", prose, index)]
             # What the learner has seen when each prompt appears (nothing of this step's run).
-            step_text = [step.title, step.setup, step.code]
-            before: list[tuple[str, str]] = []
-            for prediction in step.predictions:
-                step_text.append(prediction.label)
-                self.shown.append(prediction.label)
-                before.append(("\n".join(self.shown), "\n".join(step_text)))
+            before: list[list[Shown]] = []
+            for prediction in step.predictions:  # its own label is in its prompt
+                self.shown.append(Shown(f"the label of {prediction.id!r}", prediction.label,
+                                        index))
+                before.append(list(self.shown))
             try:
                 execution = self.run.execute(step)
             except PackCodeError as error:  # ran too long, or tried to end the program
@@ -231,13 +241,17 @@ class _Exercise:
                 self.where(index).problem(
                     "the hidden prepare code prints or warns, and the learner would never see "
                     f"it: {execution.hidden_output[0]!r}")
-            for prediction, (seen, this_step) in zip(step.predictions, before, strict=True):
-                self.leaks(index, prediction, seen, this_step)
-                self.prediction(index, step, prediction, execution)
+            earlier = list(self.revealed)  # this step's answers are revealed after it
+            for prediction, seen in zip(step.predictions, before, strict=True):
+                answer = self.prediction(index, step, prediction, execution)
+                if answer is not _FAILED:
+                    self.leaks(index, prediction, seen, answer, earlier)
             self.after(index, step, execution)
 
     def prediction(self, index: int, step: Step, prediction: Prediction,
-                   execution: Execution) -> None:
+                   execution: Execution) -> Any:
+        """Check one prediction; its answer (the pack's declared one for an outcome or which
+        error, PyTorch's for a value), or _FAILED."""
         where = self.where(index, prediction.id)
         self.result.predictions += 1
         reported = len(self.result.problems)
@@ -253,10 +267,16 @@ class _Exercise:
             if len(self.result.problems) == reported:  # not already said above
                 where.problem(str(error))
             self.run.answers[prediction.id] = None
-            return
-        self.revealed.append(judged[0].attempt.actual)
-        self.shown += [judged[0].by_hand_text, prediction.feedback,
-                       *(m.explanation for m in prediction.misconceptions)]
+            return _FAILED
+        attempt = judged[0].attempt
+        self.revealed.append(attempt.actual)
+        self.reveal(index, judged[0].by_hand_text, prediction.feedback,
+                    *(m.explanation for m in prediction.misconceptions))
+        return attempt.actual if prediction.kind == "value" else attempt.by_hand
+
+    def reveal(self, index: int, *texts: str) -> None:
+        self.shown += [Shown(f"step {index}'s reveal", text, index, reveal=True)
+                       for text in texts if text]
 
     def value(self, where: Where, prediction: Prediction) -> None:
         try:
@@ -315,8 +335,8 @@ class _Exercise:
     def which(self, where: Where, prediction: Prediction, execution: Execution) -> None:
         error = execution.error
         if error is None:
-            where.problem("error_choices are given, but the code raises no error to choose")
-        elif not self.matches(where, prediction.error_match, error.message):
+            return  # nothing to choose; the outcome's check says whether one was declared
+        if not self.matches(where, prediction.error_match, error.message):
             where.problem(f"the error choice {self.run.value(prediction.by_hand)!r} does not "
                           f"match the real error (error_match {prediction.error_match!r} vs "
                           f"{error.message!r})")
@@ -333,7 +353,7 @@ class _Exercise:
         where = self.where(index)
         for text, what in ((step.explanation, "explanation"),):
             try:
-                self.shown.append(self.run.render(text))
+                self.reveal(index, self.run.render(text))
             except (LessonError, KeyError) as error:
                 where.problem(f"{what}: a placeholder fails: {error}")
         for spec in step.figures:
@@ -341,9 +361,9 @@ class _Exercise:
                 self.evaluate(where, f"figure {spec.name!r} argument {name!r}", text)
             if spec.kind not in FIGURE_KINDS:
                 where.problem(f"figure kind {spec.kind!r} is unknown")
-        self.shown += execution.output + execution.warnings
+        self.reveal(index, *execution.output, *execution.warnings)
         if execution.error is not None:
-            self.shown.append(execution.error.message)
+            self.reveal(index, execution.error.message)
 
     def evaluate(self, where: Where, what: str, text: str, kind: Kind | None = None) -> Any:
         """The expression's value; with a kind, as a value of that kind (a shape as "(3,)")."""
@@ -358,38 +378,28 @@ class _Exercise:
             where.problem(f"{what}: {error}{hint}")
             return _FAILED
 
-    def leaks(self, index: int, prediction: Prediction, seen: str, this_step: str) -> None:
+    def leaks(self, index: int, prediction: Prediction, seen: list[Shown], answer: Value,
+              earlier: list[Value]) -> None:
         """Did the text shown before this prediction's prompt give its answer away?"""
-        if prediction.kind != Kind.VALUE:
-            return
-        try:
-            answer = self.run.value(prediction.actual)
-        except LessonError:
-            return  # reported with the prediction
         if isinstance(answer, list):
-            self.tensor_leaks(index, prediction, answer, seen, this_step)
+            self.tensor_leaks(index, prediction, answer, seen, earlier)
             return
-        if not isinstance(answer, float) or not _telling(answer):
-            return
-        # An earlier reveal may show the same number legitimately; then only this step counts.
-        earlier = any(isinstance(v, float) and is_close(v, answer) for v in self.revealed)
-        text = this_step if earlier else seen
-        for spelling in _spellings(answer):
-            if re.search(rf"(?<![\w.]){re.escape(spelling)}(?![\w]|\.\d)", text):
-                self.where(index, prediction.id).problem(
-                    f"the text shown before this prediction contains its answer ({spelling})")
-                return
+        givens = Givens(frozenset(self.literals), frozenset(self.bound))
+        leak = find(answer, prediction.kind, prediction.label, prediction.id, seen, index,
+                    earlier, givens)
+        if leak is not None:
+            self.where(index, prediction.id).problem(leak.message())
 
-
-    def tensor_leaks(self, index: int, prediction: Prediction, answer: list[Any], seen: str,
-                     this_step: str) -> None:
+    def tensor_leaks(self, index: int, prediction: Prediction, answer: list[Any],
+                     seen: list[Shown], earlier_answers: list[Value]) -> None:
         """A tensor's elements, in order, among the numbers of the shown text (however it
         is printed: [2, 0, 20], tensor([ 2.,  0., 20.]), 2 0 20)."""
         elements = flat(answer)
         if len(elements) < 2 or not any(_telling(v) for v in elements if isinstance(v, float)):
             return
-        earlier = any(isinstance(v, list) and is_close(v, answer) for v in self.revealed)
-        numbers = [float(n) for n in _NUMBER.findall(this_step if earlier else seen)]
+        earlier = any(isinstance(v, list) and is_close(v, answer) for v in earlier_answers)
+        text = "\n".join(piece.text for piece in seen if not earlier or piece.step == index)
+        numbers = [float(n) for n in _NUMBER.findall(text)]
         width = len(elements)
         for start in range(len(numbers) - width + 1):
             if all(is_close(n, e) for n, e in zip(numbers[start:start + width], elements,
@@ -401,6 +411,12 @@ class _Exercise:
 
 
 _FAILED = object()
+
+
+def _telling(value: float) -> bool:
+    """Two or more significant digits: a tensor element that gives itself away when printed
+    (single digits such as 0, 1, -1 occur in code and prose for other reasons)."""
+    return math.isfinite(value) and (abs(value) >= 10 or not float(value).is_integer())
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 
@@ -421,22 +437,42 @@ def ambiguous_placeholders(step: Step, ids: set[str], where: Where) -> None:
                               "an expression that names no prediction")
 
 
-def _telling(value: float) -> bool:
-    """Two or more significant digits: a number that gives itself away when printed.
-    Single digits (0, 1, -1, 6) occur in code and prose for other reasons."""
-    return math.isfinite(value) and (abs(value) >= 10 or not float(value).is_integer())
+def _prompts_tell_nothing(exercises: Sequence[Exercise], result: CheckResult) -> None:
+    """The prompts a learner sees must not depend on what PyTorch does.
 
-
-def _spellings(value: float) -> list[str]:
-    """Ways the answer could be printed: the tool's own format and common roundings that
-    still carry two significant digits."""
-    found = {format_value(value), f"{value:.3g}", f"{value:.4g}", f"{value:.5g}"}
-    if float(value).is_integer():
-        found |= {f"{value:.1f}", f"{value:.2f}"}
-    else:
-        found |= {format_value(value, 2), format_value(value, 3)}
-    return sorted(text for text in found
-                  if len(re.sub(r"\D", "", text).lstrip("0")) >= 2 or text == format_value(value))
+    Within a step the engine asks every question before the code runs, and "which error?"
+    only after the learner's own `error` (runner.asked), so a step's prompts follow from the
+    learner's answers. What is left is the pack's own choice of questions, which a learner
+    comes to read across its exercises:
+    - "which error?" follows a predicted error at every outcome question or at none: offered
+      only where the code raises, its coming says the code raised;
+    - two or more outcome questions may not all have the same answer: then being asked says
+      what the code does.
+    """
+    outcomes = [(exercise, index, prediction)
+                for exercise in exercises
+                for index, step in enumerate(exercise.steps, start=1)
+                for prediction in step.predictions if prediction.kind == "outcome"]
+    followed = {prediction.id: any(p.kind == "which" and p.code == prediction.code
+                                   and p.id == f"{prediction.id}:which"
+                                   for p in exercise.steps[index - 1].predictions)
+                for exercise, index, prediction in outcomes}
+    if any(followed.values()):
+        example = next((e, p) for e, _, p in outcomes if followed[p.id])
+        for exercise, index, prediction in outcomes:
+            if not followed[prediction.id]:
+                Where(result.problems, exercise.source, index, prediction.id).problem(
+                    f"a learner who predicts error is asked which error at "
+                    f"{example[0].key} {example[1].id!r} but not here, so whether that "
+                    "question comes tells what the code does; give this outcome "
+                    "error_choices too")
+    answers = {prediction.by_hand.strip('"') for _, _, prediction in outcomes}
+    if len(outcomes) >= 2 and len(answers) == 1:
+        exercise, index, prediction = outcomes[0]
+        Where(result.problems, exercise.source, index, prediction.id).problem(
+            f"all {len(outcomes)} outcome questions of this pack have the answer "
+            f"{answers.pop()!r}, so being asked tells it; ask one where the code does "
+            "something else")
 
 
 def _check_template(template: Any, index: int, helpers: dict[str, Any],

@@ -21,6 +21,7 @@ from msgspec import Struct, field
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
 from autograd_tutor.engine.model import (
     EXACT,
+    NO_ERROR,
     OUTCOME_WORDS,
     OUTCOMES,
     READ_KINDS,
@@ -530,13 +531,17 @@ class _Reader:
             if right_choice:
                 where.problem("error_choice is given without error_choices")
             return [main]
-        if expected != "error":
-            where.problem("error_choices only go with outcome = \"error\": there is no "
-                          "error to choose")
+        # A learner who predicts error is asked which one whatever the code does, so code
+        # that runs or warns may have error_choices too: then there is no right one.
         low, high = CHOICE_COUNT
         if not low <= len(choices) <= high:
             where.problem(f"error_choices must name {low} to {high} errors, not {len(choices)}")
-        if right_choice not in choices:
+        if expected != "error":
+            if right_choice:
+                where.problem(f"error_choice goes only with outcome = \"error\": code that "
+                              f"is declared to be {expected!r} raises no error to name")
+            right_choice = NO_ERROR
+        elif right_choice not in choices:
             where.problem(f"error_choice {right_choice!r} is not one of the error_choices")
         which_id = f"{pid}:which"
         if which_id in ids:
@@ -544,7 +549,9 @@ class _Reader:
         ids.add(which_id)
         which = Prediction(which_id, "which error", actual="",
                            by_hand=f'"{right_choice}"',
-                           by_hand_text="matched against PyTorch's message", hints=which_hints,
+                           by_hand_text="matched against PyTorch's message"
+                           if expected == "error" else "the lesson's answer: it raises none",
+                           hints=which_hints,
                            concept=concept,
                            choices=choices, kind=Kind.WHICH, code=code, error_match=error_match)
         return [main, which]

@@ -46,6 +46,8 @@ class Kind(StrEnum):
 READ_KINDS = (Kind.VALUE, Kind.SHAPE, Kind.FLAG, Kind.DTYPE, Kind.GRAD_FN)
 
 OUTCOMES = ("runs", "error", "warning")
+# The answer to "which error?" where the code raised none (asked after a predicted error).
+NO_ERROR = "(no error)"
 # What a learner may type for each outcome.
 OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
                  "error": "error", "e": "error", "err": "error",

@@ -52,6 +52,7 @@ from autograd_tutor.engine.expressions import (
     parse_pack_expression,
 )
 from autograd_tutor.engine.model import (
+    NO_ERROR,
     Attempt,
     Exercise,
     Kind,
@@ -183,6 +184,22 @@ class Guess:
     typed: str = ""
     skipped: bool = False
     hints_used: int = 0
+
+
+WHICH_SUFFIX = ":which"  # the ID of an outcome's "which error?" is the outcome's ID + this
+
+
+def asked(prediction: Prediction, earlier: Iterable[Guess]) -> bool:
+    """Whether the learner is asked `prediction`, given their answers earlier in its step.
+
+    Only the learner's own answers decide, never what PyTorch did, so whether a question
+    comes gives nothing away: "which error?" follows only a predicted `error` (a learner
+    who predicted runs or warning, or skipped, is judged on the outcome alone)."""
+    if prediction.kind != "which":
+        return True
+    outcome = prediction.id.removesuffix(WHICH_SUFFIX)
+    return any(guess.prediction.id == outcome and not guess.skipped and guess.value == "error"
+               for guess in earlier)
 
 
 @dataclass(frozen=True)
@@ -405,7 +422,7 @@ class Run:
         if prediction.kind == Kind.WHICH:
             error = execution.error
             if error is None:
-                return "(no error)"
+                return NO_ERROR
             if error_matches(prediction.error_match, error.message):
                 return str(self.value(prediction.by_hand))
             return "(another error)"
@@ -421,6 +438,9 @@ class Run:
         wrong: tuple[int, ...] = ()
         if guess.skipped:
             correct: bool | None = None
+        elif prediction.kind == Kind.WHICH and execution.error is None:
+            # An error was predicted and none came: that is judged once, by the outcome.
+            correct = None
         elif is_close(guess.value, actual, prediction.tolerance):
             correct = True
         else:

@@ -35,12 +35,13 @@ from autograd_tutor.engine.runner import (
     LessonError,
     Run,
     TorchLoader,
+    asked,
 )
 from autograd_tutor.engine.store import Store, now
 from autograd_tutor.views import prompt
 from autograd_tutor.views.figure_worker import FigureWorker
 from autograd_tutor.views.prompt import Quit
-from autograd_tutor.views.ui import INPUT_HELP, UI, RevealRow, printable
+from autograd_tutor.views.ui import INPUT_HELP, SKIPPED, UI, RevealRow, printable
 
 PLOTS = "autograd_tutor.views.plots"  # the figures' module; importing it loads matplotlib
 
@@ -129,12 +130,13 @@ class Session:
             # Nothing to ask: run it now, so what it prints shows in its own step. (PyTorch
             # loads in the background from here, while the learner reads.)
             self.engine.loader.start()
-            self.execute(step)
+            self.reveal(step, [], self.execute(step))  # its explanation, graph and figures
             return
         guesses: list[Guess] = []
         try:
             for prediction in step.predictions:
-                guesses.append(self.ask(prediction))
+                if asked(prediction, guesses):
+                    guesses.append(self.ask(prediction))
         except KeyboardInterrupt:
             self.keep_unjudged(guesses)
             raise
@@ -328,7 +330,7 @@ def prompt_text(prediction: Prediction) -> str:
 
 def row(item: Judged) -> RevealRow:
     attempt = item.attempt
-    predicted = "(skipped)" if attempt.skipped else format_value(attempt.prediction)
+    predicted = SKIPPED if attempt.skipped else format_value(attempt.prediction)
     return RevealRow(
         label=item.prediction.label,
         predicted=predicted,

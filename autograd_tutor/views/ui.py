@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # types only: `list` and `--help` need none of these modules'
     from autograd_tutor.engine.stats import Summary
     from autograd_tutor.engine.store import ExerciseStatus
 
+SKIPPED = "(skipped)"  # what the reveal shows as the prediction of a skipped question
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
 KEYS_HELP = "? = hint   skip = show the answer   q = quit"
 # What to type, per kind of prediction: shown before the first question of each kind.
@@ -334,6 +335,8 @@ class UI:
                 predicted = Text()
                 for piece, wrong in row.marked:
                     predicted.append(piece, style="bold red" if wrong else "")
+            if row.correct is None and row.predicted != SKIPPED:
+                mark = "not scored"  # which error, after an error predicted where none came
             table.add_row(
                 Text(row.label),
                 predicted,
