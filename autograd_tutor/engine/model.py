@@ -128,6 +128,10 @@ class Step(Struct, frozen=True):
     # The pack whose helpers its expressions call (a practice problem's template's pack);
     # empty for the exercise's own.
     pack: str = ""
+    # A parameterised step: (name, low, high, halves) drawn for practice, as a template's,
+    # and the values (name, value) the exercise itself shows (already filled in).
+    params: tuple[tuple[str, float, float, bool], ...] = ()
+    at: tuple[tuple[str, float], ...] = ()
 
 
 class Coding(Struct, frozen=True):
@@ -178,6 +182,8 @@ class Template(Struct, frozen=True):
     # name -> (low, high, halves): integers in [low, high], or multiples of 0.5 with halves.
     params: tuple[tuple[str, float, float, bool], ...]
     pack: str = ""
+    # For a parameterised step of an exercise: where it is ("3-non-scalar.toml: step 2").
+    origin: str = ""
 
 
 class Pack(Struct, frozen=True):
