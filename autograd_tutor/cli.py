@@ -591,8 +591,8 @@ def practice_command(
     as_json: JsonOpt = False,
     list_concepts: Annotated[bool, typer.Option("--list", help="List the concepts.")] = False,
 ) -> None:
-    """Fresh problems for a concept: polynomial, chain-rule, accumulation, zeroing,
-    gd-step, detach, and those of installed packs' practice templates."""
+    """Fresh problems for a concept: those of the installed packs' practice templates and
+    parameterised steps (--list shows them)."""
     from autograd_tutor.engine import practice
 
     ui = make_ui(as_json)
@@ -614,14 +614,15 @@ def practice_command(
                  helpers=all_helpers(found))
 
 
-def aimed_problems() -> Callable[[Any], Any]:
-    """Draws the retry problem for a missed attempt, from every installed pack's templates."""
+def aimed_problems() -> Callable[[Any, tuple[str, ...]], Any]:
+    """Draws the retry problem for a missed attempt, from every installed pack's templates
+    and parameterised steps; None when none is aimed at its misconception."""
     from autograd_tutor.engine import practice
 
-    def draw(attempt: Any) -> Any:
+    def draw(attempt: Any, later: tuple[str, ...]) -> Any:
         found = packs.installed(home_dir())
-        return practice.aimed(attempt.concept, attempt.misconception, attempt.prediction,
-                              random_seed(), found.templates(), all_helpers(found))
+        return practice.aimed(attempt.concept, attempt.misconception, random_seed(),
+                              found.templates(), all_helpers(found), later=later)
 
     return draw
 

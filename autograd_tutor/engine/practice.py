@@ -30,7 +30,7 @@ SEPARATION = Tolerance(relative=1e-3, absolute=1e-3)
 # by_hand is float64 arithmetic, PyTorch float32: "exact" allows float32's rounding.
 AGREEMENT = Tolerance(relative=1e-5, absolute=1e-6)
 MAX_TRIES = 200
-# A retry whose code (numbers aside) is this similar to a later step's would give it away.
+# A retry whose code holds this much of a later step's code (numbers aside) gives it away.
 SIMILAR_CODE = 0.8
 
 Helpers = Mapping[str, Any]
@@ -120,9 +120,11 @@ def _tests(step: Step, misconception: str, helpers: Helpers | None) -> bool:
         for prediction in step.predictions:
             right = execution.outcome if prediction.kind == "outcome" else (
                 run.value(prediction.actual))
+            apart = Tolerance(max(prediction.tolerance.relative, SEPARATION.relative),
+                              max(prediction.tolerance.absolute, SEPARATION.absolute))
             for wrong in prediction.misconceptions:
-                if wrong.name == misconception and not _same(
-                        run.misconception_value(prediction, wrong), right):
+                if wrong.name == misconception and not is_close(
+                        run.misconception_value(prediction, wrong), right, apart):
                     return True
     except LessonError:
         return False
@@ -133,20 +135,31 @@ def _same(a: Value, b: Value) -> bool:
     return is_close(a, b, SEPARATION)
 
 
-NUMBER = re.compile(r"\{\w+\}|(?<![\w.])-?\d+(?:\.\d*)?(?:e-?\d+)?")
+NUMBER = re.compile(r"\{\w+\}(?:\.\d+)?|(?<![\w.])\d+(?:\.\d*)?(?:e-?\d+)?")
 
 
-def _shape(code: str) -> list[str]:
-    """Code with its numbers (and {param} placeholders) masked, one stripped line each."""
-    lines = (NUMBER.sub("#", line).strip() for line in code.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+def _shape(code: str) -> str:
+    """Code with its numbers (and {param} placeholders) masked, comments and blank lines
+    dropped, spaces collapsed: what is left is what the code does."""
+    lines = (" ".join(NUMBER.sub("#", line.split("#")[0]).split()) for line in
+             code.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _repeats(code: str, later: Sequence[str]) -> bool:
-    """Whether `code` is, numbers aside, (nearly) the code of one of the `later` steps."""
+    """Whether `code` holds, numbers aside, (nearly) all of the code of one of the `later`
+    steps: showing it would give that step away. One-line steps (a bare `loss.backward()`)
+    are too common to count."""
     mine = _shape(code)
-    return any(difflib.SequenceMatcher(None, mine, _shape(other)).ratio() >= SIMILAR_CODE
-               for other in later)
+    for other in later:
+        theirs = _shape(other)
+        if "\n" not in theirs:
+            continue
+        matcher = difflib.SequenceMatcher(None, theirs, mine, autojunk=False)
+        if sum(block.size for block in matcher.get_matching_blocks()) >= (
+                SIMILAR_CODE * len(theirs)):
+            return True
+    return False
 
 
 def _check(concept: str, known: Mapping[str, str]) -> None:
@@ -297,9 +310,11 @@ def _examine(step: Step, helpers: Helpers | None, misconceptions: bool) -> str |
             if not misconceptions:
                 continue
             seen: list[Value] = []
+            apart = Tolerance(max(prediction.tolerance.relative, SEPARATION.relative),
+                              max(prediction.tolerance.absolute, SEPARATION.absolute))
             for misconception in prediction.misconceptions:
                 value = run.misconception_value(prediction, misconception)
-                if _same(value, right):
+                if is_close(value, right, apart):
                     return (f"misconception {misconception.name!r} gives the right answer, "
                             f"{format_value(value)}")
                 if any(_same(value, other) for other in seen):

@@ -54,7 +54,8 @@ class Session:
     def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
                  kind: str = "exercise",
-                 aimed: Callable[[Attempt], Exercise | None] | None = None) -> None:
+                 aimed: Callable[[Attempt, tuple[str, ...]], Exercise | None] | None = None
+                 ) -> None:
         self.exercise = exercise
         self.ui = ui
         self.store = store
@@ -76,7 +77,9 @@ class Session:
         self.saved = True
         self._told_how: set[str] = set()
         self.helpers = helpers
-        self.aimed = aimed  # draws the retry problem for a judged attempt
+        # Draws the retry problem for a judged attempt, never like the later steps' code.
+        self.aimed = aimed
+        self._later: tuple[str, ...] = ()
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -94,6 +97,7 @@ class Session:
             self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
             total = len(self.exercise.steps)
             for index, step in enumerate(self.exercise.steps, start=1):
+                self._later = tuple(later.code for later in self.exercise.steps[index:])
                 self.run_step(step, index, total)
         finally:
             if self.worker is not None:
@@ -206,7 +210,8 @@ class Session:
     # Teaching on the spot -----------------------------------------------------------
 
     def offer_retry(self, judged: list[Judged]) -> None:
-        """A named mistake: offer at once one fresh problem aimed at it (once per step)."""
+        """A named mistake: offer at once one fresh problem aimed at it (once per step), only
+        when there is one: it is drawn before the offer is made."""
         if not self.options.retry or self.aimed is None:
             return
         missed = next((item.attempt for item in judged
@@ -214,15 +219,14 @@ class Session:
                        and item.attempt.concept), None)
         if missed is None:
             return
+        problem = self.aimed(missed, self._later)
+        if problem is None:
+            return  # nothing aimed at this mistake: offer nothing
         try:
             wanted = self.ui.ask("Try one aimed at this? [Y/n] ").strip().lower()
         except EOFError:
             return
         if wanted not in ("", "y", "yes"):
-            return
-        problem = self.aimed(missed)
-        if problem is None:
-            self.ui.text("No practice problem for this concept yet.", "dim")
             return
         options = replace(self.options, retry=False)
         retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,
