@@ -614,15 +614,16 @@ def practice_command(
                  helpers=all_helpers(found))
 
 
-def aimed_problems() -> Callable[[Any, tuple[str, ...]], Any]:
+def aimed_problems() -> Callable[[Any, tuple[str, ...], tuple[str, ...]], Any]:
     """Draws the retry problem for a missed attempt, from every installed pack's templates
     and parameterised steps; None when none is aimed at its misconception."""
     from autograd_tutor.engine import practice
 
-    def draw(attempt: Any, later: tuple[str, ...]) -> Any:
+    def draw(attempt: Any, earlier: tuple[str, ...], later: tuple[str, ...]) -> Any:
         found = packs.installed(home_dir())
         return practice.aimed(attempt.concept, attempt.misconception, random_seed(),
-                              found.templates(), all_helpers(found), later=later)
+                              found.templates(), all_helpers(found), later=later,
+                              earlier=earlier)
 
     return draw
 

@@ -30,8 +30,9 @@ SEPARATION = Tolerance(relative=1e-3, absolute=1e-3)
 # by_hand is float64 arithmetic, PyTorch float32: "exact" allows float32's rounding.
 AGREEMENT = Tolerance(relative=1e-5, absolute=1e-6)
 MAX_TRIES = 200
-# A retry whose code holds this much of a later step's code (numbers aside) gives it away.
-SIMILAR_CODE = 0.8
+# Two lines of code this similar (numbers masked) do the same thing: `h.retain_grad()` and
+# `z.retain_grad()`.
+SIMILAR_CODE = 0.85
 
 Helpers = Mapping[str, Any]
 
@@ -82,18 +83,18 @@ def generate_mix(chosen: Sequence[str], seed: int, templates: Sequence[Template]
 
 def aimed(concept: str, misconception: str, seed: int, templates: Sequence[Template] = (),
           helpers: Helpers | None = None, later: Sequence[str] = (),
-          tries: int = 40) -> Exercise | None:
+          earlier: Sequence[str] = (), tries: int = 40) -> Exercise | None:
     """One fresh problem aimed at a mistake just made, or None when there is none to give.
 
     Only templates of `concept` that name `misconception` in a prediction of that concept
     are drawn from, and only a draw where that misconception's answer differs from the right
     one is kept (every draw is fair, `fair`): under the same slip the learner would get it
-    wrong again, so the problem tests the mistake. A template whose code is, numbers aside,
-    the code of one of the exercise's `later` steps is never used: it would give that step
-    away.
+    wrong again, so the problem tests the mistake. A template whose code shows what one of
+    the exercise's `later` steps adds to the `earlier` ones (its own step included) is never
+    used: it would give that step away.
     """
     candidates = [t for t in templates if t.concept == concept
-                  and _names(t, misconception) and not _repeats(t.step.code, later)]
+                  and _names(t, misconception) and not _repeats(t.step.code, later, earlier)]
     if not candidates:
         return None
     rng = Random(seed)
@@ -138,27 +139,30 @@ def _same(a: Value, b: Value) -> bool:
 NUMBER = re.compile(r"\{\w+\}(?:\.\d+)?|(?<![\w.])\d+(?:\.\d*)?(?:e-?\d+)?")
 
 
-def _shape(code: str) -> str:
-    """Code with its numbers (and {param} placeholders) masked, comments and blank lines
-    dropped, spaces collapsed: what is left is what the code does."""
+def _lines(code: str) -> set[str]:
+    """Code's lines with numbers (and {param} placeholders) masked, comments and blank lines
+    dropped, spaces collapsed: what is left is what each line does."""
     lines = (" ".join(NUMBER.sub("#", line.split("#")[0]).split()) for line in
              code.splitlines())
-    return "\n".join(line for line in lines if line)
+    return {line for line in lines if line}
 
 
-def _repeats(code: str, later: Sequence[str]) -> bool:
-    """Whether `code` holds, numbers aside, (nearly) all of the code of one of the `later`
-    steps: showing it would give that step away. One-line steps (a bare `loss.backward()`)
-    are too common to count."""
-    mine = _shape(code)
+def _repeats(code: str, later: Sequence[str], earlier: Sequence[str] = ()) -> bool:
+    """Whether `code` shows, numbers and names of a letter aside, what one of the `later`
+    steps is about: at least half of that step's new lines (those no earlier step showed),
+    each matched by a line of `code` that is nearly the same."""
+    mine = _lines(code)
+    seen = set().union(*map(_lines, earlier)) if earlier else set()
     for other in later:
-        theirs = _shape(other)
-        if "\n" not in theirs:
+        new = _lines(other) - seen
+        if not new:
             continue
-        matcher = difflib.SequenceMatcher(None, theirs, mine, autojunk=False)
-        if sum(block.size for block in matcher.get_matching_blocks()) >= (
-                SIMILAR_CODE * len(theirs)):
+        found = sum(1 for line in new if line in mine or any(
+            difflib.SequenceMatcher(None, line, candidate, autojunk=False).ratio()
+            >= SIMILAR_CODE for candidate in mine))
+        if found * 2 >= len(new):
             return True
+        seen |= _lines(other)
     return False
 
 

@@ -54,7 +54,8 @@ class Session:
     def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
                  kind: str = "exercise",
-                 aimed: Callable[[Attempt, tuple[str, ...]], Exercise | None] | None = None
+                 aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...]],
+                                 Exercise | None] | None = None
                  ) -> None:
         self.exercise = exercise
         self.ui = ui
@@ -77,8 +78,10 @@ class Session:
         self.saved = True
         self._told_how: set[str] = set()
         self.helpers = helpers
-        # Draws the retry problem for a judged attempt, never like the later steps' code.
+        # Draws the retry problem for a judged attempt, given the code of the steps so far
+        # and of the later ones (a retry never shows what a later step is about).
         self.aimed = aimed
+        self._earlier: tuple[str, ...] = ()
         self._later: tuple[str, ...] = ()
 
     @property
@@ -97,7 +100,9 @@ class Session:
             self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
             total = len(self.exercise.steps)
             for index, step in enumerate(self.exercise.steps, start=1):
-                self._later = tuple(later.code for later in self.exercise.steps[index:])
+                steps = self.exercise.steps
+                self._earlier = tuple(shown.code for shown in steps[:index])
+                self._later = tuple(later.code for later in steps[index:])
                 self.run_step(step, index, total)
         finally:
             if self.worker is not None:
@@ -219,7 +224,7 @@ class Session:
                        and item.attempt.concept), None)
         if missed is None:
             return
-        problem = self.aimed(missed, self._later)
+        problem = self.aimed(missed, self._earlier, self._later)
         if problem is None:
             return  # nothing aimed at this mistake: offer nothing
         try:
