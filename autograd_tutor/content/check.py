@@ -289,10 +289,13 @@ def _check_template(template: Template, index: int, helpers: dict[str, Any],
     rng = Random(TEMPLATE_SEED)
     for _ in range(DRAWS):
         values = practice.draw_values(template.params, rng)
-        why = practice.disagreement(practice.fill_step(template, values, 1), helpers)
-        if why is not None:
+        found = practice.disagreement(practice.fill_step(template, values, 1), helpers)
+        if found is not None:
+            prediction, why = found
             shown = ", ".join(f"{name} = {value}" for name, value in values.items())
-            where.problem(f"{what}: with {shown}: {why}")
+            # The drawn problem's IDs are numbered (p1.ID): name the step's own.
+            where.at(prediction=prediction and prediction.removeprefix("p1.")).problem(
+                f"{what}, drawn with {shown}: {why}; it must agree at every draw")
             return
     for _ in range(TEMPLATE_TRIES):
         if practice.draw_template(template, rng, 1, helpers) is not None:

@@ -279,16 +279,20 @@ def draw_template(template: Template, rng: Random, n: int,
 def fair(step: Step, helpers: Helpers | None = None) -> str | None:
     """Why a drawn problem is not fair to ask (None when it is): PyTorch disagrees with its
     own answers (`disagreement`), a misconception gives the right answer, or two coincide."""
-    return _examine(step, helpers, misconceptions=True)
+    found = _examine(step, helpers, misconceptions=True)
+    return None if found is None else " ".join(filter(None, (
+        found[0] and f"prediction {found[0]}:", found[1])))
 
 
-def disagreement(step: Step, helpers: Helpers | None = None) -> str | None:
-    """Why PyTorch and the step's own answers disagree (None when they agree): a `by_hand`
-    beyond its tolerance, a declared outcome that is not what happened, or code that fails."""
+def disagreement(step: Step, helpers: Helpers | None = None) -> tuple[str | None, str] | None:
+    """Where and why PyTorch and the step's own answers disagree (None when they agree): a
+    `by_hand` beyond its tolerance, a declared outcome that is not what happened, or code
+    that fails. Where is the prediction's ID (None for the code)."""
     return _examine(step, helpers, misconceptions=False)
 
 
-def _examine(step: Step, helpers: Helpers | None, misconceptions: bool) -> str | None:
+def _examine(step: Step, helpers: Helpers | None,
+             misconceptions: bool) -> tuple[str | None, str] | None:
     from autograd_tutor.engine.runner import LessonError, Run
 
     run = Run(_exercise("", [step], 0), helpers=helpers or {})
@@ -301,16 +305,16 @@ def _examine(step: Step, helpers: Helpers | None, misconceptions: bool) -> str |
                 right: Value = execution.outcome
                 declared = run.value(prediction.by_hand)
                 if declared != right:
-                    return (f"prediction {prediction.id}: the declared outcome is "
-                            f"{declared!r}, but the code's is {right!r}")
+                    return prediction.id, (f"the declared outcome is {declared!r}, but the "
+                                           f"code's is {right!r}")
             else:
                 right = run.value(prediction.actual)
                 by_hand = run.value(prediction.by_hand)
                 tolerance = Tolerance(max(prediction.tolerance.relative, AGREEMENT.relative),
                                       max(prediction.tolerance.absolute, AGREEMENT.absolute))
                 if not is_close(by_hand, right, tolerance):
-                    return (f"prediction {prediction.id}: by_hand gives "
-                            f"{format_value(by_hand)} but PyTorch gives {format_value(right)}")
+                    return prediction.id, (f"by_hand gives {format_value(by_hand)} but "
+                                           f"PyTorch gives {format_value(right)}")
             if not misconceptions:
                 continue
             seen: list[Value] = []
@@ -319,12 +323,12 @@ def _examine(step: Step, helpers: Helpers | None, misconceptions: bool) -> str |
             for misconception in prediction.misconceptions:
                 value = run.misconception_value(prediction, misconception)
                 if is_close(value, right, apart):
-                    return (f"misconception {misconception.name!r} gives the right answer, "
-                            f"{format_value(value)}")
+                    return prediction.id, (f"misconception {misconception.name!r} gives "
+                                           f"the right answer, {format_value(value)}")
                 if any(_same(value, other) for other in seen):
-                    return (f"misconception {misconception.name!r} gives "
-                            f"{format_value(value)}, as another one does")
+                    return prediction.id, (f"misconception {misconception.name!r} gives "
+                                           f"{format_value(value)}, as another one does")
                 seen.append(value)
     except LessonError as error:
-        return str(error)
+        return None, str(error)
     return None
