@@ -126,7 +126,8 @@ def test_actual_matches_pytorch_and_the_formula(seed: int, concept: str) -> None
             by_hand = engine.value(p.by_hand)
             assert same(answer, read(engine.names, p.actual), Tolerance(0.0, 0.0))
             assert is_close(by_hand, answer, p.tolerance), (step.code, p.id)
-            assert same(by_hand, read(ns64, p.actual), APART if p.tolerance.is_estimate else CLOSE), (step.code, p.id)
+            closeness = APART if p.tolerance.is_estimate else CLOSE
+            assert same(by_hand, read(ns64, p.actual), closeness), (step.code, p.id)
 
 
 # --- one concept-specific check each, computed from the code text ------------------------
