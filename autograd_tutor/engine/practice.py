@@ -22,7 +22,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from autograd_tutor.engine.answers import format_value, is_close
-from autograd_tutor.engine.model import Exercise, Step, Template, Tolerance, Value
+from autograd_tutor.engine.model import Exercise, Prediction, Step, Template, Tolerance, Value
 
 MAX_COUNT = 50
 # A wrong model this close to the right answer could not be told apart from it.
@@ -119,13 +119,13 @@ def _tests(step: Step, misconception: str, helpers: Helpers | None) -> bool:
     try:
         execution = run.execute(step)
         for prediction in step.predictions:
+            if prediction.kind == "which":
+                continue
             right = execution.outcome if prediction.kind == "outcome" else (
                 run.value(prediction.actual))
-            apart = Tolerance(max(prediction.tolerance.relative, SEPARATION.relative),
-                              max(prediction.tolerance.absolute, SEPARATION.absolute))
             for wrong in prediction.misconceptions:
                 if wrong.name == misconception and not is_close(
-                        run.misconception_value(prediction, wrong), right, apart):
+                        run.misconception_value(prediction, wrong), right, _apart(prediction)):
                     return True
     except LessonError:
         return False
@@ -134,6 +134,13 @@ def _tests(step: Step, misconception: str, helpers: Helpers | None) -> bool:
 
 def _same(a: Value, b: Value) -> bool:
     return is_close(a, b, SEPARATION)
+
+
+def _apart(prediction: Prediction) -> Tolerance:
+    """How far a wrong model's answer must be from the right one to be told apart: beyond
+    the prediction's own tolerance, and beyond SEPARATION."""
+    return Tolerance(max(prediction.tolerance.relative, SEPARATION.relative),
+                     max(prediction.tolerance.absolute, SEPARATION.absolute))
 
 
 NUMBER = re.compile(r"\{\w+\}(?:\.\d+)?|(?<![\w.])\d+(?:\.\d*)?(?:e-?\d+)?")
@@ -318,11 +325,9 @@ def _examine(step: Step, helpers: Helpers | None,
             if not misconceptions:
                 continue
             seen: list[Value] = []
-            apart = Tolerance(max(prediction.tolerance.relative, SEPARATION.relative),
-                              max(prediction.tolerance.absolute, SEPARATION.absolute))
             for misconception in prediction.misconceptions:
                 value = run.misconception_value(prediction, misconception)
-                if is_close(value, right, apart):
+                if is_close(value, right, _apart(prediction)):
                     return prediction.id, (f"misconception {misconception.name!r} gives "
                                            f"the right answer, {format_value(value)}")
                 if any(_same(value, other) for other in seen):
