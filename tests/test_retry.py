@@ -251,3 +251,26 @@ def test_accepting_the_offer_asks_the_aimed_problem(at_a_terminal: None) -> None
     assert result.exit_code == 0, result.output
     assert re.search(r"Problem 1: polynomial", result.output)
     assert "Back to Polynomial Gradient." in result.output
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ("at = { x = 2 }\n", "a step with 'params' needs 'at'"),
+    ("params = { x = [1, 5] }\n", "a step with 'params' needs 'at'"),
+    ("at = { x = 2 }", "at = { y = 2 }"),
+    ("at = { x = 2 }", 'at = { x = "two" }'),
+])
+def test_a_step_s_params_and_at_go_together(tmp_path: Path, change: str, fragment: str) -> None:
+    root = fixed_pack(tmp_path)
+    exercise = root / "square.toml"
+    text = exercise.read_text()
+    if fragment.startswith("at = "):  # replace the step's `at`
+        text = text.replace(change, fragment)
+        expected = ("must name the same parameters" if "y =" in fragment
+                    else "must be a finite number")
+    else:  # drop one of the two
+        text = text.replace(change, "")
+        expected = fragment
+    exercise.write_text(text)
+    pack, problems = load_pack(root)
+    assert any(p.file == "square.toml" and p.step == 1 and expected in p.message
+               for p in problems), [str(p) for p in problems]
