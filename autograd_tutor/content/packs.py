@@ -399,7 +399,7 @@ class _Reader:
             ok = (isinstance(bounds, list) and len(bounds) in (2, 3)
                   and all(isinstance(b, int | float) and not isinstance(b, bool)
                           and math.isfinite(b) for b in bounds)
-                  and bounds[0] <= bounds[1] and bounds[2:] in ([], [0.5], [1]))
+                  and bounds[0] <= bounds[1] and bounds[2:] in ([], [0.5]))
             if not ok:
                 where.problem(f"param {name!r} must be [low, high] with low <= high, "
                               "both finite (or [low, high, 0.5] for multiples of 0.5)")

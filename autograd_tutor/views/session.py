@@ -216,17 +216,17 @@ class Session:
 
     def offer_retry(self, judged: list[Judged]) -> None:
         """A named mistake: offer at once one fresh problem aimed at it (once per step), only
-        when there is one: it is drawn before the offer is made."""
+        when there is one: it is drawn before the offer is made, for the first of the step's
+        named mistakes that one aims at."""
         if not self.options.retry or self.aimed is None:
             return
-        missed = next((item.attempt for item in judged
-                       if item.attempt.correct is False and item.attempt.misconception
-                       and item.attempt.concept), None)
-        if missed is None:
-            return
-        problem = self.aimed(missed, self._earlier, self._later)
+        missed = (item.attempt for item in judged
+                  if item.attempt.correct is False and item.attempt.misconception
+                  and item.attempt.concept)
+        drawn = (self.aimed(attempt, self._earlier, self._later) for attempt in missed)
+        problem = next((found for found in drawn if found is not None), None)
         if problem is None:
-            return  # nothing aimed at this mistake: offer nothing
+            return  # nothing aimed at these mistakes: offer nothing
         try:
             wanted = self.ui.ask("Try one aimed at this? [Y/n] ").strip().lower()
         except EOFError:
