@@ -617,8 +617,8 @@ def practice_command(
     as_json: JsonOpt = False,
     list_concepts: Annotated[bool, typer.Option("--list", help="List the concepts.")] = False,
 ) -> None:
-    """Fresh problems for a concept: polynomial, chain-rule, accumulation, zeroing,
-    gd-step, detach, and those of installed packs' practice templates."""
+    """Fresh problems for a concept: those of the installed packs' practice templates and
+    parameterised steps (--list shows them)."""
     from autograd_tutor.engine import practice
 
     ui = make_ui(as_json)
@@ -643,19 +643,20 @@ def practice_command(
                  helpers=sources.helpers)
 
 
-def aimed_problems(ui: UI) -> Callable[[Any], Any]:
+def aimed_problems(ui: UI) -> Callable[[Any, tuple[str, ...], tuple[str, ...]], Any]:
     """Draws the retry problem for a missed attempt, from every installed pack's templates
-    (of the packs whose code works)."""
+    and parameterised steps (of the packs whose code works); None when none is aimed at
+    its misconception."""
     from autograd_tutor.engine import practice
 
     sources: list[PracticeSources] = []
 
-    def draw(attempt: Any) -> Any:
+    def draw(attempt: Any, earlier: tuple[str, ...], later: tuple[str, ...]) -> Any:
         if not sources:
             sources.append(PracticeSources(ui, packs.installed(home_dir())))
         return sources[0].draw(lambda templates, helpers: practice.aimed(
-            attempt.concept, attempt.misconception, attempt.prediction, random_seed(),
-            templates, helpers))
+            attempt.concept, attempt.misconception, random_seed(), templates, helpers,
+            later=later, earlier=earlier))
 
     return draw
 

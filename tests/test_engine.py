@@ -20,8 +20,8 @@ def test_a_step_without_questions_shows_its_output_in_its_own_step(tutor_env: Pa
     result = runner.invoke(app, ["exercise", "4", "--graph", "none", "--fast"], input="0\n")
     assert result.exit_code == 1, result.output  # input ends at the second prompt
     output = result.output
-    assert output.index("Initial parameters: w = 0.0000") < output.index("Step 2/7")
-    assert output.index("Step 2/7") < output.index("Predict y_pred")
+    assert output.index("Initial parameters: w = 0.0000") < output.index("Step 2/8")
+    assert output.index("Step 2/8") < output.index("Predict y_pred")
 
 
 def test_a_row_that_is_not_an_object_is_set_aside(tutor_env: Path) -> None:

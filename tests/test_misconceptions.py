@@ -178,16 +178,18 @@ def used_in_packs() -> tuple[set[str], set[str]]:
 
 
 def used_in_practice() -> tuple[set[str], set[str]]:
+    templates = [t for pack in builtin_packs() for t in pack.practice]
+    known = list(practice.concepts(templates))
     predictions: list[Prediction] = []
     for seed in PRACTICE_SEEDS:
-        for concept in practice.CONCEPTS:
-            predictions += list(practice.generate(concept, 4, seed).predictions)
-        predictions += list(practice.generate(None, 6, seed).predictions)
-        chosen = list(practice.CONCEPTS)
+        for concept in known:
+            predictions += list(practice.generate(concept, 4, seed, templates).predictions)
+        predictions += list(practice.generate(None, 6, seed, templates).predictions)
+        chosen = list(known)
         Random(seed).shuffle(chosen)
-        predictions += list(practice.generate_mix(chosen, seed).predictions)
+        predictions += list(practice.generate_mix(chosen, seed, templates).predictions)
     concepts, misconceptions = names_in(predictions)
-    return concepts | set(practice.CONCEPTS), misconceptions
+    return concepts | set(known), misconceptions
 
 
 def legacy_names() -> set[str]:
@@ -228,7 +230,7 @@ def test_no_old_name_is_still_in_use() -> None:
     catalogue = builtin_catalogue()
     _, pack_misconceptions = used_in_packs()
     _, practice_misconceptions = used_in_practice()
-    old = set(catalogue.renamed) | set(legacy.RENAMED) | set(practice.RENAMED)
+    old = set(catalogue.renamed) | set(legacy.RENAMED)
     assert not old & (pack_misconceptions | practice_misconceptions | legacy_names())
 
 
@@ -244,5 +246,5 @@ def test_no_two_names_in_the_catalogue_are_aliases() -> None:
 
 def test_the_modules_renames_agree_with_the_catalogue() -> None:
     renamed = builtin_catalogue().renamed
-    for old, new in {**legacy.RENAMED, **practice.RENAMED}.items():
+    for old, new in legacy.RENAMED.items():
         assert renamed.get(old) == new, old

@@ -282,3 +282,38 @@ def test_json_runs_in_a_terminal_never_see_the_offer() -> None:
     child.sendline(typed(right["x.grad@3"]))
     rest, status = finish(child)
     assert status == 0, rest
+
+
+def test_a_mistake_in_the_errors_pack_gets_a_real_aimed_problem() -> None:
+    """errors/1: predicting that the second backward() runs is 'runs-after-free'. Once the
+    offer said "No practice problem for this concept yet"; now it is made only with a
+    problem in hand, and the problem asks about a freed graph with numbers of its own."""
+    child = spawn("exercise", "errors/1", "--graph", "none")
+    child.expect_exact("Predict what the second y.backward() does")
+    child.sendline("runs")
+    while child.expect([r"Predict which error[^\n]*: ", r"Predict x\.grad: ",
+                        re.escape("Try one aimed at this? [Y/n]")]) != 2:
+        child.sendline("1" if "which" in child.after else "skip")
+    child.sendline("")  # yes
+    child.expect_exact("Practice: graph-freed")
+    child.expect_exact("The code that will run")
+    child.expect(r"Predict what (.+?) does")
+    shown = plain(child.before)
+    code = "\n".join(line[2:].rstrip().removesuffix("│").rstrip()
+                     for line in shown.splitlines() if line.startswith("│"))
+    names: dict = {"torch": torch}
+    try:
+        exec(code, names)  # the problem's own code, run here: what it really does
+        outcome = "runs"
+    except RuntimeError:
+        outcome = "error"
+    assert outcome == "error", code
+    child.sendline(outcome)
+    while child.expect([r"Predict ([^\n]*?): ", re.escape("Back to ")]) == 0:
+        child.sendline("skip")
+    child.expect(r"Predict [^\n]*: ")  # the exercise goes on at its next step
+    child.sendline("skip")
+    while child.expect([r"Predict [^\n]*: ", pexpect.EOF]) == 0:
+        child.sendline("skip")
+    child.close()
+    assert child.exitstatus == 0

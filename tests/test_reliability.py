@@ -348,7 +348,7 @@ def test_ctrl_c_at_the_first_prompt_saves_nothing_and_breaks_nothing(tutor_env: 
 
 
 EX4_ANSWERS = ("y_pred@1=0", "loss@1=14", "w.grad@1=-13", "b.grad@1=-2", "w@1=0.13", "b@1=0.02",
-               "w.grad@zeroed=0", "closer@40=w", "w@200=1.95", "b@200=1.05")
+               "w.grad@zeroed=0", "closer@40=w", "w@200=lsq", "b@200=lsq")
 
 
 def test_ctrl_c_during_training_exits_cleanly(tutor_env: Path, tmp_path: Path) -> None:
@@ -502,7 +502,8 @@ def test_narrow_dumb_terminal_piped_keeps_numbers_whole(tmp_path: Path) -> None:
     expected = f"{notebook_w_after_training():.4f}".rstrip("0").rstrip(".")
     section = reveal_section(result.stdout, "w after 200 steps")
     assert "…" not in section
-    assert re.search(rf"(?<![\d.]){re.escape(expected)}(?!\d)", section), section
+    # w itself is printed by the training loop (its reveal is a choice: nearer which line).
+    assert re.search(rf"Final: w = {re.escape(expected)}(?!\d)", result.stdout), result.stdout
     assert "…" not in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 40
 

@@ -13,7 +13,8 @@ run would, and each prediction is checked:
   `prepare` code prints nothing;
 - no {placeholder} could mean both a prediction's answer and an expression.
 
-Practice templates must draw a fair problem within 200 tries; coding modes must find their
+Practice templates and parameterised steps must agree with PyTorch at 20 draws of their
+params and draw a fair problem within 200 tries; coding modes must find their
 data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
 
 The commands (`pack check`, `pack add`) call `check_in_sandbox`: the pack is read here, and
@@ -48,7 +49,15 @@ from autograd_tutor.engine.answers import (
     shape_text,
 )
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression, placeholders
-from autograd_tutor.engine.model import Exercise, Kind, Prediction, Step, Tolerance, Value
+from autograd_tutor.engine.model import (
+    Exercise,
+    Kind,
+    Prediction,
+    Step,
+    Template,
+    Tolerance,
+    Value,
+)
 from autograd_tutor.engine.runner import (
     Execution,
     Guess,
@@ -61,9 +70,10 @@ from autograd_tutor.engine.runner import (
     load_helpers,
 )
 
-# by_hand is float64 arithmetic, PyTorch float32: "exact" allows float32's rounding.
-AGREEMENT = Tolerance(relative=1e-5, absolute=1e-6)
+AGREEMENT = practice.AGREEMENT
 TEMPLATE_TRIES = 200
+# Draws of a template's params at which its by_hand must agree with PyTorch.
+DRAWS = 20
 TEMPLATE_SEED = 0
 
 
@@ -475,25 +485,40 @@ def _prompts_tell_nothing(exercises: Sequence[Exercise], result: CheckResult) ->
             "something else")
 
 
-def _check_template(template: Any, index: int, helpers: dict[str, Any],
+def _check_template(template: Template, index: int, helpers: dict[str, Any],
                     result: CheckResult) -> None:
+    """A template (or parameterised step) must agree with PyTorch at every one of DRAWS
+    draws of its params, so that a by_hand right by coincidence at one point is caught, and
+    must be able to draw a fair problem (one whose misconceptions all differ)."""
     result.templates += 1
+    file, _, step = template.origin.rpartition(": step ")
+    where = (Where(result.problems, file, int(step)) if file and step.isdigit()
+             else Where(result.problems, "pack.toml", index))
+    what = ("practice template" if not template.origin else "parameterised step") + \
+        f" for {template.concept!r}"
     rng = Random(TEMPLATE_SEED)
     try:
+        for _ in range(DRAWS):
+            values = practice.draw_values(template.params, rng)
+            found = practice.disagreement(practice.fill_step(template, values, 1), helpers)
+            if found is not None:
+                prediction, why = found
+                shown = ", ".join(f"{name} = {value}" for name, value in values.items())
+                # The drawn problem's IDs are numbered (p1.ID): name the step's own.
+                where.at(prediction=prediction and prediction.removeprefix("p1.")).problem(
+                    f"{what}, drawn with {shown}: {why}; it must agree at every draw")
+                return
         for _ in range(TEMPLATE_TRIES):
             if practice.draw_template(template, rng, 1, helpers) is not None:
                 return
     except PackCodeError as error:
-        result.problems.append(Problem("pack.toml", index, None,
-                                       f"practice template for {template.concept!r}: {error}"))
+        where.problem(f"{what}: {error}")
         return
     # Why not, said once, for the draw of every parameter's low bound.
-    reason = practice.fair(practice.fill_template(template.step, {
-        name: low for name, low, _, _ in template.params}), helpers)
+    low = practice.spelled(template.params, {name: low for name, low, _, _ in template.params})
+    reason = practice.fair(practice.fill_step(template, low, 1), helpers)
     why = f" (for example: {reason})" if reason else ""
-    result.problems.append(Problem("pack.toml", index, None,
-                                   f"practice template for {template.concept!r} could not "
-                                   f"draw a fair problem in {TEMPLATE_TRIES} tries{why}"))
+    where.problem(f"{what} could not draw a fair problem in {TEMPLATE_TRIES} tries{why}")
 
 
 def install(source: Path, target: Path) -> None:

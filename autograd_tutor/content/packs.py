@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
 from autograd_tutor.engine.model import (
@@ -243,7 +244,7 @@ def load_pack(root: Path, builtin: bool = False,
         name=pack_name, title=title, root=root, exercises=tuple(exercises),
         concepts=tuple((k, str(v)) for k, v in concepts.items()),
         misconceptions=tuple(declared),
-        practice=tuple(templates),
+        practice=(*templates, *reader.derived),
         helpers=helpers if helpers.is_file() else None, builtin=builtin,
     )
     return pack, problems
@@ -291,6 +292,8 @@ class _Reader:
         self.has_helpers = has_helpers
         self.deep = deep
         self.format = FORMAT  # the pack's; what format 2 adds is refused in format 1
+        # Templates made of the exercises' parameterised steps, in reading order.
+        self.derived: list[Template] = []
 
     def needs_format_2(self, where: Where, what: str) -> None:
         if self.format < 2:
@@ -319,8 +322,21 @@ class _Reader:
             step = self.step(table, where.at(step=index), ids)
             if step is not None:
                 steps.append(step)
+                if step.params:
+                    self.step_template(table, step, where.at(step=index))
         return Exercise(self.pack, number, title, level, intro, tuple(steps), closing,
                         coding, source=file)
+
+    def step_template(self, table: dict[str, Any], step: Step, where: Where) -> None:
+        """A parameterised step is also a practice problem for its concept."""
+        concept = next((p.concept for p in step.predictions if p.concept), "")
+        if not concept:
+            where.problem("a step with params needs a prediction with a concept (its "
+                          "practice problems are that concept's)")
+            return
+        raw = self.step_raw(table, where)
+        self.derived.append(Template(concept, replace(raw, params=step.params), step.params,
+                                     self.pack, origin=f"{where.file}: step {where.step}"))
 
     def coding(self, table: dict[str, Any], where: Where) -> Coding | None:
         fields = Fields(table, where, "[coding]")
@@ -338,8 +354,15 @@ class _Reader:
             return None
         return Coding(path, checker, data_step, default_file)
 
-    def step(self, table: dict[str, Any], where: Where, ids: set[str]) -> Step | None:
+    def step(self, table: dict[str, Any], where: Where, ids: set[str],
+             fill: bool = True) -> Step | None:
+        params, at = self.step_params(table, where)
+        if at and fill:
+            from autograd_tutor.engine.practice import fill_template, spelled
+
+            table = fill_template(table, spelled(params, dict(at)))
         fields = Fields(table, where, "the step")
+        fields.known |= {"params", "at"}
         title = fields.text("title", required=True)
         setup = fields.text("setup", required=True)
         code = fields.text("code", required=True)
@@ -360,7 +383,51 @@ class _Reader:
         for table_ in tables:
             predictions.extend(self.prediction(table_, where, ids))
         return Step(title, setup, code, tuple(predictions), explanation, values, graph, live,
-                    tuple(f for f in figures if f is not None), prepare=prepare)
+                    tuple(f for f in figures if f is not None), prepare=prepare,
+                    params=tuple(params), at=tuple(at))
+
+    def step_params(self, table: dict[str, Any], where: Where
+                    ) -> tuple[list[tuple[str, float, float, bool]], list[tuple[str, float]]]:
+        """A step's `params` (drawn for practice, as a template's) and `at` (the values the
+        exercise shows); each needs the other, with the same names."""
+        fields = Fields(table, where, "the step")
+        raw_params = fields.table_of("params")
+        raw_at = fields.table_of("at")
+        if not raw_params and not raw_at:
+            return [], []
+        params = self.params(raw_params, False, where)
+        at: list[tuple[str, float]] = []
+        for name, value in raw_at.items():
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                where.problem(f"'at' value of {name!r} must be a finite number")
+                continue
+            at.append((name, float(value)))
+        if not raw_at or not raw_params:
+            where.problem("a step with 'params' needs 'at' (the values the exercise shows), "
+                          "and 'at' needs 'params'")
+        elif set(raw_at) != set(raw_params):
+            where.problem("a step's 'params' and 'at' must name the same parameters")
+        return params, at
+
+    def params(self, table: dict[str, Any], halves: bool,
+               where: Where) -> list[tuple[str, float, float, bool]]:
+        """[low, high] whole numbers, or [low, high, 0.5] for multiples of 0.5."""
+        params = []
+        for name, bounds in table.items():
+            ok = (isinstance(bounds, list) and len(bounds) in (2, 3)
+                  and all(isinstance(b, int | float) and not isinstance(b, bool)
+                          and math.isfinite(b) for b in bounds)
+                  and bounds[0] <= bounds[1] and bounds[2:] in ([], [0.5]))
+            if not ok:
+                where.problem(f"param {name!r} must be [low, high] with low <= high, "
+                              "both finite (or [low, high, 0.5] for multiples of 0.5)")
+                # Still a name, so its placeholders aren't reported as a second problem.
+                params.append((name, 0.0, 0.0, halves))
+                continue
+            half = halves or bounds[2:] == [0.5]
+            params.append((name, float(bounds[0]), float(bounds[1]), half))
+        return params
 
     def check_code(self, code: str, where: Where, what: str = "code") -> None:
         if not self.deep:
@@ -594,19 +661,7 @@ class _Reader:
         step_table.setdefault("title", f"Practice: {concept}")
         if concept and concept not in self.catalogue.concepts:
             where.problem(f"practice concept {concept!r} is not declared")
-        params = []
-        for name, bounds in params_table.items():
-            ok = (isinstance(bounds, list) and len(bounds) == 2
-                  and all(isinstance(b, int | float) and not isinstance(b, bool)
-                          and math.isfinite(b) for b in bounds)
-                  and bounds[0] <= bounds[1])
-            if not ok:
-                where.problem(f"param {name!r} must be [low, high] with low <= high, "
-                              "both finite")
-                # Still a name, so its placeholders aren't reported as a second problem.
-                params.append((name, 0.0, 0.0, halves))
-                continue
-            params.append((name, float(bounds[0]), float(bounds[1]), halves))
+        params = self.params(params_table, halves, where)
         for prediction in step_table.get("predictions", []):
             if isinstance(prediction, dict):
                 prediction.setdefault("concept", concept)  # a template's own concept
@@ -620,15 +675,15 @@ class _Reader:
         silent = _Reader(self.pack, self.root, self.catalogue, True, deep=False)
         silent.format = self.format
         quiet = Where([], where.file, where.step)
-        step = silent.step(table, quiet, set())
+        step = silent.step(table, quiet, set(), fill=False)
         return step if step is not None else Step("", "", "")
 
 
 def _fill_example(table: dict[str, Any], params: list[tuple[str, float, float, bool]]) -> Any:
     """The template with each {param} replaced by its low bound, to check its syntax."""
-    from autograd_tutor.engine.practice import fill_template
+    from autograd_tutor.engine.practice import fill_template, spelled
 
-    return fill_template(table, {name: low for name, low, _, _ in params})
+    return fill_template(table, spelled(params, {name: low for name, low, _, _ in params}))
 
 
 # Naming an exercise ----------------------------------------------------------------------

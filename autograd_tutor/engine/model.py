@@ -160,6 +160,10 @@ class Step(Struct, frozen=True):
     pack: str = ""
     # Hidden code: runs just before `code`, binds names as it does, and is never shown.
     prepare: str = ""
+    # A parameterised step: (name, low, high, halves) drawn for practice, as a template's,
+    # and the values (name, value) the exercise itself shows (already filled in).
+    params: tuple[tuple[str, float, float, bool], ...] = ()
+    at: tuple[tuple[str, float], ...] = ()
 
 
 class Coding(Struct, frozen=True):
@@ -210,6 +214,8 @@ class Template(Struct, frozen=True):
     # name -> (low, high, halves): integers in [low, high], or multiples of 0.5 with halves.
     params: tuple[tuple[str, float, float, bool], ...]
     pack: str = ""
+    # For a parameterised step of an exercise: where it is ("3-non-scalar.toml: step 2").
+    origin: str = ""
 
 
 class Pack(Struct, frozen=True):

@@ -70,7 +70,9 @@ class Session:
     def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
                  kind: str = "exercise",
-                 aimed: Callable[[Attempt], Exercise | None] | None = None) -> None:
+                 aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...]],
+                                 Exercise | None] | None = None
+                 ) -> None:
         self.exercise = exercise
         self.ui = ui
         self.store = store
@@ -92,7 +94,11 @@ class Session:
         self.saved = True
         self._told_how: set[str] = set()
         self.helpers = helpers
-        self.aimed = aimed  # draws the retry problem for a judged attempt
+        # Draws the retry problem for a judged attempt, given the code of the steps so far
+        # and of the later ones (a retry never shows what a later step is about).
+        self.aimed = aimed
+        self._earlier: tuple[str, ...] = ()
+        self._later: tuple[str, ...] = ()
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -110,6 +116,9 @@ class Session:
             self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
             total = len(self.exercise.steps)
             for index, step in enumerate(self.exercise.steps, start=1):
+                steps = self.exercise.steps
+                self._earlier = tuple(shown.code for shown in steps[:index])
+                self._later = tuple(later.code for later in steps[index:])
                 self.run_step(step, index, total)
         finally:
             if self.worker is not None:
@@ -224,23 +233,23 @@ class Session:
     # Teaching on the spot -----------------------------------------------------------
 
     def offer_retry(self, judged: list[Judged]) -> None:
-        """A named mistake: offer at once one fresh problem aimed at it (once per step)."""
+        """A named mistake: offer at once one fresh problem aimed at it (once per step), only
+        when there is one: it is drawn before the offer is made, for the first of the step's
+        named mistakes that one aims at."""
         if not self.options.retry or self.aimed is None:
             return
-        missed = next((item.attempt for item in judged
-                       if item.attempt.correct is False and item.attempt.misconception
-                       and item.attempt.concept), None)
-        if missed is None:
-            return
+        missed = (item.attempt for item in judged
+                  if item.attempt.correct is False and item.attempt.misconception
+                  and item.attempt.concept)
+        drawn = (self.aimed(attempt, self._earlier, self._later) for attempt in missed)
+        problem = next((found for found in drawn if found is not None), None)
+        if problem is None:
+            return  # nothing aimed at these mistakes: offer nothing
         try:
             wanted = self.ui.ask("Try one aimed at this? [Y/n] ").strip().lower()
         except EOFError:
             return
         if wanted not in ("", "y", "yes"):
-            return
-        problem = self.aimed(missed)
-        if problem is None:
-            self.ui.text("No practice problem for this concept yet.", "dim")
             return
         options = replace(self.options, retry=False)
         retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,

@@ -61,3 +61,8 @@ def closer_after(xs: list[float], ys: list[float], lr: float, steps: float) -> s
 def path(params: list[list[float]]) -> list[list[float]]:
     """The training path with its starting point first."""
     return [[W0, B0], *params]
+
+
+def nearer(value: float, true: float, lsq: float) -> str:
+    """Which line's parameter `value` is nearer: "true" (the data's source) or "lsq"."""
+    return "true" if abs(value - true) < abs(value - lsq) else "lsq"
