@@ -874,7 +874,8 @@ def pack_add(
 ) -> None:
     """Check a pack and, when it is sound, copy it into the packs folder of your progress
     directory, where every command finds it."""
-    from autograd_tutor.content.check import check_pack, install
+    from autograd_tutor.content.check import check_pack
+    from autograd_tutor.content.install import InstallError, install
 
     ui = make_ui()
     with friendly_exits(ui, kept="nothing was changed"):
@@ -897,12 +898,23 @@ def pack_add(
     if target.exists() and not force:
         ui.error(f"a pack named {result.name!r} is already added; add --force to replace it.")
         raise typer.Exit(EXIT_FAILED)
+    read, _ = packs.load_pack(directory, deep=False)
+    clashes = [] if read is None else packs.redefinitions(
+        read, [p for p in found.packs.values() if p.name != result.name], catalogue=False)
+    if clashes:
+        ui.error(f"the pack in {directory} was not added: {clashes[0]}")
+        raise typer.Exit(EXIT_FAILED)
     try:
-        install(directory, target)
+        skipped = install(directory, target, keep_out=home_dir())
         packs.forget()
+    except InstallError as error:
+        ui.error(f"the pack in {directory} was not added: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
         ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
+    for line in skipped:
+        ui.warn(f"not copied: {line}")
     ui.text(f"Added pack {result.name} to {target}. Start it with: "
             f"{TOOL} exercise {result.name}/1", "bold")
 

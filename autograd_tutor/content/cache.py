@@ -58,7 +58,6 @@ class PackCache(TomlCache):
     def __init__(self, path: Path, entries: dict[str, Entry]) -> None:
         self.path = path
         self.entries = entries
-        self.used: set[str] = set()
         self.changed = False
 
     @classmethod
@@ -70,8 +69,12 @@ class PackCache(TomlCache):
         entry = self.entries.get(str(path))
         if entry is None or entry.stamp != _stamp(path):
             return None
-        self.used.add(str(path))
         return entry.data
+
+    def fresh(self) -> TomlCache:
+        """The same cache, parsing every file again (and keeping what it parses): for a
+        pack whose kept data did not read cleanly, in case the cache was edited."""
+        return _Refresh(self)
 
     def put(self, path: Path, data: dict[str, Any]) -> None:
         stamp = _stamp(path)
@@ -83,16 +86,15 @@ class PackCache(TomlCache):
         except (ValueError, TypeError, OverflowError, msgspec.MsgspecError):
             return
         self.entries[str(path)] = Entry(stamp, data)
-        self.used.add(str(path))
         self.changed = True
 
     def save(self) -> None:
-        """Write the entries if any changed (only those this run used: a file no pack reads
-        any more is dropped), and only when the file will be read back: never more than the
-        reader's limit. A place that can't be written is left alone."""
-        if not self.changed and set(self.entries) == self.used:
+        """Write the entries if any changed (a file that is gone is dropped), and only when
+        the file will be read back: never more than the reader's limit. A place that can't
+        be written is left alone."""
+        if not self.changed:
             return
-        kept = {path: entry for path, entry in self.entries.items() if path in self.used}
+        kept = {path: entry for path, entry in self.entries.items() if os.path.isfile(path)}
         try:
             text = _ENCODER.encode(CacheFile(VERSION, kept))
             if len(text) > MAX_BYTES:
@@ -104,6 +106,14 @@ class PackCache(TomlCache):
             pass
         finally:
             self.changed = False
+
+
+class _Refresh(TomlCache):
+    def __init__(self, kept: PackCache) -> None:
+        self.kept = kept
+
+    def put(self, path: Path, data: dict[str, Any]) -> None:
+        self.kept.put(path, data)
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 from typing import Any
 
-from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
+from autograd_tutor.content.packs import FIGURE_KINDS, builtin_packs, load_pack, redefinitions
 from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice
 from autograd_tutor.engine.answers import format_value, is_close
@@ -69,6 +67,9 @@ def check_pack(root: Path) -> CheckResult:
                                        f"{message}: {root} holds no pack.toml"))
         return result
     pack, problems = load_pack(root)
+    if pack is not None:  # the catalogue's names were checked as the pack was read
+        problems += [Problem("pack.toml", None, None, message)
+                     for message in redefinitions(pack, builtin_packs(), catalogue=False)]
     result = CheckResult(pack.name if pack else root.name, list(problems))
     if pack is None or problems:
         return result  # the code is not run until the pack reads cleanly
@@ -280,19 +281,3 @@ def _check_template(template: Any, index: int, helpers: dict[str, Any],
     result.problems.append(Problem("pack.toml", index, None,
                                    f"practice template for {template.concept!r} could not "
                                    f"draw a fair problem in {TEMPLATE_TRIES} tries{why}"))
-
-
-def install(source: Path, target: Path) -> None:
-    """Copy a checked pack into place: a full copy first, then one rename over the name."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        shutil.copytree(source, staging / "pack", symlinks=False,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        old = None
-        if target.exists():
-            old = staging / "old"
-            target.rename(old)
-        (staging / "pack").rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

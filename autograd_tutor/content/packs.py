@@ -166,6 +166,9 @@ def _installed(home: Path, variable: str) -> Installed:
     for place, builtin in search_path(home):
         for root in _pack_dirs(place):
             pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
+            if problems:  # read from the files themselves, in case the cache was edited
+                pack, problems = load_pack(root, builtin=builtin, deep=False,
+                                           kept=kept.fresh())
             shown = visible(str(root))
             clashes = [] if pack is None else redefinitions(pack, found.packs.values())
             if pack is None or problems:
@@ -184,17 +187,19 @@ def _installed(home: Path, variable: str) -> Installed:
     return found
 
 
-def redefinitions(pack: Pack, others: Iterable[Pack]) -> list[str]:
-    """The concepts and misconceptions `pack` declares that the built-in catalogue or one
-    of `others` already declares: a pack adds names, it never changes another's."""
-    catalogue = builtin_catalogue()
+def redefinitions(pack: Pack, others: Iterable[Pack], catalogue: bool = True) -> list[str]:
+    """The concepts and misconceptions `pack` declares that the built-in catalogue (when
+    `catalogue`) or one of `others` already declares: a pack adds names, it never changes
+    another's (nor, so, what another pack's exercises teach and `progress` shows)."""
     owners: dict[str, str] = {}
     for other in others:
         if other.name != pack.name:
             owners |= {name: f"pack {other.name!r}" for name, _ in other.concepts}
             owners |= {f"~{name}": f"pack {other.name!r}" for name, _, _ in other.misconceptions}
-    owners |= {name: "the built-in catalogue" for name in catalogue.concepts}
-    owners |= {f"~{name}": "the built-in catalogue" for name in catalogue.misconceptions}
+    if catalogue:
+        known = builtin_catalogue()
+        owners |= {name: "the built-in catalogue" for name in known.concepts}
+        owners |= {f"~{name}": "the built-in catalogue" for name in known.misconceptions}
     found = [f"concept {name!r} is already declared by {owners[name]}; a pack may not "
              "redefine it (use it, or choose another name)"
              for name, _ in pack.concepts if name in owners]
@@ -465,8 +470,11 @@ class _Reader:
         from autograd_tutor.engine import expressions
 
         try:
-            for expression, _ in expressions.placeholders(text):
+            for expression, spec in expressions.placeholders(text):
                 self.check_expression(expression, where, f"placeholder in {what}")
+                problem = expressions.spec_problem(spec) if spec else None
+                if problem:
+                    where.problem(f"placeholder {{{expression}:{spec}}} in {what}: {problem}")
         except expressions.ExprError as error:
             where.problem(f"{what}: {error}")
 
@@ -662,6 +670,10 @@ def parse_key(text: str) -> tuple[str, int]:
 def key_text(exercise: Exercise) -> str:
     """How a command names this exercise: N for the built-in basics pack, PACK/N otherwise."""
     return str(exercise.number) if exercise.pack == DEFAULT_PACK else exercise.key
+
+
+def builtin_packs() -> list[Pack]:
+    return [builtin(root.name) for root in _pack_dirs(BUILTIN_DIR)]
 
 
 @cache

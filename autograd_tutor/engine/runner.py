@@ -33,6 +33,7 @@ from autograd_tutor.engine.expressions import (
     evaluate,
     fill,
     parse_pack_expression,
+    spec_problem,
 )
 from autograd_tutor.engine.model import (
     Attempt,
@@ -414,7 +415,9 @@ def _as_value(value: Any, text: str) -> Value:
 
 
 def _formatted(value: Any, spec: str) -> str:
-    if spec and isinstance(value, float):
+    # A spec `pack check` would refuse (an installed pack is read without running it) is
+    # ignored rather than allowed to end the run after its prompt.
+    if spec and isinstance(value, float) and spec_problem(spec) is None:
         return format(value, spec)
     if isinstance(value, list):
         return ", ".join(format_value(v) if isinstance(v, float) else str(v) for v in value)
