@@ -409,3 +409,20 @@ def test_a_cache_that_would_be_too_big_to_read_is_never_written(
     assert not (tutor_env / "cache" / "packs.json").exists()
     kept = PackCache.open(tutor_env)
     assert kept.entries == {}
+
+
+def test_the_cache_is_written_once_not_on_every_run(tmp_path: Path, tutor_env: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A broken pack (read again from its files on every run) and a sound one whose practice
+    # template the reader completes (the kept data must not change under it).
+    hostile(tmp_path / "shelf", lambda r: edit(r, "pack.toml", 'title = "Two paths',
+                                               'title = "\\u001b[2JTwo paths'), name="broken")
+    hostile(tmp_path / "shelf", name="sound")
+    on_path(monkeypatch, tmp_path / "shelf")
+    place = tutor_env / "cache" / "packs.json"
+    assert runner.invoke(app, ["list"]).exit_code == 0
+    written = place.stat().st_mtime_ns, place.read_bytes()
+    for _ in range(2):
+        packs.forget()
+        assert runner.invoke(app, ["list"]).exit_code == 0
+        assert (place.stat().st_mtime_ns, place.read_bytes()) == written

@@ -59,6 +59,7 @@ class PackCache(TomlCache):
         self.path = path
         self.entries = entries
         self.changed = False
+        self.served = 0  # how many reads the cache answered: were any of a pack's kept?
 
     @classmethod
     def open(cls, home: Path) -> "PackCache":
@@ -69,6 +70,7 @@ class PackCache(TomlCache):
         entry = self.entries.get(str(path))
         if entry is None or entry.stamp != _stamp(path):
             return None
+        self.served += 1
         return entry.data
 
     def fresh(self) -> TomlCache:
@@ -80,12 +82,17 @@ class PackCache(TomlCache):
         stamp = _stamp(path)
         if stamp is None or stamp[0] > MAX_FILE_BYTES:
             return
+        old = self.entries.get(str(path))
+        if old is not None and old.stamp == stamp and old.data == data:
+            return  # read again, as kept: nothing to write
         try:  # only what JSON keeps as it is (no dates, inf or nan): the same data back
-            if msgspec.json.decode(_ENCODER.encode(data)) != data:
-                return
+            copy = msgspec.json.decode(_ENCODER.encode(data))
         except (ValueError, TypeError, OverflowError, msgspec.MsgspecError):
             return
-        self.entries[str(path)] = Entry(stamp, data)
+        if copy != data:
+            return
+        # A copy: the reader may fill in defaults in the data it was given.
+        self.entries[str(path)] = Entry(stamp, copy)
         self.changed = True
 
     def save(self) -> None:

@@ -165,8 +165,9 @@ def _installed(home: Path, variable: str) -> Installed:
     kept = PackCache.open(home)
     for place, builtin in search_path(home):
         for root in _pack_dirs(place):
+            served = kept.served
             pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
-            if problems:  # read from the files themselves, in case the cache was edited
+            if problems and kept.served > served:  # in case the cache was edited: the files
                 pack, problems = load_pack(root, builtin=builtin, deep=False,
                                            kept=kept.fresh())
             shown = visible(str(root))
@@ -631,9 +632,10 @@ class _Reader:
                 params.append((name, 0.0, 0.0, halves))
                 continue
             params.append((name, float(bounds[0]), float(bounds[1]), halves))
-        for prediction in step_table.get("predictions", []):
-            if isinstance(prediction, dict):
-                prediction.setdefault("concept", concept)  # a template's own concept
+        if isinstance(step_table.get("predictions"), list):  # new tables: the data is kept
+            step_table["predictions"] = [  # a template's own concept, unless one is given
+                {"concept": concept, **p} if isinstance(p, dict) else p
+                for p in step_table["predictions"]]
         if self.deep:  # fields and syntax, on an example draw
             self.step(_fill_example(step_table, params), where, set())
         # Keep the raw text (with {param} placeholders); the example only checked its syntax.
