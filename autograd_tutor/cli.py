@@ -892,8 +892,8 @@ def pack_add(
         ui.error(f"{result.name!r} is a built-in pack's name; rename your pack.")
         raise typer.Exit(EXIT_FAILED)
     if existing is not None and existing.root.resolve() != target.resolve():
-        ui.error(f"a pack named {result.name!r} is already installed in {existing.root}; "
-                 "rename your pack.")
+        ui.error(f"a pack named {result.name!r} is already installed in "
+                 f"{printable(str(existing.root), None)}; rename your pack.")
         raise typer.Exit(EXIT_FAILED)
     if target.exists() and not force:
         ui.error(f"a pack named {result.name!r} is already added; add --force to replace it.")

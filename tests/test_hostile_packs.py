@@ -260,9 +260,9 @@ def test_an_empty_name_takes_the_directorys_only_if_it_is_a_valid_name(
         directory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = hostile(tmp_path / "shelf", lambda r: edit(r, "pack.toml", 'name = "two-paths"',
                                                        'name = ""'), name=directory)
-    checked = check_pack(root)
-    assert not checked.ok and "must be 1 to 40 lower-case letters" in str(checked.problems[0])
-    assert ESC not in str(checked.problems[0])
+    checked = runner.invoke(app, ["pack", "check", str(root)])
+    assert checked.exit_code == 1 and "must be 1 to 40 lower-case letters" in checked.output
+    assert ESC not in checked.output
     on_path(monkeypatch, tmp_path / "shelf")
     every_reader_still_works("not usable")
 
@@ -426,3 +426,12 @@ def test_the_cache_is_written_once_not_on_every_run(tmp_path: Path, tutor_env: P
         packs.forget()
         assert runner.invoke(app, ["list"]).exit_code == 0
         assert (place.stat().st_mtime_ns, place.read_bytes()) == written
+
+
+def test_a_packs_folder_name_is_never_printed_as_escape_codes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile(tmp_path / "shelf", name="\x1b]0;PWNED\x07")
+    on_path(monkeypatch, tmp_path / "shelf")
+    listed = runner.invoke(app, ["pack", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "two-paths" in listed.stdout
+    assert ESC not in listed.stdout and "?]0;PWNED?" in listed.stdout

@@ -44,6 +44,10 @@ leaf = st.one_of(hostile_text, st.integers(-10**30, 10**30), st.booleans(),
 structure = st.recursive(leaf, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(hostile_text, inner, max_size=3)),
     max_leaves=8)
+# The pack's directory: its name is used when pack.toml's is empty, and shown in messages.
+directory = st.one_of(st.just("two-paths"), hostile_text.map(
+    lambda t: t.replace("/", "").replace("\0", "")).filter(
+    lambda t: t not in ("", ".", "..") and len(t.encode()) < 200))
 deep = st.integers(1, 60).map(lambda n: "[" * n + "1" + "]" * n)
 
 # Where a change goes: (file, path inside its TOML). A path ending in None adds a new key.
@@ -131,11 +135,12 @@ COMMANDS = [["list"], ["list", "two-paths"], ["pack", "list"], ["pack", "list", 
 
 @settings(max_examples=examples(200), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(change, min_size=1, max_size=3), st.one_of(st.none(), deep))
-def test_every_command_survives_a_hostile_pack(changes: list[Any], nested: str | None) -> None:
+@given(st.lists(change, min_size=1, max_size=3), st.one_of(st.none(), deep), directory)
+def test_every_command_survives_a_hostile_pack(changes: list[Any], nested: str | None,
+                                               folder: str) -> None:
     with tempfile.TemporaryDirectory() as place:
         shelf, home = Path(place) / "shelf", Path(place) / "home"
-        root = shelf / "two-paths"
+        root = shelf / folder
         write_pack(root, changes, nested)
         env = {"AUTOGRAD_TUTOR_PACKS": str(shelf), "AUTOGRAD_TUTOR_HOME": str(home),
                "COLUMNS": "120"}
@@ -152,6 +157,7 @@ def test_every_command_survives_a_hostile_pack(changes: list[Any], nested: str |
             assert result.exception is None or isinstance(result.exception, SystemExit), where
             assert "Traceback" not in result.output and "internal error" not in result.output
             assert not RAW.search(result.stdout), where
+            assert "\x1b" not in result.stderr, where
             assert result.stderr.count("error:") <= 1, where
             if "--json" in args and result.exit_code == 0:
                 json.loads(result.stdout)

@@ -24,7 +24,7 @@ from random import Random
 from typing import Any
 
 from autograd_tutor.content.packs import FIGURE_KINDS, builtin_packs, load_pack, redefinitions
-from autograd_tutor.content.schema import Problem, Where
+from autograd_tutor.content.schema import Problem, Where, visible
 from autograd_tutor.engine import practice
 from autograd_tutor.engine.answers import format_value, is_close
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression
@@ -61,16 +61,17 @@ class CheckResult:
 
 def check_pack(root: Path) -> CheckResult:
     if not (root / "pack.toml").is_file():
-        result = CheckResult(root.name)
+        result = CheckResult(visible(root.name))
         message = "no pack here" if not root.exists() else "not a pack directory"
         result.problems.append(Problem("pack.toml", None, None,
-                                       f"{message}: {root} holds no pack.toml"))
+                                       visible(f"{message}: {root} holds no pack.toml")))
         return result
     pack, problems = load_pack(root)
     if pack is not None:  # the catalogue's names were checked as the pack was read
         problems += [Problem("pack.toml", None, None, message)
                      for message in redefinitions(pack, builtin_packs(), catalogue=False)]
-    result = CheckResult(pack.name if pack else root.name, list(problems))
+    # A name that is not a valid one is still shown, but never as escape codes.
+    result = CheckResult(visible(pack.name if pack else root.name), list(problems))
     if pack is None or problems:
         return result  # the code is not run until the pack reads cleanly
     try:

@@ -358,7 +358,8 @@ class UI:
         table.add_column("Exercises", justify="right")
         table.add_column("Where")
         for pack in found:
-            where = "built-in" if pack.builtin else str(pack.root)
+            # A folder's name is anyone's: never escape codes.
+            where = "built-in" if pack.builtin else printable(str(pack.root), None)
             table.add_row(Text(pack.name), Text(pack.title), str(len(pack.exercises)),
                           Text(where, overflow="fold"))
         return table
