@@ -987,7 +987,8 @@ def pack_add(
 ) -> None:
     """Check a pack and, when it is sound, copy it into the packs folder of your progress
     directory, where every command finds it."""
-    from autograd_tutor.content.check import check_in_sandbox, install
+    from autograd_tutor.content.check import check_in_sandbox
+    from autograd_tutor.content.install import InstallError, install
 
     ui = make_ui()
     confirm_pack_code(ui, directory, yes, kept="nothing was added")
@@ -1005,18 +1006,29 @@ def pack_add(
         ui.error(f"{result.name!r} is a built-in pack's name; rename your pack.")
         raise typer.Exit(EXIT_FAILED)
     if existing is not None and existing.root.resolve() != target.resolve():
-        ui.error(f"a pack named {result.name!r} is already installed in {existing.root}; "
-                 "rename your pack.")
+        ui.error(f"a pack named {result.name!r} is already installed in "
+                 f"{printable(str(existing.root), None)}; rename your pack.")
         raise typer.Exit(EXIT_FAILED)
     if target.exists() and not force:
         ui.error(f"a pack named {result.name!r} is already added; add --force to replace it.")
         raise typer.Exit(EXIT_FAILED)
+    read, _ = packs.load_pack(directory, deep=False)
+    clashes = [] if read is None else packs.redefinitions(
+        read, [p for p in found.packs.values() if p.name != result.name], catalogue=False)
+    if clashes:
+        ui.error(f"the pack in {directory} was not added: {clashes[0]}")
+        raise typer.Exit(EXIT_FAILED)
     try:
-        install(directory, target)
+        skipped = install(directory, target, keep_out=home_dir())
         packs.forget()
+    except InstallError as error:
+        ui.error(f"the pack in {directory} was not added: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
         ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
+    for line in skipped:
+        ui.warn(f"not copied: {line}")
     ui.text(f"Added pack {result.name} to {target}. Start it with: "
             f"{TOOL} exercise {result.name}/1", "bold")
 

@@ -1,7 +1,7 @@
-"""The packs read before are kept in the progress directory (cache/packs.json), so `list`
-parses no TOML; a cache entry is used only while its pack's files are unchanged, and a
-damaged cache file of any kind is ignored, never reported. One fixture per kind of damage
-lives in tests/fixtures/pack-cache/."""
+"""The pack files parsed before are kept in the progress directory (cache/packs.json), so
+`list` parses no TOML; a cache entry is used only while its file is unchanged, is checked
+like freshly parsed TOML, and a damaged cache file of any kind is ignored, never reported.
+One fixture per kind of damage lives in tests/fixtures/pack-cache/."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
-from autograd_tutor.content import cache, packs
+from autograd_tutor.content import cache, packs, schema
 from autograd_tutor.content.packs import BUILTIN_DIR, load_pack
 
 runner = CliRunner()
@@ -39,9 +39,9 @@ def test_a_cached_read_is_the_same_as_reading_the_files(tutor_env: Path, monkeyp
     assert (tutor_env / "cache" / "packs.json").is_file()
 
     def no_toml(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a cached pack was read again")
+        raise AssertionError("a cached pack file was parsed again")
 
-    monkeypatch.setattr(packs, "load_pack", no_toml)
+    monkeypatch.setattr(schema, "_parse", no_toml)
     second = fresh(tutor_env)
     monkeypatch.undo()
     assert second.packs == first.packs == read_directly()
@@ -83,14 +83,18 @@ def test_a_damaged_cache_file_is_ignored(tutor_env: Path, name: str) -> None:
     assert json.loads(place.read_text(encoding="utf-8"))["version"] == cache.VERSION
 
 
-def test_an_entry_that_is_not_the_models_shape_is_ignored(tutor_env: Path) -> None:
-    # Decoding is directed by the model's types: anything else in an entry is an error,
-    # never an object of some other class.
+def test_an_entry_that_is_not_the_files_shape_is_ignored(tutor_env: Path) -> None:
+    # Decoding is directed by the cache's types: anything else in an entry is an error,
+    # never an object of some other class; and the data is read like a TOML file's.
     fresh(tutor_env)
     place = tutor_env / "cache" / "packs.json"
     data = json.loads(place.read_text(encoding="utf-8"))
     for entry in data["entries"].values():
-        entry["pack"]["exercises"] = [{"class": "Popen", "args": ["sleep", "9"]}]
+        entry["data"]["exercises"] = [{"class": "Popen", "args": ["sleep", "9"]}]
+    place.write_text(json.dumps(data), encoding="utf-8")
+    assert fresh(tutor_env).packs == read_directly()
+    for entry in data["entries"].values():
+        entry["data"] = [1, 2]
     place.write_text(json.dumps(data), encoding="utf-8")
     assert fresh(tutor_env).packs == read_directly()
 
@@ -119,14 +123,15 @@ def test_entries_of_packs_that_are_gone_are_dropped(tutor_env: Path, tmp_path: P
     monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(shelf))
     fresh(tutor_env)
     place = tutor_env / "cache" / "packs.json"
-    assert str(shelf / "two-paths") in json.loads(place.read_text(encoding="utf-8"))["entries"]
+    manifest = str(shelf / "two-paths" / "pack.toml")
+    assert manifest in json.loads(place.read_text(encoding="utf-8"))["entries"]
     shutil.rmtree(shelf)
     kept = cache.PackCache.open(tutor_env)
     kept.changed = True
     kept.save()
     entries = json.loads(place.read_text(encoding="utf-8"))["entries"]
-    assert str(shelf / "two-paths") not in entries
-    assert str(BUILTIN_DIR / "basics") in entries
+    assert manifest not in entries
+    assert str(BUILTIN_DIR / "basics" / "pack.toml") in entries
 
 
 def test_a_dead_writers_temporary_file_is_removed_and_a_live_ones_kept(tutor_env: Path) -> None:

@@ -263,7 +263,7 @@ def test_a_broken_helpers_costs_only_its_own_pack(tmp_path, monkeypatch):
     missed = Attempt(id="x.grad", prediction=31.0, actual=34.0, by_hand=34.0, correct=False,
                      skipped=False,
                      concept="polynomial", misconception="value-not-gradient")
-    problem = draw(missed)
+    problem = draw(missed, (), ())
     assert problem is not None and problem.steps
 
 

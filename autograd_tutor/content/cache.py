@@ -1,111 +1,126 @@
-"""Packs read before, kept as JSON in the progress directory (`cache/packs.json`).
+"""Pack files parsed before, kept as JSON in the progress directory (`cache/packs.json`).
 
 Python's TOML reader is pure Python: parsing the built-in packs costs more than the rest of
-`list`. An entry is used only while every file of its pack, and this reader's own code,
-still has the size and modification time it had when the entry was written; otherwise the
-pack is read again and the entry replaced. The cache is only an optimisation: a missing,
-damaged, foreign or unwritable cache file is ignored, never reported. JSON rather than
-pickle, decoded by msgspec into the model's own types and nothing else, so that a file in
-the progress directory can never run code. Delete it any time.
+`list`. So the parsed TOML of each pack file is kept, by the file's path, and used while the
+file still has the size and modification time it had when it was parsed; otherwise the file
+is parsed again and the entry replaced. Every file a pack reads is kept (and stamped) on its
+own, wherever it lies in the pack, hidden folders included.
+
+What is kept is the TOML's data, not the pack built from it: a kept file goes through the
+very checks a freshly parsed one does (content.packs), so a hand-edited cache can serve
+nothing a TOML file could not. The cache is only an optimisation: a missing, damaged,
+foreign or unwritable cache file is ignored, never reported. JSON rather than pickle,
+decoded by msgspec into plain data, so that a file in the progress directory can never run
+code. Delete it any time.
 """
 
 import os
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from autograd_tutor.engine.model import Pack
+from autograd_tutor.content.schema import MAX_FILE_BYTES, TomlCache
 from autograd_tutor.engine.store import StoreError, read_regular, write_atomic
 
-# 2: typed msgspec JSON (paths as strings) instead of {"class": ...} objects.
-VERSION = 2
+# 2: typed msgspec JSON of whole packs; 3: each file's parsed TOML, checked again on use.
+VERSION = 3
 MAX_BYTES = 16 * 1024 * 1024
 STALE_SECONDS = 600
-# The reader's code: a change to any of these makes every entry stale.
-CODE = tuple(Path(__file__).parent.parent / name for name in (
-    "content/cache.py", "content/packs.py", "content/schema.py", "content/catalogue.toml",
-    "engine/model.py"))
-
-Signature = list[list[Any]]
 
 
 class Entry(msgspec.Struct):
-    """One pack as last read, and the signature it was read under."""
+    """One file's parsed TOML, and the size and modification time it was parsed at."""
 
-    signature: Signature
-    pack: Pack
+    stamp: tuple[int, int]
+    data: dict[str, Any]
 
 
 class CacheFile(msgspec.Struct):
-    """The whole file. Decoding is directed by these types, so it builds nothing but the
-    model's own records, and any other shape is an error (the file is then ignored)."""
+    """The whole file. Any other shape is an error (the file is then ignored)."""
 
     version: int
     entries: dict[str, Entry]
 
 
-def signature(root: Path) -> Signature:
-    """Name, size and modification time of every file under `root` and of the reader's
-    code, in a fixed order; unreadable parts simply end up in it as missing."""
-    found: Signature = list(_code_stamps())
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
-        for name in sorted(files):
-            found.append(_stamp(os.path.relpath(os.path.join(folder, name), root),
-                                Path(folder, name)))
-    return found
-
-
-@cache
-def _code_stamps() -> tuple[list[Any], ...]:
-    """The reader's own files, stamped once a process: they don't change under it."""
-    return tuple(_stamp(str(path), path) for path in CODE)
-
-
-def _stamp(name: str, path: Path) -> list[Any]:
+def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
-    except OSError:
-        return [name, None, None]
-    return [name, info.st_size, info.st_mtime_ns]
+    except (OSError, ValueError):
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
-class PackCache:
-    """The entries of one cache file, by pack directory."""
+class PackCache(TomlCache):
+    """The entries of one cache file, by pack file."""
 
     def __init__(self, path: Path, entries: dict[str, Entry]) -> None:
         self.path = path
         self.entries = entries
         self.changed = False
+        self.served = 0  # how many reads the cache answered: were any of a pack's kept?
 
     @classmethod
     def open(cls, home: Path) -> "PackCache":
         path = home / "cache" / "packs.json"
         return cls(path, _read(path))
 
-    def get(self, root: Path, stamp: Signature) -> Pack | None:
-        entry = self.entries.get(str(root))
-        return entry.pack if entry is not None and entry.signature == stamp else None
+    def get(self, path: Path) -> dict[str, Any] | None:
+        entry = self.entries.get(str(path))
+        if entry is None or entry.stamp != _stamp(path):
+            return None
+        self.served += 1
+        return entry.data
 
-    def put(self, root: Path, stamp: Signature, pack: Pack) -> None:
-        self.entries[str(root)] = Entry(stamp, pack)
+    def fresh(self) -> TomlCache:
+        """The same cache, parsing every file again (and keeping what it parses): for a
+        pack whose kept data did not read cleanly, in case the cache was edited."""
+        return _Refresh(self)
+
+    def put(self, path: Path, data: dict[str, Any]) -> None:
+        stamp = _stamp(path)
+        if stamp is None or stamp[0] > MAX_FILE_BYTES:
+            return
+        old = self.entries.get(str(path))
+        if old is not None and old.stamp == stamp and old.data == data:
+            return  # read again, as kept: nothing to write
+        try:  # only what JSON keeps as it is (no dates, inf or nan): the same data back
+            copy = msgspec.json.decode(_ENCODER.encode(data))
+        except (ValueError, TypeError, OverflowError, msgspec.MsgspecError):
+            return
+        if copy != data:
+            return
+        # A copy: the reader may fill in defaults in the data it was given.
+        self.entries[str(path)] = Entry(stamp, copy)
         self.changed = True
 
     def save(self) -> None:
-        """Write the entries if any changed; a place that can't be written is left alone."""
+        """Write the entries if any changed (a file that is gone is dropped), and only when
+        the file will be read back: never more than the reader's limit. A place that can't
+        be written is left alone."""
         if not self.changed:
             return
-        kept = {root: entry for root, entry in self.entries.items() if os.path.isdir(root)}
+        kept = {path: entry for path, entry in self.entries.items() if os.path.isfile(path)}
         try:
+            text = _ENCODER.encode(CacheFile(VERSION, kept))
+            if len(text) > MAX_BYTES:
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_temporaries(self.path)
-            write_atomic(self.path, _ENCODER.encode(CacheFile(VERSION, kept)).decode())
-        except (OSError, ValueError, TypeError, msgspec.EncodeError):
+            write_atomic(self.path, text.decode())
+        except (OSError, ValueError, TypeError, OverflowError, msgspec.EncodeError):
             pass
-        self.changed = False
+        finally:
+            self.changed = False
+
+
+class _Refresh(TomlCache):
+    def __init__(self, kept: PackCache) -> None:
+        self.kept = kept
+
+    def put(self, path: Path, data: dict[str, Any]) -> None:
+        self.kept.put(path, data)
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -119,20 +134,7 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"can't keep a {type(value).__name__} in the pack cache")
-
-
-def _from_json(kind: type, value: Any) -> Any:
-    # TypeError is what msgspec turns into a ValidationError (the file is then ignored).
-    if kind is Path and isinstance(value, str):
-        return Path(value)
-    raise TypeError(f"expected a path, got {type(value).__name__}")
-
-
-_ENCODER = msgspec.json.Encoder(enc_hook=_to_json)
+_ENCODER = msgspec.json.Encoder()
 
 
 def _read(path: Path) -> dict[str, Entry]:
@@ -145,7 +147,7 @@ def _read(path: Path) -> dict[str, Entry]:
         return {}
     try:
         # Another version's file either fails to decode or is dropped by its version.
-        found = msgspec.json.decode(raw, type=CacheFile, dec_hook=_from_json)
-    except (msgspec.DecodeError, RecursionError):
+        found = msgspec.json.decode(raw, type=CacheFile)
+    except (msgspec.DecodeError, RecursionError, ValueError, OverflowError):
         return {}
     return found.entries if found.version == VERSION else {}

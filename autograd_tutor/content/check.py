@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +36,8 @@ from random import Random
 from typing import Any
 
 from autograd_tutor.content.leaks import Givens, Shown, find, read_code
-from autograd_tutor.content.packs import FIGURE_KINDS, load_pack
-from autograd_tutor.content.schema import Problem, Where
+from autograd_tutor.content.packs import FIGURE_KINDS, builtin_packs, load_pack, redefinitions
+from autograd_tutor.content.schema import Problem, Where, visible
 from autograd_tutor.engine import practice, sandbox
 from autograd_tutor.engine.answers import (
     flat,
@@ -135,7 +133,7 @@ def check_in_sandbox(root: Path, step_seconds: float = sandbox.STEP_SECONDS,
         return check_pack(root)  # says why; there is no code to run
     pack, problems = load_pack(root)
     if pack is None or problems:
-        return CheckResult(pack.name if pack else root.name, list(problems))
+        return CheckResult(visible(pack.name if pack else root.name), list(problems))
     if limit is None:
         units = sum(len(e.steps) for e in pack.exercises) + len(pack.practice) + 1
         limit = HARD_MINIMUM + 2 * step_seconds * units
@@ -145,8 +143,9 @@ def check_in_sandbox(root: Path, step_seconds: float = sandbox.STEP_SECONDS,
             return CheckResult.from_data(outcome.value)
         except (TypeError, KeyError, ValueError):
             outcome.problem = "foreign"
-    result = CheckResult(pack.name)
-    result.problems.append(Problem("pack.toml", None, None, _no_result(outcome, limit)))
+    result = CheckResult(visible(pack.name))
+    result.problems.append(Problem("pack.toml", None, None,
+                                   visible(_no_result(outcome, limit))))
     return result
 
 
@@ -181,13 +180,17 @@ def _check_in_child(root: str, step_seconds: float) -> dict[str, Any]:
 
 def check_pack(root: Path) -> CheckResult:
     if not (root / "pack.toml").is_file():
-        result = CheckResult(root.name)
+        result = CheckResult(visible(root.name))
         message = "no pack here" if not root.exists() else "not a pack directory"
         result.problems.append(Problem("pack.toml", None, None,
-                                       f"{message}: {root} holds no pack.toml"))
+                                       visible(f"{message}: {root} holds no pack.toml")))
         return result
     pack, problems = load_pack(root)
-    result = CheckResult(pack.name if pack else root.name, list(problems))
+    if pack is not None:  # the catalogue's names were checked as the pack was read
+        problems += [Problem("pack.toml", None, None, message)
+                     for message in redefinitions(pack, builtin_packs(), catalogue=False)]
+    # A name that is not a valid one is still shown, but never as escape codes.
+    result = CheckResult(visible(pack.name if pack else root.name), list(problems))
     if pack is None or problems:
         return result  # the code is not run until the pack reads cleanly
     try:
@@ -519,19 +522,3 @@ def _check_template(template: Template, index: int, helpers: dict[str, Any],
     reason = practice.fair(practice.fill_step(template, low, 1), helpers)
     why = f" (for example: {reason})" if reason else ""
     where.problem(f"{what} could not draw a fair problem in {TEMPLATE_TRIES} tries{why}")
-
-
-def install(source: Path, target: Path) -> None:
-    """Copy a checked pack into place: a full copy first, then one rename over the name."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        shutil.copytree(source, staging / "pack", symlinks=False,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        old = None
-        if target.exists():
-            old = staging / "old"
-            target.rename(old)
-        (staging / "pack").rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ from typing import Any
 from msgspec import Struct, field
 from msgspec.structs import replace
 
-from autograd_tutor.content.schema import Fields, Problem, Where, read_toml
+from autograd_tutor.content.schema import (
+    Fields,
+    Problem,
+    TomlCache,
+    Where,
+    read_toml,
+    visible,
+)
 from autograd_tutor.engine.model import (
     EXACT,
     NO_ERROR,
@@ -58,6 +66,11 @@ CHECKERS = ("training-loop",)
 # Words an `actual` holds when it may read something other than a number or a tensor.
 _NOT_VALUE = ("shape", "requires_grad", "is_leaf", "dtype", "grad_fn", "==", "!=", "True",
               "False")
+
+# How much one pack may hold: enough for any course, never enough to slow every command.
+MAX_EXERCISES = 200
+MAX_STEPS = 50
+MAX_TEMPLATES = 100
 
 
 class PackError(ValueError):
@@ -156,41 +169,68 @@ def forget() -> None:
 @cache
 def _installed(home: Path, variable: str) -> Installed:
     del variable  # part of the cache key: search_path reads it
-    from autograd_tutor.content.cache import PackCache, signature
+    from autograd_tutor.content.cache import PackCache
 
     found = Installed()
     kept = PackCache.open(home)
     for place, builtin in search_path(home):
         for root in _pack_dirs(place):
-            stamp = signature(root)
-            pack, problems = kept.get(root, stamp), []
-            if pack is None or pack.builtin != builtin:
-                pack, problems = load_pack(root, builtin=builtin, deep=False)
-                if pack is not None and not problems:
-                    kept.put(root, stamp, pack)
+            served = kept.served
+            pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
+            if problems and kept.served > served:  # in case the cache was edited: the files
+                pack, problems = load_pack(root, builtin=builtin, deep=False,
+                                           kept=kept.fresh())
+            shown = visible(str(root))
+            clashes = [] if pack is None else redefinitions(pack, found.packs.values())
             if pack is None or problems:
-                found.skipped.append(f"pack in {root} is not usable ({len(problems)} "
+                found.skipped.append(f"pack in {shown} is not usable ({len(problems)} "
                                      f"problem{'s' * (len(problems) != 1)}: {problems[0]}); "
-                                     f"see: autograd-tutor pack check {root}")
+                                     f"see: autograd-tutor pack check {shown}")
             elif pack.name in found.packs:
-                found.skipped.append(f"pack {pack.name!r} in {root} is ignored: a pack of "
-                                     f"that name is already in {found.packs[pack.name].root}")
+                found.skipped.append(f"pack {pack.name!r} in {shown} is ignored: a pack of "
+                                     f"that name is already in "
+                                     f"{visible(str(found.packs[pack.name].root))}")
+            elif clashes:
+                found.skipped.append(f"pack {pack.name!r} in {shown} is ignored: {clashes[0]}")
             else:
                 found.packs[pack.name] = pack
     kept.save()
     return found
 
 
+def redefinitions(pack: Pack, others: Iterable[Pack], catalogue: bool = True) -> list[str]:
+    """The concepts and misconceptions `pack` declares that the built-in catalogue (when
+    `catalogue`) or one of `others` already declares: a pack adds names, it never changes
+    another's (nor, so, what another pack's exercises teach and `progress` shows)."""
+    owners: dict[str, str] = {}
+    for other in others:
+        if other.name != pack.name:
+            owners |= {name: f"pack {other.name!r}" for name, _ in other.concepts}
+            owners |= {f"~{name}": f"pack {other.name!r}" for name, _, _ in other.misconceptions}
+    if catalogue:
+        known = builtin_catalogue()
+        owners |= {name: "the built-in catalogue" for name in known.concepts}
+        owners |= {f"~{name}": "the built-in catalogue" for name in known.misconceptions}
+    found = [f"concept {name!r} is already declared by {owners[name]}; a pack may not "
+             "redefine it (use it, or choose another name)"
+             for name, _ in pack.concepts if name in owners]
+    found += [f"misconception {name!r} is already declared by {owners['~' + name]}; a pack "
+              "may not redefine it (use it, or choose another name)"
+              for name, _, _ in pack.misconceptions if "~" + name in owners]
+    return found
+
+
 # Reading one pack ------------------------------------------------------------------------
 
 
-def load_pack(root: Path, builtin: bool = False,
-              deep: bool = True) -> tuple[Pack | None, list[Problem]]:
+def load_pack(root: Path, builtin: bool = False, deep: bool = True,
+              kept: TomlCache | None = None) -> tuple[Pack | None, list[Problem]]:
     """The pack in `root` and every problem found reading it (no code is run). `deep` also
-    compiles each step's code and parses each expression."""
+    compiles each step's code and parses each expression. `kept`: parsed TOML kept from an
+    earlier run (the pack cache), checked here exactly as freshly parsed TOML is."""
     problems: list[Problem] = []
     where = Where(problems, "pack.toml")
-    data = read_toml(root / "pack.toml", where)
+    data = read_toml(root / "pack.toml", where, kept)
     if data is None:
         return None, problems
     top = Fields(data, where, "pack.toml")
@@ -202,27 +242,33 @@ def load_pack(root: Path, builtin: bool = False,
         where.problem(f"format {version} is not one this autograd-tutor reads (it reads "
                       f"format 1 to {FORMAT}); upgrade autograd-tutor")
         return None, problems
-    name = top.text("name", required=True)
-    if name and not NAME_PATTERN.match(name):
-        where.problem(f"name {name!r} must be lower-case letters, digits and '-'")
-    title = top.text("title", required=True)
+    name = top.text("name", required=True, one_line=True)
+    # The name used is checked, whether written or taken from the directory.
+    pack_name = name or root.name
+    if not NAME_PATTERN.match(pack_name):
+        where.problem(f"name {pack_name!r} must be 1 to 40 lower-case letters, digits and '-'"
+                      + ("" if name else " (the pack has no name of its own, so its "
+                                         "directory's name is used)"))
+    title = top.text("title", required=True, one_line=True)
     files = top.texts("exercises")
     if "exercises" not in data:
         where.problem("pack.toml has no 'exercises' (required: a list of exercise files)")
-    concepts = {str(k): v for k, v in top.table_of("concepts").items()}
-    for key, value in concepts.items():
-        if not isinstance(value, str):
-            where.problem(f"concept {key!r} must have a one-line description (text)")
+    elif not files:
+        where.problem("'exercises' lists no exercise file (a pack needs at least one)")
+    if len(files) > MAX_EXERCISES:
+        where.problem(f"'exercises' lists {len(files)} files; a pack holds at most "
+                      f"{MAX_EXERCISES} (split it into several packs)")
+        files = ()
+    concepts = _concepts(top, where)
     declared = _misconceptions(top.table_of("misconceptions"), where)
     practice_tables, practice_files = _practice_entries(top, data)
     top.unknown()
     helpers = root / "helpers.py"
-    pack_name = name or root.name
     catalogue = Catalogue(
         {**builtin_catalogue().concepts, **{k: str(v) for k, v in concepts.items()}},
         {**builtin_catalogue().misconceptions, **{n: (t, e) for n, t, e in declared}},
     )
-    reader = _Reader(pack_name, root, catalogue, helpers.is_file(), deep)
+    reader = _Reader(pack_name, root, catalogue, helpers.is_file(), deep, kept)
     reader.format = version if version in FORMATS else FORMAT
     exercises = []
     for number, file in enumerate(files, start=1):
@@ -230,16 +276,18 @@ def load_pack(root: Path, builtin: bool = False,
         if exercise is not None:
             exercises.append(exercise)
     templates = [reader.template(table, Where(problems, "pack.toml").at(step=index))
-                 for index, table in enumerate(practice_tables, start=1)]
-    for file in practice_files:
+                 for index, table in enumerate(practice_tables[:MAX_TEMPLATES], start=1)]
+    for file in practice_files[:MAX_TEMPLATES]:
         fwhere = Where(problems, file)
-        pdata = read_toml(_inside(root, file, fwhere) or root / "?", fwhere)
+        pdata = read_toml(_inside(root, file, fwhere) or root / "?", fwhere, kept)
         if pdata is None:
             continue
         pfields = Fields(pdata, fwhere, file)
         for index, table in enumerate(pfields.tables("practice", required=True), start=1):
             templates.append(reader.template(table, fwhere.at(step=index)))
         pfields.unknown()
+    if len(practice_tables) > MAX_TEMPLATES or len(templates) > MAX_TEMPLATES:
+        where.problem(f"a pack holds at most {MAX_TEMPLATES} practice templates")
     pack = Pack(
         name=pack_name, title=title, root=root, exercises=tuple(exercises),
         concepts=tuple((k, str(v)) for k, v in concepts.items()),
@@ -247,6 +295,9 @@ def load_pack(root: Path, builtin: bool = False,
         practice=(*templates, *reader.derived),
         helpers=helpers if helpers.is_file() else None, builtin=builtin,
     )
+    if not builtin:
+        for message in redefinitions(pack, ()):
+            where.problem(message)
     return pack, problems
 
 
@@ -261,21 +312,44 @@ def _practice_entries(top: Fields, data: dict[str, Any]
 
 def _inside(root: Path, file: str, where: Where) -> Path | None:
     """A file named by the pack must lie inside the pack's directory."""
-    path = (root / file).resolve()
-    if not path.is_relative_to(root.resolve()):
+    try:
+        path = (root / file).resolve()
+        inside = path.is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL in the name
+        where.problem(f"{file!r} can't be resolved (a symbolic link loop?)")
+        return None
+    if not inside:
         where.problem(f"{file!r} is outside the pack's directory")
         return None
     return path
 
 
+def _concepts(top: Fields, where: Where) -> dict[str, str]:
+    fields = Fields(top.table_of("concepts"), where, "[concepts]")
+    concepts = {}
+    for key, value in fields.table.items():
+        if not NAME_PATTERN.match(key):
+            where.problem(f"concept name {key!r} must be 1 to 40 lower-case letters, digits "
+                          "and '-'")
+        elif not isinstance(value, str):
+            where.problem(f"concept {key!r} must have a one-line description (text)")
+        else:
+            concepts[key] = fields.text(key, one_line=True)
+    return concepts
+
+
 def _misconceptions(table: dict[str, Any], where: Where) -> list[tuple[str, str, str]]:
     result = []
     for name, entry in table.items():
+        if not NAME_PATTERN.match(name):
+            where.problem(f"misconception name {name!r} must be 1 to 40 lower-case letters, "
+                          "digits and '-'")
+            continue
         if not isinstance(entry, dict):
             where.problem(f"[misconceptions.{name}] must be a table with title and explanation")
             continue
         fields = Fields(entry, where, f"[misconceptions.{name}]")
-        result.append((name, fields.text("title", required=True),
+        result.append((name, fields.text("title", required=True, one_line=True),
                        fields.text("explanation", required=True)))
         fields.unknown()
     return result
@@ -285,7 +359,7 @@ class _Reader:
     """Reads exercise files of one pack, checking names against its catalogue."""
 
     def __init__(self, pack: str, root: Path, catalogue: Catalogue, has_helpers: bool,
-                 deep: bool = True) -> None:
+                 deep: bool = True, kept: TomlCache | None = None) -> None:
         self.pack = pack
         self.root = root
         self.catalogue = catalogue
@@ -294,6 +368,7 @@ class _Reader:
         self.format = FORMAT  # the pack's; what format 2 adds is refused in format 1
         # Templates made of the exercises' parameterised steps, in reading order.
         self.derived: list[Template] = []
+        self.kept = kept
 
     def needs_format_2(self, where: Where, what: str) -> None:
         if self.format < 2:
@@ -303,12 +378,12 @@ class _Reader:
                  problems: list[Problem]) -> Exercise | None:
         where = Where(problems, file)
         path = _inside(root, file, where)
-        data = read_toml(path, where) if path is not None else None
+        data = read_toml(path, where, self.kept) if path is not None else None
         if data is None:
             return None
         top = Fields(data, where, file)
-        title = top.text("title", required=True)
-        level = top.text("level", required=True)
+        title = top.text("title", required=True, one_line=True)
+        level = top.text("level", required=True, one_line=True)
         intro = top.text("intro", required=True)
         closing = top.text("closing")
         coding = self.coding(top.table_of("coding"), where) if "coding" in data else None
@@ -316,6 +391,9 @@ class _Reader:
         top.unknown()
         if not tables and "steps" in data:
             where.problem("an exercise needs at least one [[steps]]")
+        if len(tables) > MAX_STEPS:
+            where.problem(f"an exercise holds at most {MAX_STEPS} steps, not {len(tables)}")
+            tables = tables[:MAX_STEPS]
         ids: set[str] = set()
         steps = []
         for index, table in enumerate(tables, start=1):
@@ -363,7 +441,7 @@ class _Reader:
             table = fill_template(table, spelled(params, dict(at)))
         fields = Fields(table, where, "the step")
         fields.known |= {"params", "at"}
-        title = fields.text("title", required=True)
+        title = fields.text("title", required=True, one_line=True)
         setup = fields.text("setup", required=True)
         code = fields.text("code", required=True)
         graph = fields.text("graph") or None
@@ -480,8 +558,11 @@ class _Reader:
         from autograd_tutor.engine import expressions
 
         try:
-            for expression, _ in expressions.placeholders(text):
+            for expression, spec in expressions.placeholders(text):
                 self.check_expression(expression, where, f"placeholder in {what}")
+                problem = expressions.spec_problem(spec) if spec else None
+                if problem:
+                    where.problem(f"placeholder {{{expression}:{spec}}} in {what}: {problem}")
         except expressions.ExprError as error:
             where.problem(f"{what}: {error}")
 
@@ -491,7 +572,7 @@ class _Reader:
         where = step_where.at(prediction=raw_id if isinstance(raw_id, str) else "?")
         fields = Fields(table, where, "the prediction")
         pid = fields.text("id", required=True)
-        label = fields.text("label") or pid
+        label = fields.text("label", one_line=True) or pid
         kind = fields.text("kind", default="value")
         hints = fields.texts("hints")
         concept = fields.text("concept")
@@ -662,9 +743,10 @@ class _Reader:
         if concept and concept not in self.catalogue.concepts:
             where.problem(f"practice concept {concept!r} is not declared")
         params = self.params(params_table, halves, where)
-        for prediction in step_table.get("predictions", []):
-            if isinstance(prediction, dict):
-                prediction.setdefault("concept", concept)  # a template's own concept
+        if isinstance(step_table.get("predictions"), list):  # new tables: the data is kept
+            step_table["predictions"] = [  # a template's own concept, unless one is given
+                {"concept": concept, **p} if isinstance(p, dict) else p
+                for p in step_table["predictions"]]
         if self.deep:  # fields and syntax, on an example draw
             self.step(_fill_example(step_table, params), where, set())
         # Keep the raw text (with {param} placeholders); the example only checked its syntax.
@@ -702,6 +784,10 @@ def parse_key(text: str) -> tuple[str, int]:
 def key_text(exercise: Exercise) -> str:
     """How a command names this exercise: N for the built-in basics pack, PACK/N otherwise."""
     return str(exercise.number) if exercise.pack == DEFAULT_PACK else exercise.key
+
+
+def builtin_packs() -> list[Pack]:
+    return [builtin(root.name) for root in _pack_dirs(BUILTIN_DIR)]
 
 
 @cache

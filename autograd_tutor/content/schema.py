@@ -6,12 +6,22 @@ instead of stopping at the first, so `pack check` can list them all. Nothing her
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct
 
 MAX_FILE_BYTES = 1_000_000
+# What a pack's text may not hold: control characters (escape codes that set a window's
+# title, clear the screen or make links; tabs and newlines excepted), C1 controls and the
+# bidirectional overrides that make text read other than it is.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """Text safe to print: each control character written as its escape (\\x1b)."""
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Problem(Struct, frozen=True):
@@ -51,14 +61,46 @@ class Where:
                      self.prediction if prediction is None else prediction)
 
     def problem(self, message: str) -> None:
-        self.problems.append(Problem(self.file, self.step, self.prediction, message))
+        # A message may quote the pack's own text (a key, a file name): never raw.
+        self.problems.append(Problem(visible(self.file), self.step,
+                                     None if self.prediction is None
+                                     else visible(self.prediction), visible(message)))
 
 
 _TYPES: dict[type, str] = {str: "text", bool: "true or false", int: "a whole number",
                            float: "a number", list: "a list", dict: "a table"}
 
 
-def read_toml(path: Path, where: Where) -> dict[str, Any] | None:
+class TomlCache:
+    """Parsed TOML kept between runs (content.cache implements it): `get` gives a file's
+    data while the file is unchanged, `put` keeps it. The data is read by the same checks
+    as freshly parsed TOML, so a hand-edited cache can hold nothing TOML could not."""
+
+    def get(self, path: Path) -> dict[str, Any] | None:
+        return None
+
+    def put(self, path: Path, data: dict[str, Any]) -> None:
+        pass
+
+
+def read_toml(path: Path, where: Where, kept: TomlCache | None = None) -> dict[str, Any] | None:
+    """A TOML file's data (from `kept` while the file is unchanged), or None after saying
+    why not. Kept data is checked like parsed data: it may have been edited by hand."""
+    data = kept.get(path) if kept is not None else None
+    fresh = data is None
+    if data is None:
+        data = _parse(path, where)
+        if data is None:
+            return None
+    if _depth(data) > MAX_DEPTH:
+        where.problem(f"its arrays or tables nest more than {MAX_DEPTH} levels deep")
+        return None
+    if fresh and kept is not None:
+        kept.put(path, data)
+    return data
+
+
+def _parse(path: Path, where: Where) -> dict[str, Any] | None:
     try:
         if not path.is_file():
             where.problem("missing file" if not path.exists() else "not a regular file")
@@ -80,6 +122,20 @@ def read_toml(path: Path, where: Where) -> dict[str, Any] | None:
     except tomllib.TOMLDecodeError as error:
         where.problem(f"TOML does not parse: {error}")
         return None
+    except RecursionError:
+        where.problem("TOML does not parse: its arrays or tables nest too deeply")
+        return None
+
+
+MAX_DEPTH = 20
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """How deep lists and tables nest in `value`, counted no further than `limit`."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
 
 
 class Fields:
@@ -107,8 +163,22 @@ class Fields:
             return default
         return value
 
-    def text(self, key: str, required: bool = False, default: str = "") -> str:
-        return str(self._get(key, str, required, default))
+    def text(self, key: str, required: bool = False, default: str = "",
+             one_line: bool = False) -> str:
+        """Text of the pack's own: control characters are a problem (and removed); a
+        `one_line` text (a title, a name) may hold no line break either."""
+        value = str(self._get(key, str, required, default))
+        if one_line and ("\n" in value or "\t" in value):
+            self.where.problem(f"'{key}' of {self.what} must be one line")
+            value = " ".join(value.split())
+        return self.clean(key, value)
+
+    def clean(self, key: str, value: str) -> str:
+        if CONTROL.search(value):
+            self.where.problem(f"'{key}' of {self.what} holds control characters (escape "
+                               "codes); remove them")
+            return CONTROL.sub("", value)
+        return value
 
     def number(self, key: str, default: float | None = None) -> float | None:
         value = self._get(key, (int, float), False, default)
@@ -125,7 +195,7 @@ class Fields:
         if not all(isinstance(value, str) for value in values):
             self.where.problem(f"'{key}' of {self.what} must be a list of text")
             return ()
-        return tuple(values)
+        return tuple(self.clean(key, value) for value in values)
 
     def table_of(self, key: str) -> dict[str, Any]:
         return dict(self._get(key, dict, False, {}))

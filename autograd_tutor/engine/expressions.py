@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Mapping
@@ -770,6 +771,24 @@ def placeholders(text: str) -> list[tuple[str, str]]:
             field_name = f"{field_name}!{conversion}"
         found.append((field_name, spec or ""))
     return found
+
+
+# A number's format spec as a pack may write it ({x:.3f}, {x:>8.2g}): Python's own syntax for
+# floats, with width and precision kept small (a width of a billion would fill the memory).
+_SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?(?:[1-9]\d?)?[,_]?(?:\.\d{1,2})?[eEfFgGn%]?\Z",
+                   re.DOTALL)
+
+
+def spec_problem(spec: str) -> str | None:
+    """Why `spec` is not a format spec for a number (None when it is one)."""
+    if not _SPEC.match(spec):
+        return (f"format spec {spec!r} is not a number format (like .3f, .2g or >8.2f; "
+                "width and precision below 100)")
+    try:
+        format(1.5, spec)
+    except ValueError as error:
+        return f"format spec {spec!r} is not a number format: {error}"
+    return None
 
 
 def fill(text: str, value_of: Callable[[str], Any], fmt: Callable[[Any, str], str]) -> str:

@@ -50,6 +50,7 @@ from autograd_tutor.engine.expressions import (
     evaluate,
     fill,
     parse_pack_expression,
+    spec_problem,
 )
 from autograd_tutor.engine.model import (
     NO_ERROR,
@@ -594,7 +595,9 @@ def is_expression(text: str) -> bool:
 
 
 def _formatted(value: Any, spec: str) -> str:
-    if spec and isinstance(value, float):
+    # A spec `pack check` would refuse (an installed pack is read without running it) is
+    # ignored rather than allowed to end the run after its prompt.
+    if spec and isinstance(value, float) and spec_problem(spec) is None:
         return format(value, spec)
     if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
         return shape_text(value)

@@ -101,10 +101,11 @@ def printable(text: str, limit: int | None = MAX_ECHO) -> str:
 
 def _markdown(text: str) -> RenderableType:
     """rich.markdown pulls in markdown-it (~40 ms): imported on first use, so `list` and
-    `--help` never pay for it."""
+    `--help` never pay for it. A pack's prose is markdown, never a terminal hyperlink: a
+    link shows its address."""
     from rich.markdown import Markdown
 
-    return Markdown(text)
+    return Markdown(text, hyperlinks=False)
 
 
 class Fitted:
@@ -228,7 +229,9 @@ class UI:
         self, exercises: Sequence[Exercise], statuses: dict[str, ExerciseStatus],
         title: str = "Exercises", prefix: str = "",
     ) -> Table:
-        table = Table(title=title, box=self.box, title_justify="left")
+        # Text, never markup: a pack's title or level is its author's text ("[/bold]").
+        table = Table(title=Text(title), box=self.box,
+                      title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("Title")
         table.add_column("Level")
@@ -243,7 +246,7 @@ class UI:
             table.add_row(
                 prefix + str(exercise.number),
                 Text(exercise.title),
-                exercise.level,
+                Text(exercise.level),
                 Text(status.status, style=styles[status.status]),
                 score,
             )
@@ -375,7 +378,8 @@ class UI:
         table.add_column("Exercises", justify="right")
         table.add_column("Where")
         for pack in found:
-            where = "built-in" if pack.builtin else str(pack.root)
+            # A folder's name is anyone's: never escape codes.
+            where = "built-in" if pack.builtin else printable(str(pack.root), None)
             table.add_row(Text(pack.name), Text(pack.title), str(len(pack.exercises)),
                           Text(where, overflow="fold"))
         return table
