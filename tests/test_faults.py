@@ -483,6 +483,7 @@ WORKER = textwrap.dedent("""
 
     home, worker, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     store = Store(home, warn=lambda message: print("warning:", message, file=sys.stderr))
+    go.with_name(f"ready-{worker}").touch()
     while not go.exists():
         time.sleep(0.002)
     if sys.argv[5] == "load":  # as the home screen does before a run
@@ -502,7 +503,11 @@ def run_workers(home: Path, go: Path, workers: int, records: int, first: str) ->
                           str(records), first], stderr=subprocess.PIPE, text=True)
         for n in range(workers)
     ]
-    time.sleep(0.3)  # let them start, so their writes overlap
+    # Started, all of them, before any writes: so their writes overlap.
+    for n, child in enumerate(children):
+        while not go.with_name(f"ready-{n}").exists():
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.01)  # polling for the event, not waiting for a time
     go.touch()
     for child in children:
         _, errors = child.communicate(timeout=120)
