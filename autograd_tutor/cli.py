@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from autograd_tutor.content import packs
+from autograd_tutor.engine.digest import Digest
 from autograd_tutor.engine.model import Exercise, History, Pack
 from autograd_tutor.engine.store import Store, home_dir, statuses
 from autograd_tutor.views.env import Environment
@@ -162,7 +163,7 @@ def all_exercises(found: packs.Installed) -> list[Exercise]:
     return [e for pack in found.packs.values() for e in pack.exercises]
 
 
-def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
+def next_exercise(history: History | Digest, found: packs.Installed) -> Exercise | None:
     """The first exercise not done: the basics pack first, then the others in order."""
     exercises = all_exercises(found)
     status = statuses(history, [(e.pack, e.number) for e in exercises])
@@ -172,7 +173,7 @@ def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
     return None
 
 
-def next_command(history: History, found: packs.Installed) -> str:
+def next_command(history: History | Digest, found: packs.Installed) -> str:
     upcoming = next_exercise(history, found)
     if upcoming is None:
         return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
@@ -249,7 +250,7 @@ def home(
         return
     ui = make_ui()
     found = installed(ui)
-    history = open_store(ui).load()
+    history = open_store(ui).digest()
     ui.markdown(
         "**Welcome to autograd-tutor.** Each exercise shows you PyTorch code and asks you to "
         "*predict* what `.grad` will be before PyTorch runs it. Wrong predictions are the "
@@ -278,7 +279,7 @@ def show_all_done(ui: UI, found: packs.Installed) -> None:
             f"(or new problems: {TOOL} practice)", "bold")
 
 
-def show_tables(ui: UI, history: History, found: packs.Installed,
+def show_tables(ui: UI, history: History | Digest, found: packs.Installed,
                 only: str | None = None) -> None:
     """One table per pack (only `only`'s when given, with a line for the others)."""
     shown = [p for p in found.packs.values() if only is None or p.name == only]
@@ -297,15 +298,26 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    cards = schedule_if_missed(history.attempts, now)
-    due = [item.concept for item in cards if item.is_due]
-    if due:
+    cards = (history.schedule(now) if isinstance(history, Digest)
+             else schedule_if_missed(history.attempts, now))
+    if not cards:
+        return
+    queue = review_queue(cards, found)  # what `review` can give, and only that
+    if queue.due:
+        due = queue.due
         ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
                 f"{TOOL} review", "yellow")
-    elif cards:
-        first = cards[0]
+    elif queue.upcoming:
+        first = queue.upcoming[0]
         ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
                 "dim")
+
+
+def review_queue(cards: list[Any], found: packs.Installed) -> Any:
+    """The review queue (`review.queue`): due only what practice has problems for."""
+    from autograd_tutor.engine import practice, review
+
+    return review.queue(cards, practice.concepts(found.templates(), found.catalogue().concepts))
 
 
 def schedule_if_missed(attempts: list[Any], now: Any) -> list[Any]:
@@ -332,7 +344,7 @@ def list_command(pack: PackArg = None) -> None:
     if pack is not None and pack not in found.packs:
         raise typer.BadParameter(f"no pack named {pack!r}; installed: "
                                  + ", ".join(found.packs), param_hint="PACK")
-    show_tables(ui, open_store(ui).load(), found, only=pack or packs.DEFAULT_PACK)
+    show_tables(ui, open_store(ui).digest(), found, only=pack or packs.DEFAULT_PACK)
 
 
 NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number (1 to 5), or "
@@ -494,7 +506,7 @@ def next_command_(
     """Run the first exercise you have not finished."""
     ui = make_ui(as_json)
     found = installed(ui)
-    upcoming = next_exercise(open_store(ui).load(), found)
+    upcoming = next_exercise(open_store(ui).digest(), found)
     if upcoming is None:
         show_all_done(ui, found)
         if as_json:
@@ -551,7 +563,7 @@ def run_exercise(
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
-    ui.summary(name, correct, asked, then or next_command(store.load(), packs.installed(
+    ui.summary(name, correct, asked, then or next_command(store.digest(), packs.installed(
         home_dir())))
     emit_json()
     if not session.saved:
@@ -650,26 +662,22 @@ def review_command(
     """Practise the concepts you missed, when they are due (FSRS spaced repetition)."""
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import practice, review
+    from autograd_tutor.engine import practice
 
     ui = make_ui(as_json)
     found = installed(ui)
-    attempts = open_store(ui).load().attempts
     now = datetime.now(UTC)
-    known = practice.concepts(found.templates(), found.catalogue().concepts)
-    due = [name for name in review.due(attempts, now) if name in known]
+    queue = review_queue(open_store(ui).digest().schedule(now), found)
+    due = queue.due
     if not due:
-        upcoming = [item for item in review.schedule(attempts, now) if item.concept in known]
-        if upcoming:
-            first = upcoming[0]
+        if queue.upcoming:
+            first = queue.upcoming[0]
             ui.text(f"Nothing is due. Next review: {first.concept}, "
                     f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
         else:
             ui.text("Nothing to review: the queue fills with concepts you miss.")
-        unpractised = sorted({item.concept for item in review.schedule(attempts, now)
-                              if item.is_due and item.concept not in known})
-        if unpractised:
-            ui.text(f"Missed, with no practice problems yet: {', '.join(unpractised)}. "
+        if queue.unpractised:
+            ui.text(f"Missed, with no practice problems yet: {', '.join(queue.unpractised)}. "
                     "Run their exercises again to review them.", "dim")
         if as_json:
             print(json_text({"due": [], "items": []}))

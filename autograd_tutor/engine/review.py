@@ -286,7 +286,7 @@ def _collect(events: list[tuple[datetime, Rating, str, str]],
 def _card(state: Any) -> Card:
     if not isinstance(state, dict):
         raise ValueError("not a card")
-    card = Card.from_dict(state)
+    card = Card.from_dict(state)  # type: ignore[arg-type]  # checked below
     if card.stability is None or card.difficulty is None or card.last_review is None:
         raise ValueError("a card never reviewed")
     card.due, card.last_review = _utc(card.due), _utc(card.last_review)
