@@ -32,7 +32,8 @@ class ExerciseRuns(Struct):
     """One exercise's runs, as `list` scores them: the best finished run's [right, asked],
     the latest run (the last one started) and its score, the runs not finished (yet), and
     whether any run was finished. A finished run leaves `open` for `best`, so the digest
-    stays small however many runs there were."""
+    stays small however many runs there were. (A session saves its completion after all its
+    answers, and a new session has a new id: no answer of a finished run comes later.)"""
 
     best: list[int] | None = None
     latest: str | None = None
