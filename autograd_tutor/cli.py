@@ -695,8 +695,15 @@ def review_command(
                  helpers=all_helpers(found))
 
 
+RUNS_SHOWN = 20  # runs `progress` lists; `--all` lists every one
+
+
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
-def progress_command(as_json: JsonOpt = False) -> None:
+def progress_command(
+    as_json: JsonOpt = False,
+    every: Annotated[bool, typer.Option("--all", help=f"List every run, not only the last "
+                                        f"{RUNS_SHOWN}.")] = False,
+) -> None:
     """Your history: attempts, first-try accuracy, streaks, common misconceptions, and each
     concept's chance of recall now."""
     from datetime import UTC, datetime
@@ -704,12 +711,13 @@ def progress_command(as_json: JsonOpt = False) -> None:
     from autograd_tutor.engine import stats
 
     ui = make_ui(as_json)
-    history = open_store(ui).load()
+    store = open_store(ui)
+    history = store.load()
     rows = history.attempts
     per_exercise = stats.by_exercise(rows, progress_name)
     per_concept = stats.by_concept(rows)
     now = datetime.now(UTC)
-    cards = schedule_if_missed(rows, now)
+    cards = store.digest().schedule(now)
     recall = {item.concept: item.retrievability(now) for item in cards}
     # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
     # a minute ago would read 100%; the table says "learning" instead.
@@ -733,7 +741,11 @@ def progress_command(as_json: JsonOpt = False) -> None:
     catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
-    ui.say(ui.runs_table(runs_of(history)))
+    runs = runs_of(history)
+    shown_runs = runs if every else runs[-RUNS_SHOWN:]
+    ui.say(ui.runs_table(shown_runs, total=len(runs)))
+    if len(shown_runs) < len(runs):
+        ui.text(f"Every run: {TOOL} progress --all", "dim")
     checks = history.checks
     if checks:
         last = checks[-1]

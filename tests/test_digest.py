@@ -246,3 +246,19 @@ def test_list_and_review_agree_when_nothing_review_can_give_is_due() -> None:
     reviewed = runner.invoke(app, ["review"])
     assert "Nothing" in reviewed.output
     assert "no-such-practice-concept" in reviewed.output
+
+
+def test_progress_lists_the_last_runs_and_a_count_and_all_with_all() -> None:
+    store = Store(Path(os.environ["AUTOGRAD_TUTOR_HOME"]), warn=print)
+    count = 25
+    assert store.record([attempt(n, f"run-{n:02}", n % 2 == 0) for n in range(count)])
+    runner = CliRunner()
+    short = runner.invoke(app, ["progress"])
+    assert short.exit_code == 0, short.output
+    started = [at(n).replace("T", " ")[:16] for n in range(count)]
+    assert f"The last 20 of {count} runs" in short.output
+    assert [s for s in started if s in short.output] == started[-20:]
+    assert "progress --all" in short.output
+    every = runner.invoke(app, ["progress", "--all"])
+    assert every.exit_code == 0 and "Every run" in every.output
+    assert [s for s in started if s in every.output] == started
