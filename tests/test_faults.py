@@ -180,6 +180,33 @@ def test_a_damaged_row_found_by_an_exercise(tutor_env: Path) -> None:
     assert [row["typed"] for row in attempts(tutor_env)] == ["31", "34"]
 
 
+def test_a_full_disk_leaves_the_history_as_it_was(tutor_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up part way through the row: exit 1 with one line, the file byte for
+    byte as before (no torn row), and no empty `.damaged-` copy once space returns."""
+    tutor_env.mkdir(parents=True)
+    (tutor_env / LIVE).write_bytes(valid_progress())
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:  # room for a few bytes, as on a nearly full disk
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(LIVE):
+            if len(data) > 10:
+                return real_write(fd, bytes(data)[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", write)
+    result = invoke(*EXERCISE_1)
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.stderr and "not saved" in result.stderr
+    no_traceback(result)
+    assert (tutor_env / LIVE).read_bytes() == valid_progress()
+    listed = invoke("list")
+    assert listed.exit_code == 0 and "warning" not in listed.stderr
+    assert damaged_copies(tutor_env) == []
+
+
 # A progress.jsonl of a newer version ---------------------------------------------------------
 
 

@@ -658,18 +658,32 @@ def _append(path: Path, text: str) -> None:
                 if file.read(1) != b"\n":
                     prefix = "\n"
         data = (prefix + text).encode("utf-8")
-        while data:
-            written = os.write(fd, data)
-            data = data[written:]
-        os.fsync(fd)
+        try:
+            while data:
+                written = os.write(fd, data)
+                data = data[written:]
+            os.fsync(fd)
+        except OSError:
+            # A full disk (or any failed write): the file goes back to what it was, so no
+            # torn row is left to be set aside later. (Under the lock: nobody else wrote.)
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
 
 def _write_new(path: Path, data: bytes) -> None:
+    """A new file holding `data`, or none at all (a full disk leaves no empty copy)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def write_atomic(path: Path, text: str, sync: bool = True) -> None:
