@@ -5,6 +5,7 @@ Heavy modules (torch, matplotlib) are imported only inside the commands that nee
 """
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -558,8 +559,11 @@ def run_exercise(
             raise typer.Exit(EXIT_FAILED) from None
         except LessonError as error:
             emit_json()
+            where = shlex.quote(str(pack.root)) if pack is not None else "DIR"
+            kept = "your answers were kept" if session.saved else "your answers were not saved"
             ui.error(f"exercise {packs.key_text(exercise)} is broken: {error}. "
-                     f"Check its pack with: {TOOL} pack check DIR")
+                     f"{kept.capitalize()}. Check its pack with: {TOOL} pack check "
+                     f"{printable(where)}")
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title

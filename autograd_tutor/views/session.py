@@ -20,7 +20,14 @@ from msgspec import structs
 
 from autograd_tutor.engine.answers import format_value, parse_prediction
 from autograd_tutor.engine.model import OUTCOMES, Attempt, Exercise, Figures, Prediction, Step
-from autograd_tutor.engine.runner import Execution, Guess, Judged, Run, TorchLoader
+from autograd_tutor.engine.runner import (
+    Execution,
+    Guess,
+    Judged,
+    LessonError,
+    Run,
+    TorchLoader,
+)
 from autograd_tutor.engine.store import Store, now
 from autograd_tutor.views import prompt
 from autograd_tutor.views.figure_worker import FigureWorker
@@ -128,7 +135,8 @@ class Session:
             raise
         try:
             execution = self.execute(step)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, LessonError):
+            # Ctrl-C, or the lesson's own code is broken: what was typed is kept, unjudged.
             self.keep_unjudged(guesses)
             raise
         judged = self.engine.judge(step, guesses, execution)
