@@ -51,6 +51,9 @@ class LessonError(Exception):
     A user cannot cause this by typing; `pack check` finds it first."""
 
 
+WAIT_SLICE = 0.05  # seconds between looks for a Ctrl-C while waiting for torch
+
+
 class TorchLoader:
     """Imports torch in a background thread while the learner reads and thinks.
 
@@ -91,7 +94,11 @@ class TorchLoader:
 
     def get(self) -> ModuleType:
         if self._thread is not None:
-            self._torch_ready.wait()
+            # In short waits: Python runs a signal's handler only in the main thread, once
+            # it wakes. A Ctrl-C that woke no wait (delivered to another thread, or while the
+            # import is stuck on a lock) still ends the run within a moment.
+            while not self._torch_ready.wait(WAIT_SLICE):
+                pass
         if self._error is not None:
             raise self._error
         import torch
