@@ -716,12 +716,9 @@ def progress_command(
 
     ui = make_ui(as_json)
     store = open_store(ui)
-    history = store.load()
-    rows = history.attempts
-    per_exercise = stats.by_exercise(rows, progress_name)
-    per_concept = stats.by_concept(rows)
+    digest = store.digest()
     now = datetime.now(UTC)
-    cards = store.digest().schedule(now)
+    cards = digest.schedule(now)
     recall = {item.concept: item.retrievability(now) for item in cards}
     # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
     # a minute ago would read 100%; the table says "learning" instead.
@@ -730,34 +727,52 @@ def progress_command(
     if as_json:
         from msgspec.structs import asdict
 
+        history = store.load()  # every attempt is in the report
+        rows = history.attempts
         print(json_text({
             "attempts": [a.to_row() for a in rows],
-            "exercises": {summary.name: summary.to_json() for summary in per_exercise},
+            "exercises": {summary.name: summary.to_json()
+                          for summary in stats.by_exercise(rows, progress_name)},
             "concepts": {summary.name: {**summary.to_json(),
                                         "retrievability": recall.get(summary.name)}
-                         for summary in per_concept},
+                         for summary in stats.by_concept(rows)},
             "checks": [asdict(c) for c in history.checks],
         }, allow_nan=False))
         return
-    if not rows and not history.checks:
+    # The tables come from the digest: a long history is not read row by row.
+    summary = digest.progress
+    if not summary.attempts and not summary.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
+    per_exercise = sorted((tally.summary(progress_label(name))
+                           for name, tally in summary.exercises.items()),
+                          key=lambda item: item.name)
+    per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
     catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
-    runs = runs_of(history)
-    shown_runs = runs if every else runs[-RUNS_SHOWN:]
-    ui.say(ui.runs_table(shown_runs, total=len(runs)))
-    if len(shown_runs) < len(runs):
+    if every:
+        runs = runs_of(store.load())
+    else:
+        runs = [(progress_label(f"{r.pack}/{r.exercise}"), r.started.replace("T", " ")[:16],
+                 r.right, r.asked, r.finished) for r in summary.recent[-RUNS_SHOWN:]]
+    ui.say(ui.runs_table(runs, total=summary.runs))
+    if len(runs) < summary.runs:
         ui.text(f"Every run: {TOOL} progress --all", "dim")
-    checks = history.checks
-    if checks:
-        last = checks[-1]
+    last = summary.last_check
+    if last is not None:
         verdict = "passed" if last.passed else "not passed yet"
         name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
             f"{last.pack}/{last.exercise}"
         ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
-                f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
+                f"{summary.checks_passed} of {summary.checks} checks passed)")
+
+
+def progress_label(name: str) -> str:
+    """`progress`'s name for a group of `stats.exercise_name`: "exercise 3" for the basics
+    pack's, the name itself for others ("errors/2", "practice")."""
+    prefix = f"{packs.DEFAULT_PACK}/"
+    return f"exercise {name[len(prefix):]}" if name.startswith(prefix) else name
 
 
 def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
@@ -780,9 +795,7 @@ def progress_name(attempt: Any) -> str:
     """"exercise 3" for the basics pack, "errors/2" for others, else the kind."""
     from autograd_tutor.engine import stats
 
-    if attempt.pack == packs.DEFAULT_PACK and attempt.exercise is not None:
-        return f"exercise {attempt.exercise}"
-    return stats.exercise_name(attempt)
+    return progress_label(stats.exercise_name(attempt))
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,

@@ -17,10 +17,11 @@ import pytest
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from typer.testing import CliRunner
 
-from autograd_tutor.cli import app
-from autograd_tutor.engine import review
+from autograd_tutor.cli import app, runs_of
+from autograd_tutor.engine import review, stats
 from autograd_tutor.engine import store as store_module
 from autograd_tutor.engine.digest import Digest
 from autograd_tutor.engine.model import Attempt, Completion, History
@@ -72,7 +73,7 @@ def shown(found: dict) -> dict[str, tuple[str, int, int, tuple | None]]:
 # A history made of saves: each save is a run's answers (some right, some wrong, some
 # skipped), maybe followed by its completion; times move on, sometimes staying on a moment.
 saves = st.lists(st.tuples(
-    st.sampled_from(KEYS), st.integers(0, 3), st.sampled_from(CONCEPTS),
+    st.sampled_from([*KEYS, None]), st.integers(0, 3), st.sampled_from(CONCEPTS),
     st.lists(st.sampled_from([True, False, None]), min_size=1, max_size=3),
     st.booleans(), st.integers(0, 600)), min_size=1, max_size=12)
 
@@ -84,6 +85,13 @@ def build(tmp_path: Path, plan: list) -> tuple[Store, History]:
     for exercise, run, concept, answers, finish, step in plan:
         minute += step
         name = f"run-{run}-{finished.get(run, 0)}"
+        if exercise is None:  # practice: problems of their own, the same ID now and then
+            rows = [replace(attempt(minute, name, ok, concept=concept, kind="practice"),
+                            pack=None, exercise=None, id=f"p{n % 2}")
+                    for n, ok in enumerate(answers)]
+            assert store.record(rows)
+            assert store.record_check("basics", 4, finish, "train.py")
+            continue
         rows = [attempt(minute, name, ok, exercise, concept,
                         misconception=None if ok is not False else "value-not-gradient")
                 for ok in answers]
@@ -107,6 +115,20 @@ def test_the_digest_saved_along_gives_what_the_whole_history_gives(tmp_path_fact
     for later in (0, 10, 60 * 24 * 30):
         now = START + timedelta(minutes=later + 600 * 12)
         assert digest.schedule(now) == review.schedule(history.attempts, now)
+    # What `progress` shows, as stats counts it from every row.
+    progress = digest.progress
+    assert [t.summary(name) for name, t in sorted(progress.exercises.items())] == \
+        stats.by_exercise(history.attempts)
+    assert [t.summary(name) for name, t in sorted(progress.concepts.items())] == \
+        stats.by_concept(history.attempts)
+    runs = runs_of(history)
+    assert progress.runs == len(runs) and progress.attempts == len(history.attempts)
+    assert [(f"exercise {r.exercise}" if r.pack == "basics" else f"{r.pack}/{r.exercise}",
+             r.started.replace("T", " ")[:16], r.right, r.asked, r.finished)
+            for r in progress.recent] == runs[-len(progress.recent):]
+    assert progress.checks == len(history.checks)
+    assert progress.checks_passed == sum(c.passed for c in history.checks)
+    assert progress.last_check == (history.checks[-1] if history.checks else None)
 
 
 def long_history(store: Store, count: int = 300) -> None:

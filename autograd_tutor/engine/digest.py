@@ -14,18 +14,23 @@ answers (tests/test_digest.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import Struct, field
 
-from autograd_tutor.engine.model import Attempt, Completion, History
+from autograd_tutor.engine.model import Attempt, Check, Completion, History
+from autograd_tutor.engine.stats import Summary, exercise_name
 
 if TYPE_CHECKING:
     from autograd_tutor.engine.review import Deck
 
 VERSION = 1
+# The latest runs `progress` can list without the whole history (it shows 20), and the
+# practice runs whose questions count as asked before.
+RUNS_REMEMBERED = 50
 
 
 class ExerciseRuns(Struct):
@@ -63,6 +68,61 @@ class ExerciseRuns(Struct):
             self.best = list(score)
 
 
+class Tally(Struct):
+    """One row of `progress`'s tables (`stats.Summary`), counted one answer at a time."""
+
+    attempts: int = 0
+    first_try_correct: int = 0
+    first_tries: int = 0
+    streak: int = 0
+    misconceptions: dict[str, int] = field(default_factory=dict)  # in order of first sight
+    seen: list[str] = field(default_factory=list)  # an exercise's questions answered
+    # A practice problem is new in every run: the questions of the latest runs only.
+    seen_in_runs: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, attempt: Attempt) -> None:
+        """As `stats.summarise` counts it: only judged answers."""
+        if attempt.skipped or attempt.correct is None:
+            return
+        self.attempts += 1
+        self.streak = self.streak + 1 if attempt.correct else 0
+        if attempt.misconception:
+            name = attempt.misconception
+            self.misconceptions[name] = self.misconceptions.get(name, 0) + 1
+        if attempt.exercise is None:
+            ids = self.seen_in_runs.setdefault(attempt.run, [])
+            if len(self.seen_in_runs) > RUNS_REMEMBERED:
+                del self.seen_in_runs[next(iter(self.seen_in_runs))]
+            new = attempt.id not in ids
+            if new:
+                ids.append(attempt.id)
+        else:
+            question = f"{attempt.pack}/{attempt.exercise}/{attempt.id}"
+            new = question not in self.seen
+            if new:
+                self.seen.append(question)
+        if new:
+            self.first_tries += 1
+            self.first_try_correct += attempt.correct is True
+
+    def summary(self, name: str) -> Summary:
+        top = Counter(self.misconceptions).most_common(3)
+        return Summary(name, self.attempts, self.first_try_correct, self.first_tries,
+                       self.streak, tuple(top))
+
+
+class RecentRun(Struct, array_like=True):
+    """One of the latest runs, as `progress` lists it."""
+
+    pack: str
+    exercise: int
+    run: str
+    started: str
+    right: int = 0
+    asked: int = 0
+    finished: bool = False
+
+
 class Covers(Struct):
     """The part of the log a digest was made from: its first `size` bytes, in the file with
     this inode, ending with bytes of this hash."""
@@ -72,11 +132,27 @@ class Covers(Struct):
     tail: str = ""
 
 
+class Progress(Struct):
+    """What `progress` shows, kept as the digest moves on: a tally per exercise (named as
+    `stats.exercise_name` names it) and per concept, the latest runs and how many there
+    were, the number of answers, and the checks."""
+
+    exercises: dict[str, Tally] = field(default_factory=dict)
+    concepts: dict[str, Tally] = field(default_factory=dict)
+    recent: list[RecentRun] = field(default_factory=list)
+    runs: int = 0
+    attempts: int = 0
+    last_check: Check | None = None
+    checks: int = 0
+    checks_passed: int = 0
+
+
 class _File(Struct):
     version: int
     covers: Covers
     exercises: dict[str, ExerciseRuns]
     deck: dict[str, Any] | None
+    progress: Progress
 
 
 def exercise_key(pack: str, number: int) -> str:
@@ -87,6 +163,7 @@ class Digest:
     def __init__(self) -> None:
         self.covers = Covers()
         self.exercises: dict[str, ExerciseRuns] = {}
+        self.progress = Progress()
         # None until something was missed: a history without a miss has no cards, and
         # `list` then never loads the scheduler.
         self.deck: Deck | None = None
@@ -94,11 +171,11 @@ class Digest:
     @classmethod
     def of(cls, history: History, cards: bool = True) -> Digest:
         digest = cls()
-        digest.add(history.attempts, history.completed, cards=cards)
+        digest.add(history.attempts, history.completed, history.checks, cards=cards)
         return digest
 
     def add(self, attempts: Iterable[Attempt], completed: Iterable[Completion] = (),
-            cards: bool = True) -> bool:
+            checks: Iterable[Check] = (), cards: bool = True) -> bool:
         """Move on by rows saved after those added so far. False when the cards can't be
         moved on (answers from before the latest review): build the digest afresh then."""
         attempts = list(attempts)
@@ -109,12 +186,40 @@ class Digest:
             if not deck.feed(attempts):
                 return False
             self.deck = deck
+        progress = self.progress
         for attempt in attempts:
+            progress.attempts += 1
+            group = exercise_name(attempt)
+            progress.exercises.setdefault(group, Tally()).add(attempt)
+            if attempt.concept:
+                progress.concepts.setdefault(attempt.concept, Tally()).add(attempt)
             if attempt.kind != "exercise" or attempt.pack is None or attempt.exercise is None:
                 continue
-            self.runs(attempt.pack, attempt.exercise).attempt(attempt.run, attempt.correct)
+            runs = self.runs(attempt.pack, attempt.exercise)
+            if attempt.run not in runs.open and attempt.run != runs.latest:  # a new run
+                progress.runs += 1
+                progress.recent.append(RecentRun(attempt.pack, attempt.exercise, attempt.run,
+                                                 attempt.time))
+                del progress.recent[:-RUNS_REMEMBERED]
+            runs.attempt(attempt.run, attempt.correct)
+            for recent in reversed(progress.recent):
+                if (recent.pack, recent.exercise, recent.run) == (attempt.pack,
+                                                                   attempt.exercise,
+                                                                   attempt.run):
+                    if attempt.correct is not None:
+                        recent.asked += 1
+                        recent.right += attempt.correct is True
+                    break
         for done in completed:
             self.runs(done.pack, done.exercise).finish(done.run)
+            for recent in progress.recent:
+                if (recent.pack, recent.exercise, recent.run) == (done.pack, done.exercise,
+                                                                  done.run):
+                    recent.finished = True
+        for check in checks:
+            progress.last_check = check
+            progress.checks += 1
+            progress.checks_passed += check.passed
         return True
 
     def runs(self, pack: str, number: int) -> ExerciseRuns:
@@ -126,7 +231,8 @@ class Digest:
 
     def to_bytes(self) -> bytes:
         deck = None if self.deck is None else self.deck.to_state()
-        return msgspec.json.encode(_File(VERSION, self.covers, self.exercises, deck))
+        return msgspec.json.encode(_File(VERSION, self.covers, self.exercises, deck,
+                                         self.progress))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Digest:
@@ -141,6 +247,7 @@ class Digest:
         digest = cls()
         digest.covers = state.covers
         digest.exercises = state.exercises
+        digest.progress = state.progress
         if state.deck is not None:
             from autograd_tutor.engine.review import Deck
 

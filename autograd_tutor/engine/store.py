@@ -441,7 +441,8 @@ class Store(Struct):
         parsed = parse_log(whole)
         if parsed.damaged or parsed.version != SCHEMA_VERSION:
             return None  # set aside (or refused) by load, then built afresh
-        if not digest.add(parsed.history.attempts, parsed.history.completed):
+        if not digest.add(parsed.history.attempts, parsed.history.completed,
+                          parsed.history.checks):
             return None
         digest.covers = Covers(covers.size + len(whole), covers.inode,
                                _hash((before + whole)[-TAIL:]))
