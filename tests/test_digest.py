@@ -284,3 +284,21 @@ def test_progress_lists_the_last_runs_and_a_count_and_all_with_all() -> None:
     every = runner.invoke(app, ["progress", "--all"])
     assert every.exit_code == 0 and "Every run" in every.output
     assert [s for s in started if s in every.output] == started
+
+
+def test_list_review_and_progress_read_no_row_once_the_digest_is_there(monkeypatch) -> None:
+    store = Store(Path(os.environ["AUTOGRAD_TUTOR_HOME"]), warn=print)
+    long_history(store)
+    runner = CliRunner()
+    before = {args: runner.invoke(app, [args]).output for args in ("list", "progress")}
+
+    def no_full_read(*_: object) -> None:
+        raise AssertionError("the whole history was read")
+
+    monkeypatch.setattr(Store, "load", no_full_read)
+    monkeypatch.setattr(review, "_replay_all", no_full_read)
+    for args in ("list", "progress", "review"):
+        result = runner.invoke(app, [args], input="")
+        assert "the whole history was read" not in repr(result.exception), args
+        if args != "review":
+            assert result.exit_code == 0 and result.output == before[args]

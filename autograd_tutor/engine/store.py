@@ -410,11 +410,10 @@ class Store(Struct):
             info = os.stat(self.path)
         except OSError:
             info = None
-        if info is not None and stat.S_ISREG(info.st_mode) and not self.read_only:
-            found = self._read_digest(info)
-            if found is not None:
-                return found
-        return self._build_digest()
+        if info is None or not stat.S_ISREG(info.st_mode) or self.read_only:
+            return Digest.of(self.load())  # nothing to keep a digest of (load says why)
+        found = self._read_digest(info)
+        return found if found is not None else self._build_digest()
 
     def _read_digest(self, info: os.stat_result) -> Digest | None:
         """The saved digest moved on to the end of the log, or None: build it afresh."""
@@ -426,7 +425,7 @@ class Store(Struct):
             covers = digest.covers
             if not (0 < covers.size <= info.st_size and covers.inode == info.st_ino):
                 return None
-            with open(self.path, "rb") as file:
+            with _open_regular(self.path) as file:
                 start = max(0, covers.size - TAIL)
                 file.seek(start)
                 before = file.read(covers.size - start)
@@ -464,8 +463,10 @@ class Store(Struct):
         try:
             with self._lock():
                 history = self.load()
-                info = os.stat(self.path)
-                with open(self.path, "rb") as file:
+                if self.read_only:
+                    return Digest.of(history)
+                with _open_regular(self.path) as file:
+                    info = os.fstat(file.fileno())
                     file.seek(max(0, info.st_size - TAIL))
                     tail = file.read(TAIL)
                 digest = Digest.of(history)
@@ -703,6 +704,16 @@ def write_atomic(path: Path, text: str, sync: bool = True) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _open_regular(path: Path) -> Any:
+    """`path` opened for reading, or OSError when it is not a regular file (a FIFO put in
+    its place is never waited on)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(0, "not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def _hash(data: bytes) -> str:
