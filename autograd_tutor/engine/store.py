@@ -437,6 +437,8 @@ class Store(Struct):
         except (OSError, StoreError, ValueError):
             return None
         whole = new[:new.rfind(b"\n") + 1]  # a row being written now is left for later
+        if not whole:
+            return digest
         parsed = parse_log(whole)
         if parsed.damaged or parsed.version != SCHEMA_VERSION:
             return None  # set aside (or refused) by load, then built afresh
