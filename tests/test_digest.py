@@ -175,7 +175,9 @@ def test_rows_added_by_another_writer_are_read_from_where_the_digest_ends(tmp_pa
 
 
 @pytest.mark.parametrize("damage", [b"", b"not json", b'{"version": 99}',
-                                    b'{"version": 1, "covers": {"size": 1}}'])
+                                    b'{"version": 1, "covers": {"size": 1}}',
+                                    b'{"version": 1, "deck": {"a": ' + b"[" * 100_000
+                                    + b"]" * 100_000 + b"}}"])
 def test_a_damaged_or_foreign_state_file_is_rebuilt_and_nothing_is_lost(tmp_path,
                                                                        damage) -> None:
     store = Store(tmp_path, warn=print)

@@ -240,7 +240,7 @@ class Digest:
         version (a cache: the caller builds it afresh)."""
         try:
             state = msgspec.json.decode(data, type=_File)
-        except msgspec.DecodeError as error:
+        except (msgspec.DecodeError, RecursionError) as error:
             raise ValueError(str(error)) from None
         if state.version != VERSION:
             raise ValueError("another version")
