@@ -1,8 +1,11 @@
 # One command each for a fresh clone: `make run` and `make test` create .venv and install what they need.
+# `make run` installs the tutor alone (what a learner needs); `make test` adds the test and
+# dev tools (pytest, hypothesis, ruff, mypy, build) to the same venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test fuzz lint bench clean compile
 
@@ -13,8 +16,13 @@ $(STAMP): pyproject.toml
 		|| echo "note: no CPU-only torch 2.13.0 here; pip will pick a torch build itself"
 	@# compat mode: a plain path entry instead of an import hook, so start-up costs what an
 	@# ordinary install costs (the benchmarks measure it).
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e . --config-settings editable_mode=compat
 	touch $(STAMP)
+
+# The test and dev tools, for the targets that need them.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]' --config-settings editable_mode=compat
+	touch $(DEV_STAMP)
 
 # Byte-compiled as pip compiles an installed wheel: with PYTHONDONTWRITEBYTECODE set, an
 # editable install would otherwise compile every module of the tool on every start.
@@ -25,7 +33,7 @@ compile: $(STAMP)
 run: compile
 	$(BIN)/autograd-tutor next
 
-lint: compile
+lint: compile $(DEV_STAMP)
 	$(BIN)/ruff check autograd_tutor tests benchmarks
 	$(BIN)/mypy autograd_tutor
 
@@ -34,10 +42,10 @@ test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10
 
 # The property tests with their full budget.
-fuzz: $(STAMP)
+fuzz: $(DEV_STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n 2 -k "property or fuzz or soup or hypothesis or matches" tests
 
-bench: compile
+bench: compile $(DEV_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:

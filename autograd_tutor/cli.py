@@ -5,6 +5,7 @@ Heavy modules (torch, matplotlib) are imported only inside the commands that nee
 """
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from autograd_tutor.content import packs
+from autograd_tutor.engine.digest import Digest
 from autograd_tutor.engine.model import Exercise, History, Pack
 from autograd_tutor.engine.store import Store, home_dir, statuses
 from autograd_tutor.views.env import Environment
@@ -171,7 +173,7 @@ def all_exercises(found: packs.Installed) -> list[Exercise]:
     return [e for pack in found.packs.values() for e in pack.exercises]
 
 
-def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
+def next_exercise(history: History | Digest, found: packs.Installed) -> Exercise | None:
     """The first exercise not done: the basics pack first, then the others in order."""
     exercises = all_exercises(found)
     status = statuses(history, [(e.pack, e.number) for e in exercises])
@@ -181,7 +183,7 @@ def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
     return None
 
 
-def next_command(history: History, found: packs.Installed) -> str:
+def next_command(history: History | Digest, found: packs.Installed) -> str:
     upcoming = next_exercise(history, found)
     if upcoming is None:
         return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
@@ -258,7 +260,7 @@ def home(
         return
     ui = make_ui()
     found = installed(ui)
-    history = open_store(ui).load()
+    history = open_store(ui).digest()
     ui.markdown(
         "**Welcome to autograd-tutor.** Each exercise shows you PyTorch code and asks you to "
         "*predict* what `.grad` will be before PyTorch runs it. Wrong predictions are the "
@@ -287,7 +289,7 @@ def show_all_done(ui: UI, found: packs.Installed) -> None:
             f"(or new problems: {TOOL} practice)", "bold")
 
 
-def show_tables(ui: UI, history: History, found: packs.Installed,
+def show_tables(ui: UI, history: History | Digest, found: packs.Installed,
                 only: str | None = None) -> None:
     """One table per pack (only `only`'s when given, with a line for the others)."""
     shown = [p for p in found.packs.values() if only is None or p.name == only]
@@ -306,15 +308,26 @@ def show_tables(ui: UI, history: History, found: packs.Installed,
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    cards = schedule_if_missed(history.attempts, now)
-    due = [item.concept for item in cards if item.is_due]
-    if due:
+    cards = (history.schedule(now) if isinstance(history, Digest)
+             else schedule_if_missed(history.attempts, now))
+    if not cards:
+        return
+    queue = review_queue(cards, found)  # what `review` can give, and only that
+    if queue.due:
+        due = queue.due
         ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
                 f"{TOOL} review", "yellow")
-    elif cards:
-        first = cards[0]
+    elif queue.upcoming:
+        first = queue.upcoming[0]
         ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
                 "dim")
+
+
+def review_queue(cards: list[Any], found: packs.Installed) -> Any:
+    """The review queue (`review.queue`): due only what practice has problems for."""
+    from autograd_tutor.engine import practice, review
+
+    return review.queue(cards, practice.concepts(found.templates(), found.catalogue().concepts))
 
 
 def schedule_if_missed(attempts: list[Any], now: Any) -> list[Any]:
@@ -341,7 +354,7 @@ def list_command(pack: PackArg = None) -> None:
     if pack is not None and pack not in found.packs:
         raise typer.BadParameter(f"no pack named {pack!r}; installed: "
                                  + ", ".join(found.packs), param_hint="PACK")
-    show_tables(ui, open_store(ui).load(), found, only=pack or packs.DEFAULT_PACK)
+    show_tables(ui, open_store(ui).digest(), found, only=pack or packs.DEFAULT_PACK)
 
 
 NumberArg = Annotated[str, typer.Argument(metavar="N", help="Exercise number (1 to 5), or "
@@ -509,7 +522,7 @@ def next_command_(
     """Run the first exercise you have not finished."""
     ui = make_ui(as_json)
     found = installed(ui)
-    upcoming = next_exercise(open_store(ui).load(), found)
+    upcoming = next_exercise(open_store(ui).digest(), found)
     if upcoming is None:
         show_all_done(ui, found)
         if as_json:
@@ -565,14 +578,17 @@ def run_exercise(
             ui.text(f"Stopped. Your answers so far are saved; start again with: {again}", "bold")
             raise typer.Exit(EXIT_FAILED) from None
         except LessonError as error:
+            where = shlex.quote(str(pack.root)) if pack is not None else "DIR"
+            kept = "your answers were kept" if session.saved else "your answers were not saved"
             message = (f"exercise {packs.key_text(exercise)} is broken: {error}. "
-                       f"Check its pack with: {TOOL} pack check DIR")
+                       f"{kept.capitalize()}. Check its pack with: {TOOL} pack check "
+                       f"{printable(where)}")
             emit_json(message)
             ui.error(message)
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
-    ui.summary(name, correct, asked, then or next_command(store.load(), packs.installed(
+    ui.summary(name, correct, asked, then or next_command(store.digest(), packs.installed(
         home_dir())))
     emit_json()
     if not session.saved:
@@ -718,26 +734,22 @@ def review_command(
     """Practise the concepts you missed, when they are due (FSRS spaced repetition)."""
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import practice, review
+    from autograd_tutor.engine import practice
 
     ui = make_ui(as_json)
     found = installed(ui)
-    attempts = open_store(ui).load().attempts
     now = datetime.now(UTC)
-    known = practice.concepts(found.templates(), found.catalogue().concepts)
-    due = [name for name in review.due(attempts, now) if name in known]
+    queue = review_queue(open_store(ui).digest().schedule(now), found)
+    due = queue.due
     if not due:
-        upcoming = [item for item in review.schedule(attempts, now) if item.concept in known]
-        if upcoming:
-            first = upcoming[0]
+        if queue.upcoming:
+            first = queue.upcoming[0]
             ui.text(f"Nothing is due. Next review: {first.concept}, "
                     f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
         else:
             ui.text("Nothing to review: the queue fills with concepts you miss.")
-        unpractised = sorted({item.concept for item in review.schedule(attempts, now)
-                              if item.is_due and item.concept not in known})
-        if unpractised:
-            ui.text(f"Missed, with no practice problems yet: {', '.join(unpractised)}. "
+        if queue.unpractised:
+            ui.text(f"Missed, with no practice problems yet: {', '.join(queue.unpractised)}. "
                     "Run their exercises again to review them.", "dim")
         if as_json:
             print(json_text({"due": [], "items": []}))
@@ -763,8 +775,15 @@ def review_command(
                  helpers=sources.helpers)
 
 
+RUNS_SHOWN = 20  # runs `progress` lists; `--all` lists every one
+
+
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
-def progress_command(as_json: JsonOpt = False) -> None:
+def progress_command(
+    as_json: JsonOpt = False,
+    every: Annotated[bool, typer.Option("--all", help=f"List every run, not only the last "
+                                        f"{RUNS_SHOWN}.")] = False,
+) -> None:
     """Your history: attempts, first-try accuracy, streaks, common misconceptions, and each
     concept's chance of recall now."""
     from datetime import UTC, datetime
@@ -772,12 +791,10 @@ def progress_command(as_json: JsonOpt = False) -> None:
     from autograd_tutor.engine import stats
 
     ui = make_ui(as_json)
-    history = open_store(ui).load()
-    rows = history.attempts
-    per_exercise = stats.by_exercise(rows, progress_name)
-    per_concept = stats.by_concept(rows)
+    store = open_store(ui)
+    digest = store.digest()
     now = datetime.now(UTC)
-    cards = schedule_if_missed(rows, now)
+    cards = digest.schedule(now)
     recall = {item.concept: item.retrievability(now) for item in cards}
     # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
     # a minute ago would read 100%; the table says "learning" instead.
@@ -786,30 +803,52 @@ def progress_command(as_json: JsonOpt = False) -> None:
     if as_json:
         from msgspec.structs import asdict
 
+        history = store.load()  # every attempt is in the report
+        rows = history.attempts
         print(json_text({
             "attempts": [a.to_row() for a in rows],
-            "exercises": {summary.name: summary.to_json() for summary in per_exercise},
+            "exercises": {summary.name: summary.to_json()
+                          for summary in stats.by_exercise(rows, progress_name)},
             "concepts": {summary.name: {**summary.to_json(),
                                         "retrievability": recall.get(summary.name)}
-                         for summary in per_concept},
+                         for summary in stats.by_concept(rows)},
             "checks": [asdict(c) for c in history.checks],
         }, allow_nan=False))
         return
-    if not rows and not history.checks:
+    # The tables come from the digest: a long history is not read row by row.
+    summary = digest.progress
+    if not summary.attempts and not summary.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
+    per_exercise = sorted((tally.summary(progress_label(name))
+                           for name, tally in summary.exercises.items()),
+                          key=lambda item: item.name)
+    per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
     catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
-    ui.say(ui.runs_table(runs_of(history)))
-    checks = history.checks
-    if checks:
-        last = checks[-1]
+    if every:
+        runs = runs_of(store.load())
+    else:
+        runs = [(progress_label(f"{r.pack}/{r.exercise}"), r.started.replace("T", " ")[:16],
+                 r.right, r.asked, r.finished) for r in summary.recent[-RUNS_SHOWN:]]
+    ui.say(ui.runs_table(runs, total=summary.runs))
+    if len(runs) < summary.runs:
+        ui.text(f"Every run: {TOOL} progress --all", "dim")
+    last = summary.last_check
+    if last is not None:
         verdict = "passed" if last.passed else "not passed yet"
         name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
             f"{last.pack}/{last.exercise}"
         ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
-                f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
+                f"{summary.checks_passed} of {summary.checks} checks passed)")
+
+
+def progress_label(name: str) -> str:
+    """`progress`'s name for a group of `stats.exercise_name`: "exercise 3" for the basics
+    pack's, the name itself for others ("errors/2", "practice")."""
+    prefix = f"{packs.DEFAULT_PACK}/"
+    return f"exercise {name[len(prefix):]}" if name.startswith(prefix) else name
 
 
 def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
@@ -832,9 +871,7 @@ def progress_name(attempt: Any) -> str:
     """"exercise 3" for the basics pack, "errors/2" for others, else the kind."""
     from autograd_tutor.engine import stats
 
-    if attempt.pack == packs.DEFAULT_PACK and attempt.exercise is not None:
-        return f"exercise {attempt.exercise}"
-    return stats.exercise_name(attempt)
+    return progress_label(stats.exercise_name(attempt))
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,

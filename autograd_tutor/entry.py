@@ -3,6 +3,7 @@ importing ends with status 130 and one line, like Ctrl-C anywhere else."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -15,6 +16,13 @@ def interrupted() -> NoReturn:
     # traceback either: from here on it is ignored.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     print("\nerror: interrupted.", file=sys.stderr)
+    # Without threading loaded there is no other thread. With one (torch still importing in
+    # the background, perhaps holding the import lock) Python's shutdown could wait for it:
+    # leave at once, importing nothing, needing no lock.
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_INTERRUPTED)
 
 

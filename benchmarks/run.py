@@ -44,7 +44,7 @@ BASELINES = HERE / "baselines"
 PROMPT_TIMEOUT = 60.0
 HEAVY = ("torch", "matplotlib")
 KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports", "store",
-        "instructions")
+        "history", "instructions")
 NAN = float("nan")
 
 
@@ -320,6 +320,10 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
     if wanted("store"):
         notes.extend(store_timings(work, runs))
 
+    # (f) a long history: list, review and progress with 100,000 attempts
+    if wanted("history"):
+        history_rows(tool, env, work, measure, quick_runs)
+
     if wanted("instructions"):
         # A home of its own: the state the timed rows met (by now the others hold a history).
         notes.extend(instruction_counts(tool, {**env, "AUTOGRAD_TUTOR_HOME": str(work / "count")}))
@@ -363,6 +367,58 @@ def instruction_counts(tool: Sequence[str], env: dict[str, str]) -> list[str]:
     return lines
 
 
+HISTORY = (
+    "import sys\n"
+    "from datetime import UTC, datetime, timedelta\n"
+    "from pathlib import Path\n"
+    "from autograd_tutor.engine.model import Attempt, Completion\n"
+    "from autograd_tutor.engine.store import Store\n"
+    "home, count = Path(sys.argv[1]), int(sys.argv[2])\n"
+    "concepts = ['polynomial', 'chain-rule', 'accumulation', 'gd-step', 'detach']\n"
+    "start = datetime.now(UTC) - timedelta(minutes=count + 1)\n"
+    "rows = []\n"
+    "for n in range(count):\n"
+    "    number, run = (n // 3) % 5 + 1, f'run-{n // 3}'\n"
+    "    moment = (start + timedelta(minutes=n)).isoformat(timespec='seconds')\n"
+    "    # A miss now and then, and right answers at the end: nothing is due for days.\n"
+    "    wrong = n % 4 == 0 and n < count - 50\n"
+    "    rows.append(Attempt(id='x.grad', prediction=1.0, actual=34.0, by_hand=34.0,\n"
+    "        correct=not wrong, skipped=False, pack='basics', exercise=number,\n"
+    "        concept=concepts[number - 1], time=moment, run=run,\n"
+    "        misconception='value-not-gradient' if wrong else None))\n"
+    "    if n % 3 == 2:\n"
+    "        rows.append(Completion('basics', number, run, moment))\n"
+    "assert Store(home, warn=print).append(rows)\n"
+)
+
+
+def build_history(home: Path, count: int) -> None:
+    """A history of `count` attempts, one a minute up to now: runs of three answers through
+    the five basics exercises, each run finished, a miss now and then (so every concept has
+    a review card), and right answers at the end, so that no review is due for days."""
+    home.mkdir(parents=True, exist_ok=True)
+    if count:
+        subprocess.run([sys.executable, "-c", HISTORY, str(home), str(count)], check=True)
+
+
+def history_rows(tool: Sequence[str], env: dict[str, str], work: Path,
+                 measure: Callable[..., None], runs: int) -> None:
+    """list, review and progress with 100,000 attempts against the same command with none:
+    a long history must not slow them (its digest is read, not every row)."""
+    full, empty = work / "history-100000", work / "history-0"
+    build_history(full, 100_000)
+    build_history(empty, 0)
+    for args, target in ((["list"], 1.2), (["review"], 1.2), (["progress"], 2.0)):
+        command = [*tool, *args]
+        measure(Row(f"{args[0]}, 100,000 attempts", f"{args[0]} with 100,000 attempts",
+                    f"{args[0]} with no history", target),
+                lambda command=command: run_once(command, {**env,
+                                                           "AUTOGRAD_TUTOR_HOME": str(full)}),
+                lambda command=command: run_once(command, {**env,
+                                                           "AUTOGRAD_TUTOR_HOME": str(empty)}),
+                count=runs)
+
+
 def store_timings(work: Path, runs: int) -> list[str]:
     """Saving one attempt into an empty history and into one of 100,000 attempts: an
     append-only log should cost the same (the old single JSON file rewrote 33 MB)."""
@@ -371,11 +427,10 @@ def store_timings(work: Path, runs: int) -> list[str]:
         "from pathlib import Path\n"
         "from autograd_tutor.engine.model import Attempt\n"
         "from autograd_tutor.engine.store import Store\n"
-        "home, count, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
+        "home, runs = Path(sys.argv[1]), int(sys.argv[3])\n"
         "row = Attempt(id='x.grad', prediction=34.0, actual=34.0, by_hand=34.0, correct=True,\n"
         "              skipped=False, pack='basics', exercise=1, concept='polynomial',\n"
         "              time='2026-01-01T00:00:00+00:00', run='bench')\n"
-        "Store(home, warn=print).record([row] * count)\n"
         "times = []\n"
         "for _ in range(runs):\n"
         "    store = Store(home, warn=print)\n"
@@ -388,6 +443,7 @@ def store_timings(work: Path, runs: int) -> list[str]:
     medians = {}
     for count in (0, 100_000):
         home = work / f"store-{count}"
+        build_history(home, count)
         result = subprocess.run([sys.executable, "-c", code, str(home), str(count), str(runs)],
                                 capture_output=True, text=True, check=True)
         medians[count] = float(result.stdout.strip().splitlines()[-1])

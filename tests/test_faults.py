@@ -180,6 +180,33 @@ def test_a_damaged_row_found_by_an_exercise(tutor_env: Path) -> None:
     assert [row["typed"] for row in attempts(tutor_env)] == ["31", "34"]
 
 
+def test_a_full_disk_leaves_the_history_as_it_was(tutor_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up part way through the row: exit 1 with one line, the file byte for
+    byte as before (no torn row), and no empty `.damaged-` copy once space returns."""
+    tutor_env.mkdir(parents=True)
+    (tutor_env / LIVE).write_bytes(valid_progress())
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:  # room for a few bytes, as on a nearly full disk
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(LIVE):
+            if len(data) > 10:
+                return real_write(fd, bytes(data)[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", write)
+    result = invoke(*EXERCISE_1)
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.stderr and "not saved" in result.stderr
+    no_traceback(result)
+    assert (tutor_env / LIVE).read_bytes() == valid_progress()
+    listed = invoke("list")
+    assert listed.exit_code == 0 and "warning" not in listed.stderr
+    assert damaged_copies(tutor_env) == []
+
+
 # A progress.jsonl of a newer version ---------------------------------------------------------
 
 
@@ -483,6 +510,7 @@ WORKER = textwrap.dedent("""
 
     home, worker, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     store = Store(home, warn=lambda message: print("warning:", message, file=sys.stderr))
+    go.with_name(f"ready-{worker}").touch()
     while not go.exists():
         time.sleep(0.002)
     if sys.argv[5] == "load":  # as the home screen does before a run
@@ -502,7 +530,11 @@ def run_workers(home: Path, go: Path, workers: int, records: int, first: str) ->
                           str(records), first], stderr=subprocess.PIPE, text=True)
         for n in range(workers)
     ]
-    time.sleep(0.3)  # let them start, so their writes overlap
+    # Started, all of them, before any writes: so their writes overlap.
+    for n, child in enumerate(children):
+        while not go.with_name(f"ready-{n}").exists():
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.01)  # polling for the event, not waiting for a time
     go.touch()
     for child in children:
         _, errors = child.communicate(timeout=120)

@@ -344,3 +344,29 @@ def test_no_lesson_is_known_by_number_or_magic_key() -> None:
             for magic in ("_recorded", '"_error"', "CODING_EXERCISE", "number == 0",
                           "number > 0", "basics"):
                 assert magic not in text, f"{path.name} mentions {magic}"
+
+
+def test_a_step_whose_code_raises_keeps_the_typed_answers_and_names_the_pack(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tutor_env: Path) -> None:
+    """The lesson is broken, not the learner: what was typed is kept, unjudged (as after
+    Ctrl-C), and the message says which folder to check."""
+    shelf = tmp_path / "shelf"
+    pack = shelf / "raisey"
+    shutil.copytree(EXAMPLES / "two-paths", pack)
+    manifest = pack / "pack.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        'name = "two-paths"', 'name = "raisey"', 1), encoding="utf-8")
+    lesson = pack / "1-used-twice.toml"
+    lesson.write_text(lesson.read_text(encoding="utf-8").replace(
+        "y.backward()\n'''", "y.backward()\nraise RuntimeError('the lesson is broken')\n'''", 1),
+        encoding="utf-8")
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(shelf))
+    result = runner.invoke(app, ["exercise", "raisey/1", "--graph", "none",
+                                 "--answer", "x.grad=11"])
+    assert result.exit_code == 1, result.output
+    assert "is broken" in result.stderr and "Traceback" not in result.output
+    assert f"pack check {pack}" in " ".join(result.stderr.split())
+    assert "DIR" not in result.stderr
+    (kept,) = Store(tutor_env, warn=print).load().attempts
+    assert (kept.pack, kept.exercise, kept.id, kept.typed) == ("raisey", 1, "x.grad", "11")
+    assert kept.judged is False and kept.correct is None

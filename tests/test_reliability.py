@@ -582,3 +582,74 @@ def test_loader_gives_torch_even_when_a_module_to_warm_fails() -> None:
     loader = TorchLoader(then=("autograd_tutor_no_such_module",))
     loader.start()
     assert loader.get().__name__ == "torch"
+
+
+def test_a_wait_for_torch_ends_at_ctrl_c_even_when_the_signal_wakes_nobody(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C can land on a thread other than the main one (or while the loader is stuck in
+    an import): Python's handler then only runs once the main thread wakes. The wait for
+    torch must wake for it, not wait for an import that may never end."""
+    import _thread
+    import threading
+    import time
+
+    from autograd_tutor.engine import runner as runner_module
+
+    release, left = threading.Event(), threading.Event()
+    loader = runner_module.TorchLoader()
+    monkeypatch.setattr(loader, "_load", release.wait)  # an import that never ends
+    loader.start()
+    main = threading.get_ident()
+    stuck: list[bool] = []
+
+    def waiting_in_get() -> bool:
+        frame = sys._current_frames().get(main)
+        while frame is not None:
+            if frame.f_code is runner_module.TorchLoader.get.__code__:
+                return True
+            frame = frame.f_back
+        return False
+
+    def interrupt() -> None:
+        while not waiting_in_get():
+            time.sleep(0.01)  # polling for the event: the main thread waits for torch
+        _thread.interrupt_main()  # the handler's flag, without waking a blocked wait
+        stuck.append(not left.wait(10))  # a bound for the failure, not a synchronisation
+        release.set()
+        loader._torch_ready.set()
+
+    helper = threading.Thread(target=interrupt)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        loader.get()
+    left.set()
+    helper.join()
+    assert stuck == [False], "get() waited on after Ctrl-C"
+
+
+def test_one_ctrl_c_ends_a_run_whose_torch_import_is_stuck(tmp_path: Path) -> None:
+    """`exercise 4 --reveal --fast` interrupted while the background import of torch hangs:
+    one Ctrl-C, status 130, one line; the exit waits for no import."""
+    stub = tmp_path / "stub" / "torch"
+    stub.mkdir(parents=True)
+    started = tmp_path / "torch-import-started"
+    (stub / "__init__.py").write_text(
+        "import threading\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        "threading.Event().wait()  # an import that never finishes\n")
+    path = os.pathsep.join([str(stub.parent), os.environ.get("PYTHONPATH", "")])
+    child = spawn("exercise", "4", "--reveal", "--fast", "--graph", "none",
+                  env={"PYTHONPATH": path})
+    child.expect("Step 1")
+    # The event: the loader is inside the import (and the run will wait for it).
+    for _ in range(6000):
+        if started.exists():
+            break
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.01)
+    assert started.exists(), "torch's import never started"
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=30)
+    text = child.before
+    child.close()
+    assert child.signalstatus is None and child.exitstatus == 130, text
+    assert text.count("interrupted") == 1 and "Traceback" not in text

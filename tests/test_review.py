@@ -7,6 +7,7 @@ concept later than a wrong one, replaying is deterministic and order-free, ...).
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -18,9 +19,11 @@ from msgspec.structs import replace
 from autograd_tutor.engine.model import Attempt
 from autograd_tutor.engine.review import (
     MISCONCEPTION,
+    Deck,
     ReviewItem,
     due,
     misconception_schedule,
+    queue,
     retrievability,
     schedule,
 )
@@ -367,3 +370,49 @@ def test_showing_a_misconception_again_brings_it_back_sooner() -> None:
     for history in (other, elsewhere):
         assert by_concept(misconception_schedule(history, now))[MISCONCEPTION + "local-only"] \
             == mine
+
+
+# The deck: the cards kept between runs, fed one save at a time ----------------------------
+
+
+@FEW
+@given(histories, st.lists(st.integers(0, 25), max_size=4), st.integers(0, 60 * 24 * 90))
+def test_a_deck_fed_save_by_save_has_the_cards_of_the_whole_history(
+        history: list[Attempt], cuts: list[int], later: int) -> None:
+    """Fed in time order, in pieces (the saves of a history; the answers of one moment may
+    be split between two), through its saved state each time, a deck ends where replaying
+    the whole history does."""
+    now = START + minutes(later)
+    ordered = sorted(history, key=lambda a: a.time)
+    deck = Deck()
+    bounds = [0, *sorted(cuts), len(ordered)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        deck = Deck.from_state(json.loads(json.dumps(deck.to_state())))
+        assert deck.feed(ordered[start:end])
+    assert deck.schedule(now) == schedule(history, now)
+    assert deck.misconception_schedule(now) == misconception_schedule(history, now)
+
+
+def test_a_deck_refuses_answers_from_before_what_it_has_seen() -> None:
+    deck = Deck()
+    assert deck.feed([attempt(days(1), "detach", False)])
+    before = deck.to_state()
+    assert not deck.feed([attempt(days(0), "zeroing", False)])
+    assert deck.to_state() == before  # nothing changed: the caller replays the whole history
+
+
+def test_the_queue_gives_only_what_practice_can_give() -> None:
+    """`list` and `review` both count from it: a due concept without practice problems is
+    not due for review, it is named apart."""
+    history = [attempt(minutes(0), "detach", False), attempt(minutes(0), "graph-freed", False),
+               attempt(minutes(1), "zeroing", False)]
+    now = START + days(1)
+    cards = schedule(history, now)
+    assert {item.concept for item in cards if item.is_due} == {"detach", "graph-freed",
+                                                               "zeroing"}
+    found = queue(cards, {"detach", "zeroing"})
+    assert found.due == [item.concept for item in cards if item.concept != "graph-freed"]
+    assert found.unpractised == ["graph-freed"]
+    assert found.upcoming == []
+    later = queue(schedule(history, START), {"detach", "zeroing"})
+    assert later.due == [] and [i.concept for i in later.upcoming] == ["detach", "zeroing"]

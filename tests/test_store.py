@@ -209,18 +209,48 @@ def test_a_full_disk_while_appending_says_so_and_keeps_earlier_rows(
     assert len(warnings) == 1 and "No space left" in warnings[0] and one_line(warnings[0])
     assert store.problem
 
-    # Half a row written before the disk filled up: the earlier rows still load.
+    # Half a row written before the disk filled up: the file goes back to what it was, so
+    # no torn row is left behind (nor set aside as damaged later).
     fresh_warnings = Warnings()
     fresh = Store(store.home, warn=fresh_warnings)
     _failing_writes(monkeypatch, store.path, after=25)
     assert fresh.record([attempt(run="torn")]) is False
     monkeypatch.undo()
-    assert store.path.read_bytes().startswith(before)
+    assert store.path.read_bytes() == before
+    assert len(fresh_warnings) == 1 and "No space left" in fresh_warnings[0]
     again = Store(store.home, warn=Warnings())
     assert again.load().attempts == [kept]
+    assert copies(store.home) == []
     assert again.record([attempt(run="after")])
     assert [a.run for a in Store(store.home, warn=Warnings()).load().attempts] == [
         "kept", "after"]
+
+
+def test_a_full_disk_while_setting_rows_aside_leaves_no_empty_copy(
+        store: Store, warnings: Warnings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The damaged row stays where it is (and is skipped); no empty `.damaged-` file is
+    made, and the next run with space sets it aside."""
+    kept = attempt(run="kept")
+    assert store.record([kept])
+    with open(store.path, "ab") as file:
+        file.write(b'{"type": "attempt", "torn\n')
+    before = store.path.read_bytes()
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if ".damaged-" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", write)
+    assert Store(store.home, warn=warnings).load().attempts == [kept]
+    monkeypatch.undo()
+    assert copies(store.home) == []
+    assert store.path.read_bytes() == before
+    assert len(warnings) == 1 and "left in place" in warnings[0] and one_line(warnings[0])
+    assert Store(store.home, warn=Warnings()).load().attempts == [kept]
+    (copy,) = copies(store.home)
+    assert copy.read_bytes() == b'{"type": "attempt", "torn\n'
 
 
 def test_two_stores_on_one_file_lose_nothing(tmp_path: Path, warnings: Warnings) -> None:

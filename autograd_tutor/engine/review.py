@@ -45,9 +45,10 @@ rather than failing the whole queue. A naive time is taken to be UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fsrs import Card, Rating, Scheduler, State
 
@@ -98,6 +99,123 @@ def schedule(attempts: Iterable[Attempt], now: datetime) -> list[ReviewItem]:
     return _items(concepts, now)
 
 
+@dataclass(frozen=True)
+class Queue:
+    """What `review` can give, the one answer `list` and `review` both show: `due` are the
+    concepts due now that practice has problems for, most overdue first; `upcoming` the
+    cards of such concepts not due yet, soonest first; `unpractised` the concepts due now
+    that practice has no problem for (review can't give them; their exercises can)."""
+
+    due: list[str]
+    upcoming: list[ReviewItem]
+    unpractised: list[str]
+
+
+def queue(cards: Iterable[ReviewItem], practicable: Container[str]) -> Queue:
+    """The review queue of a schedule (`schedule`, or `Deck.schedule`): only concepts in
+    `practicable` (those practice can draw a problem for) are due for review."""
+    cards = list(cards)
+    return Queue(
+        due=[item.concept for item in cards if item.is_due and item.concept in practicable],
+        upcoming=[item for item in cards if not item.is_due and item.concept in practicable],
+        unpractised=sorted({item.concept for item in cards
+                            if item.is_due and item.concept not in practicable}),
+    )
+
+
+class Deck:
+    """The cards of a history, kept up to date one save at a time instead of replayed.
+
+    `feed` takes attempts made at or after the latest moment fed so far and moves the
+    cards on exactly as `schedule` would replay them, so a history fed in pieces ends with
+    the cards of the whole. Each card keeps its state before its latest moment and that
+    moment's rating, so answers stamped with the same moment but saved one by one are still
+    one review rated by the worst. Attempts from before the latest moment (a clock set
+    back, two runs saving at once) are refused (False, nothing changed): their order
+    against the reviews already made matters, so the caller replays the whole history into
+    a fresh Deck. `to_state`/`from_state` turn it into plain JSON values and back.
+    """
+
+    def __init__(self) -> None:
+        self.latest: datetime | None = None
+        self.tracks: dict[str, _Track] = {}  # concept or "misconception:NAME" -> its track
+        self.shown_in: dict[str, set[str]] = {}
+
+    def feed(self, attempts: Iterable[Attempt]) -> bool:
+        events = _events(attempts)
+        if not events:
+            return True
+        if self.latest is not None and events[0][0] < self.latest:
+            return False
+        reviews: dict[str, dict[datetime, Rating]] = {}
+        _collect(events, reviews, reviews, self.shown_in)
+        for key, moments in reviews.items():
+            track = self.tracks.get(key)
+            for time, grade in sorted(moments.items()):
+                if track is not None and time == track.moment:
+                    track.grade = min(track.grade, grade)
+                else:
+                    track = _Track(track.card() if track else None, time, grade)
+            if track is not None:
+                self.tracks[key] = track
+        self.latest = events[-1][0]
+        return True
+
+    def schedule(self, now: datetime) -> list[ReviewItem]:
+        """As `schedule` of the history fed."""
+        return _items(self._cards(concepts=True), now)
+
+    def misconception_schedule(self, now: datetime) -> list[ReviewItem]:
+        """As `misconception_schedule` of the history fed."""
+        return _items(self._cards(concepts=False), now)
+
+    def _cards(self, concepts: bool) -> dict[str, Card]:
+        cards = {}
+        for key, track in self.tracks.items():
+            if key.startswith(MISCONCEPTION) != concepts:
+                card = track.card()
+                if card is not None:
+                    cards[key] = card
+        return cards
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "latest": self.latest.isoformat() if self.latest else None,
+            "tracks": {key: {"before": None if t.before is None else t.before.to_dict(),
+                             "moment": t.moment.isoformat(), "grade": int(t.grade)}
+                       for key, t in self.tracks.items()},
+            "shown_in": {key: sorted(where) for key, where in self.shown_in.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Any) -> Deck:
+        """The deck of `to_state`; an exception (ValueError, TypeError, KeyError, ...) when
+        `state` isn't one."""
+        deck = cls()
+        latest = state["latest"]
+        deck.latest = None if latest is None else _utc(datetime.fromisoformat(latest))
+        for key, track in state["tracks"].items():
+            before = track["before"]
+            deck.tracks[str(key)] = _Track(None if before is None else _card(before),
+                                           _utc(datetime.fromisoformat(track["moment"])),
+                                           Rating(track["grade"]))
+        deck.shown_in = {str(key): {str(c) for c in where}
+                         for key, where in state["shown_in"].items()}
+        return deck
+
+
+@dataclass
+class _Track:
+    """One card's state before its latest moment, the moment, and its rating there."""
+
+    before: Card | None
+    moment: datetime
+    grade: Rating
+
+    def card(self) -> Card | None:
+        return _replay([(self.moment, self.grade)], self.before)
+
+
 def due(attempts: Iterable[Attempt], now: datetime) -> list[str]:
     """Concepts due for review at `now`, most overdue first."""
     return [item.concept for item in schedule(attempts, now) if item.is_due]
@@ -142,8 +260,17 @@ def _cards(attempts: Iterable[Attempt]) -> tuple[dict[str, Card], dict[str, Card
     """The concept cards and the misconception cards, each replayed from its reviews."""
     concepts: dict[str, dict[datetime, Rating]] = {}
     misconceptions: dict[str, dict[datetime, Rating]] = {}
-    shown_in: dict[str, set[str]] = {}  # misconception -> concepts it has shown up in
-    for time, grade, concept, misconception in _events(attempts):
+    _collect(_events(attempts), concepts, misconceptions, {})
+    return _replay_all(concepts), _replay_all(misconceptions)
+
+
+def _collect(events: list[tuple[datetime, Rating, str, str]],
+             concepts: dict[str, dict[datetime, Rating]],
+             misconceptions: dict[str, dict[datetime, Rating]],
+             shown_in: dict[str, set[str]]) -> None:
+    """Each card's reviews, from events in time order; `shown_in` (misconception -> the
+    concepts it has shown up in) is carried on."""
+    for time, grade, concept, misconception in events:
         if concept:
             _add(concepts, concept, time, grade)
         if grade == Rating.Again:
@@ -154,7 +281,16 @@ def _cards(attempts: Iterable[Attempt]) -> tuple[dict[str, Card], dict[str, Card
             for name, where in shown_in.items():
                 if concept in where:
                     _add(misconceptions, MISCONCEPTION + name, time, grade)
-    return _replay_all(concepts), _replay_all(misconceptions)
+
+
+def _card(state: Any) -> Card:
+    if not isinstance(state, dict):
+        raise ValueError("not a card")
+    card = Card.from_dict(state)  # type: ignore[arg-type]  # checked below
+    if card.stability is None or card.difficulty is None or card.last_review is None:
+        raise ValueError("a card never reviewed")
+    card.due, card.last_review = _utc(card.due), _utc(card.last_review)
+    return card
 
 
 def _add(reviews: dict[str, dict[datetime, Rating]], key: str, time: datetime,
@@ -173,10 +309,9 @@ def _replay_all(reviews: dict[str, dict[datetime, Rating]]) -> dict[str, Card]:
     return cards
 
 
-def _replay(reviews: list[Review]) -> Card | None:
-    """The card after its reviews, in time order, starting at the first miss; None if never
-    missed."""
-    card: Card | None = None
+def _replay(reviews: list[Review], card: Card | None = None) -> Card | None:
+    """The card after its reviews, in time order, starting at the first miss (or at `card`,
+    the card after earlier reviews); None if never missed."""
     for time, grade in reviews:
         if card is None and grade != Rating.Again:
             continue  # not in the queue until the first miss

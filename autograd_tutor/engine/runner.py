@@ -98,6 +98,9 @@ def error_matches(pattern: str, message: str) -> bool:
         raise LessonError(f"error_match {pattern!r} can't be used: {error}") from None
 
 
+WAIT_SLICE = 0.05  # seconds between looks for a Ctrl-C while waiting for torch
+
+
 class TorchLoader:
     """Imports torch in a background thread while the learner reads and thinks.
 
@@ -138,7 +141,11 @@ class TorchLoader:
 
     def get(self) -> ModuleType:
         if self._thread is not None:
-            self._torch_ready.wait()
+            # In short waits: Python runs a signal's handler only in the main thread, once
+            # it wakes. A Ctrl-C that woke no wait (delivered to another thread, or while the
+            # import is stuck on a lock) still ends the run within a moment.
+            while not self._torch_ready.wait(WAIT_SLICE):
+                pass
         if self._error is not None:
             raise self._error
         import torch

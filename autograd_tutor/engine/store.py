@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from msgspec import Struct, field
 
+from autograd_tutor.engine.digest import Covers, Digest, exercise_key
 from autograd_tutor.engine.model import (
     ATTEMPT_FIELDS,
     Attempt,
@@ -37,6 +38,11 @@ from autograd_tutor.engine.model import (
 
 SCHEMA_VERSION = 3
 FILE_NAME = "progress.jsonl"
+# The digest of the log (engine/digest.py): a cache beside it, rebuilt from it when stale.
+STATE_NAME = FILE_NAME + ".state"
+MAX_STATE = 64 * 1024 * 1024
+# How much of the log's end, just before the part a digest covers, its hash is taken of.
+TAIL = 4096
 LEGACY_NAME = "progress.json"
 APP_NAME = "autograd-tutor"
 HOME_VARIABLE = "AUTOGRAD_TUTOR_HOME"
@@ -418,6 +424,103 @@ class Store(Struct):
                             "and kept as it is")
             self.read_only = True
 
+    # The digest: what list, review and next read instead of the whole history ----------
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / STATE_NAME
+
+    def digest(self) -> Digest:
+        """The digest of the history (statuses and review cards), read from its file and
+        moved on by the rows saved since; built from the whole history when the file is
+        missing, damaged or does not match the log. Warnings are those of `load`."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode) or self.read_only:
+            return Digest.of(self.load())  # nothing to keep a digest of (load says why)
+        found = self._read_digest(info)
+        return found if found is not None else self._build_digest()
+
+    def _read_digest(self, info: os.stat_result) -> Digest | None:
+        """The saved digest moved on to the end of the log, or None: build it afresh."""
+        try:
+            data = read_regular(self.state_path, MAX_STATE)
+            if data is None:
+                return None
+            digest = Digest.from_bytes(data)
+            covers = digest.covers
+            if not (0 < covers.size <= info.st_size and covers.inode == info.st_ino):
+                return None
+            with _open_regular(self.path) as file:
+                start = max(0, covers.size - TAIL)
+                file.seek(start)
+                before = file.read(covers.size - start)
+                if _hash(before) != covers.tail:
+                    return None
+                if covers.size == info.st_size:
+                    return digest
+                new = file.read(min(info.st_size - covers.size, MAX_BYTES))
+        except (OSError, StoreError, ValueError):
+            return None
+        whole = new[:new.rfind(b"\n") + 1]  # a row being written now is left for later
+        if not whole:
+            return digest
+        parsed = parse_log(whole)
+        if parsed.damaged or parsed.version != SCHEMA_VERSION:
+            return None  # set aside (or refused) by load, then built afresh
+        if not digest.add(parsed.history.attempts, parsed.history.completed,
+                          parsed.history.checks):
+            return None
+        digest.covers = Covers(covers.size + len(whole), covers.inode,
+                               _hash((before + whole)[-TAIL:]))
+        self._save_digest(digest)
+        return digest
+
+    def _digest_after_save(self) -> None:
+        """Moves the saved digest on by the rows just appended (a digest that is missing or
+        stale is left for the next reader to build)."""
+        try:
+            self._read_digest(os.stat(self.path))
+        except (OSError, StoreError, ValueError):
+            pass
+
+    def _build_digest(self) -> Digest:
+        """From the whole history, read under the lock so that no save lands in between."""
+        if self.read_only or not self.path.exists():
+            return Digest.of(self.load())
+        try:
+            with self._lock():
+                history = self.load()
+                if self.read_only:
+                    return Digest.of(history)
+                with _open_regular(self.path) as file:
+                    info = os.fstat(file.fileno())
+                    file.seek(max(0, info.st_size - TAIL))
+                    tail = file.read(TAIL)
+                digest = Digest.of(history)
+                if not self.read_only and tail.endswith(b"\n"):
+                    digest.covers = Covers(info.st_size, info.st_ino, _hash(tail))
+                    self._save_digest(digest)
+                return digest
+        except (OSError, _LockTimeout):
+            return Digest.of(self.load())
+
+    def _save_digest(self, digest: Digest) -> None:
+        """Written whole under the store's lock, so a reset or a rewrite in between can't be
+        undone by it; a digest that can't be written is simply built again next time."""
+        if self.read_only or not digest.covers.size:
+            return
+        try:
+            with self._lock():
+                info = os.stat(self.path)
+                if info.st_ino != digest.covers.inode or info.st_size < digest.covers.size:
+                    return  # the log was rewritten meanwhile
+                write_atomic(self.state_path, digest.to_bytes().decode("utf-8"), sync=False)
+        except (OSError, _LockTimeout, ValueError):
+            pass
+
     # Writing ----------------------------------------------------------------------------
 
     def _check_before_writing(self) -> None:
@@ -486,6 +589,7 @@ class Store(Struct):
                     if self.read_only:
                         return False
                 _append(self.path, text)
+                self._digest_after_save()
             return True
         except _LockTimeout:
             self._refuse(f"another autograd-tutor run kept {self.path} locked for "
@@ -586,22 +690,37 @@ def _append(path: Path, text: str) -> None:
                 if file.read(1) != b"\n":
                     prefix = "\n"
         data = (prefix + text).encode("utf-8")
-        while data:
-            written = os.write(fd, data)
-            data = data[written:]
-        os.fsync(fd)
+        try:
+            while data:
+                written = os.write(fd, data)
+                data = data[written:]
+            os.fsync(fd)
+        except OSError:
+            # A full disk (or any failed write): the file goes back to what it was, so no
+            # torn row is left to be set aside later. (Under the lock: nobody else wrote.)
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
 
 def _write_new(path: Path, data: bytes) -> None:
+    """A new file holding `data`, or none at all (a full disk leaves no empty copy)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """`text` at `path` whole or not at all: written beside it, then renamed over it."""
+def write_atomic(path: Path, text: str, sync: bool = True) -> None:
+    """`text` at `path` whole or not at all: written beside it, then renamed over it
+    (`sync` False: a cache, which may be lost in a crash but never seen half written)."""
     import tempfile  # only for writing
 
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -609,11 +728,28 @@ def write_atomic(path: Path, text: str) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
-            os.fsync(file.fileno())
+            if sync:
+                os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _open_regular(path: Path) -> Any:
+    """`path` opened for reading, or OSError when it is not a regular file (a FIFO put in
+    its place is never waited on)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(0, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _hash(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _reason(error: OSError) -> str:
@@ -634,32 +770,25 @@ class ExerciseStatus(Struct, frozen=True):
     latest: tuple[int, int] | None = None
 
 
-def statuses(history: History, keys: Iterable[tuple[str, int]]) -> dict[str, ExerciseStatus]:
+def statuses(source: History | Digest,
+             keys: Iterable[tuple[str, int]]) -> dict[str, ExerciseStatus]:
     """Status and score per exercise: the best finished run's score; an abandoned run
-    changes neither it nor the status."""
-    finished = {(c.pack, c.exercise, c.run) for c in history.completed}
+    changes neither it nor the status. From a history, or from its digest (`Store.digest`,
+    which `list` reads instead of the whole history)."""
+    digest = source if isinstance(source, Digest) else Digest.of(source, cards=False)
     result = {}
     for pack, number in keys:
-        runs: dict[str, list[Attempt]] = {}
-        for a in history.attempts:
-            if a.pack == pack and a.exercise == number and a.kind == "exercise":
-                runs.setdefault(a.run, []).append(a)
-        scores = {run: _score(rows) for run, rows in runs.items()}
-        done = [run for run in scores if (pack, number, run) in finished]
-        key = f"{pack}/{number}"
-        any_done = any(c.pack == pack and c.exercise == number for c in history.completed)
-        latest = scores[list(runs)[-1]] if runs else None
-        if done:
-            best = max((scores[run] for run in done), key=lambda s: (s[0], -s[1]))
+        key = exercise_key(pack, number)
+        runs = digest.exercises.get(key)
+        latest = ((runs.latest_score[0], runs.latest_score[1])
+                  if runs and runs.latest is not None else None)
+        if runs and runs.best is not None:
+            best = (runs.best[0], runs.best[1])
             status = "done"
         else:
             best = latest or (0, 0)
-            status = "done" if any_done else ("in progress" if runs else "not started")
+            status = "done" if runs and runs.done else ("in progress" if latest else
+                                                          "not started")
         shown_latest = latest if latest is not None and latest != best else None
         result[key] = ExerciseStatus(key, status, best[0], best[1], shown_latest)
     return result
-
-
-def _score(rows: list[Attempt]) -> tuple[int, int]:
-    asked = [row for row in rows if row.correct is not None]
-    return sum(1 for row in asked if row.correct), len(asked)

@@ -155,7 +155,8 @@ class Session:
         try:
             execution = self.execute(step)
             judged = self.engine.judge(step, guesses, execution)
-        except (KeyboardInterrupt, LessonError):  # the answers typed are kept either way
+        except (KeyboardInterrupt, LessonError):
+            # Ctrl-C, or the lesson's own code is broken: what was typed is kept, unjudged.
             self.keep_unjudged(guesses)
             raise
         self.record(judged)

@@ -384,9 +384,12 @@ class UI:
                           Text(where, overflow="fold"))
         return table
 
-    def runs_table(self, runs: Sequence[tuple[str, str, int, int, bool]]) -> Table:
-        """Every run, so no score is ever hidden by a later one."""
-        table = Table(title="Every run", box=self.box, title_justify="left")
+    def runs_table(self, runs: Sequence[tuple[str, str, int, int, bool]],
+                   total: int | None = None) -> Table:
+        """Every run, so no score is ever hidden by a later one; or the last of `total`."""
+        title = "Every run" if total is None or total <= len(runs) else \
+            f"The last {len(runs)} of {total:,} runs"
+        table = Table(title=title, box=self.box, title_justify="left")
         table.add_column("Exercise")
         table.add_column("Started (UTC)")
         table.add_column("Score", justify="right")
