@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from autograd_tutor.content import packs
 from autograd_tutor.engine.model import Exercise, History, Pack
@@ -45,8 +46,35 @@ def command_name() -> str:
 
 TOOL = command_name()
 
+class JsonErrors(TyperGroup):
+    """With --json, stdout always carries one JSON object: a usage error (exit 2) or an
+    internal error that reaches here prints {"error": {"kind", "message"}} there, besides the
+    usual message on stderr."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        global json_sent
+        json_sent = False
+        args = [*ctx._protected_args, *ctx.args]
+        wanted = "--json" in (args[: args.index("--")] if "--" in args else args)
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as error:  # Click's usage errors
+            if wanted and not json_sent:
+                code = getattr(error, "exit_code", EXIT_USAGE)
+                message = getattr(error, "format_message", error.__str__)()
+                json_error("usage" if code == EXIT_USAGE else "failed", message)
+            raise
+        except (typer.Exit, typer.Abort, OSError):
+            raise
+        except Exception as error:
+            if wanted and not json_sent:
+                json_error("internal", f"internal error ({type(error).__name__}: {error})")
+            raise
+
+
 app = typer.Typer(
     name=NAME,
+    cls=JsonErrors,
     help="Learn PyTorch's autograd by predicting gradients before PyTorch reveals them.",
     epilog="Start with: autograd-tutor exercise 1   (or just: autograd-tutor)",
     add_completion=True,  # --install-completion / --show-completion, for every shell Typer knows
@@ -66,11 +94,23 @@ def make_ui(as_json: bool = False) -> UI:
     return UI(Environment.from_system(), as_json=as_json)
 
 
+json_sent = False  # this command printed its JSON object (an error then prints no second)
+
+
 def json_text(value: Any, allow_nan: bool = True) -> str:
     """`value` as one line of JSON; json is loaded only by the commands that print it."""
     import json
 
+    global json_sent
+    json_sent = True
     return json.dumps(value, allow_nan=allow_nan)
+
+
+def json_error(kind: str, message: str) -> None:
+    """The one JSON object of a --json run that ended in an error: what kind, and the
+    message (also said on stderr)."""
+    print(json_text({"error": {"kind": kind, "message": printable(message, limit=None)}}),
+          flush=True)
 
 
 def open_store(ui: UI) -> Store:

@@ -368,6 +368,35 @@ def test_json_when_input_ends_early_still_prints_one_object() -> None:
     assert [s["id"] for s in report["steps"]] == ["x.grad@1"]
 
 
+@pytest.mark.parametrize("args", [
+    ["exercise", "99", "--json"],
+    ["exercise", "1", "--json", "--answer", "x.grad=zz"],
+    ["graph", "x+", "--json"],
+    ["practice", "--concept", "nope", "--json"],
+    ["exercise", "1", "--json", "--graph", "sideways"],
+])
+def test_json_usage_errors_still_print_one_json_object(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)  # one object, nothing else on stdout
+    assert report["error"]["kind"] == "usage"
+    # The same words as the message on stderr.
+    assert report["error"]["message"].split(":")[-1].strip()[:20] in flat(result.stderr)
+
+
+def test_json_internal_errors_still_print_one_json_object(monkeypatch) -> None:
+    import autograd_tutor.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "run_exercise", broken)
+    result = run("exercise", "1", "--json")
+    assert isinstance(result.exception, RuntimeError)  # main() then says so on stderr
+    assert json.loads(result.stdout) == {
+        "error": {"kind": "internal", "message": "internal error (RuntimeError: a bug)"}}
+
+
 # --plots -------------------------------------------------------------------------------
 
 
