@@ -51,7 +51,7 @@ class JsonErrors(TyperGroup):
     internal error that reaches here prints {"error": {"kind", "message"}} there, besides the
     usual message on stderr."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a Click context
         global json_sent
         json_sent = False
         args = [*ctx._protected_args, *ctx.args]
@@ -64,7 +64,11 @@ class JsonErrors(TyperGroup):
                 message = getattr(error, "format_message", error.__str__)()
                 json_error("usage" if code == EXIT_USAGE else "failed", message)
             raise
-        except (typer.Exit, typer.Abort, OSError):
+        except (typer.Exit, typer.Abort):
+            raise
+        except OSError as error:  # without a file name: stdout itself failed
+            if wanted and not json_sent and (error.filename or error.filename2):
+                json_error("failed", os_problem(error))
             raise
         except Exception as error:
             if wanted and not json_sent:
@@ -462,14 +466,15 @@ def write_scaffold(exercise: Exercise, file: Path | None, force: bool) -> None:
     try:
         written = checker.write_scaffold(coding.scaffold, path, force=force)
     except checker.ScaffoldExistsError:
-        ui.error(f"{path} already exists; choose another FILE or add --force to overwrite it.")
+        ui.error(f"{path_text(path)} already exists; choose another FILE or add --force to "
+                 "overwrite it.")
         raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
-        ui.error(f"can't write {path}: {error.strerror or error}")
+        ui.error(f"can't write {path_text(path)}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
-    ui.text(f"Wrote the scaffold to {written}.", "bold")
-    ui.text("Fill in the TODOs, run it with: python " + str(written))
-    ui.text(f"then check it with: {TOOL} check {name} {written}")
+    ui.text(f"Wrote the scaffold to {path_text(written)}.", "bold")
+    ui.text("Fill in the TODOs, run it with: python " + path_text(written))
+    ui.text(f"then check it with: {TOOL} check {name} {path_text(written)}")
 
 
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, metavar="SECONDS",
@@ -496,7 +501,7 @@ def check_command(
     path = file if file is not None else Path(coding.default_file)
     name = packs.key_text(chosen)
     with friendly_exits(ui, kept="nothing was recorded"):
-        ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
+        ui.text(f"Running {path_text(path)} (time limit {timeout:g} s) ...", "dim")
         data = lesson_data(chosen, found.get(chosen.pack))
         report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
@@ -772,7 +777,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
         verdict = "passed" if last.passed else "not passed yet"
         name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
             f"{last.pack}/{last.exercise}"
-        ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
+        ui.text(f"check {name}: {verdict} ({path_text(last.file)}, {last.time}; "
                 f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
 
 
@@ -897,12 +902,13 @@ def pack_check(directory: DirArg, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json_text(result.to_json()))
     for problem in result.problems:
-        ui.text(str(problem), soft_wrap=True)
+        ui.text(shown_lines(str(problem)), soft_wrap=True)
     if result.ok:
-        ui.text(f"pack {result.name}: ok ({result.summary})", "bold green", soft_wrap=True)
+        ui.text(f"pack {path_text(result.name)}: ok ({result.summary})", "bold green",
+                soft_wrap=True)
     else:
         count = len(result.problems)
-        ui.text(f"pack {result.name}: {count} problem{'s' * (count != 1)}", "bold red")
+        ui.text(f"pack {path_text(result.name)}: {count} problem{'s' * (count != 1)}", "bold red")
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -921,8 +927,8 @@ def pack_add(
         result = check_pack(directory)
     if not result.ok:
         for problem in result.problems:
-            ui.text(str(problem), soft_wrap=True)
-        ui.error(f"the pack in {directory} was not added: fix the problems above.")
+            ui.text(shown_lines(str(problem)), soft_wrap=True)
+        ui.error(f"the pack in {path_text(directory)} was not added: fix the problems above.")
         raise typer.Exit(EXIT_FAILED)
     found = packs.installed(home_dir())
     existing = found.packs.get(result.name)
@@ -941,7 +947,7 @@ def pack_add(
         install(directory, target)
         packs.forget()
     except OSError as error:
-        ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
+        ui.error(f"can't copy the pack to {path_text(target)}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
     ui.text(f"Added pack {result.name} to {target}. Start it with: "
             f"{TOOL} exercise {result.name}/1", "bold")
@@ -1010,7 +1016,29 @@ def _output_failed(error: OSError) -> None:
     except (OSError, ValueError, AttributeError):
         pass
     try:
-        print(f"error: can't write the output: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {os_problem(error)}", file=sys.stderr)
     except OSError:
         pass
     sys.exit(EXIT_FAILED)
+
+
+def os_problem(error: OSError) -> str:
+    """What failed: the file it names (shortened, control characters shown as '?') when it
+    names one, else the output itself (stdout on a full disk, a closed pipe)."""
+    reason = error.strerror or str(error)
+    names = [path_text(os.fsdecode(name)) for name in (error.filename, error.filename2)
+             if isinstance(name, str | bytes)]
+    if names:
+        return f"{' → '.join(names)}: {reason}"
+    return f"can't write the output: {reason}"
+
+
+def path_text(path: object) -> str:
+    """A path as the learner may see it echoed: control characters (escape codes) as '?',
+    a very long one shortened."""
+    return printable(str(path))
+
+
+def shown_lines(text: str) -> str:
+    """Text naming paths, with its line breaks kept: each line as `path_text` shows a path."""
+    return "\n".join(printable(line, limit=None) for line in text.split("\n"))

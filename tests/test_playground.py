@@ -279,6 +279,47 @@ def test_bad_view_and_depth():
     assert play("x", "x=1", depth=0).status == EXIT_USAGE
 
 
+def test_a_flat_sum_is_not_nested():
+    """41 terms side by side are one level of nesting, not 41 (the limit is 40)."""
+    terms = 41
+    run = play(" + ".join(["x"] * terms), "x=3", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    value, grads = grads_of(lambda x: torch.stack([x] * terms).sum(), x=3.0)
+    data = json.loads(run.out)
+    assert data["value"] == value and data["gradients"] == grads
+    # Real nesting is still refused.
+    assert "more than 40 levels" in play("(" * 41 + "x" + ")" * 41, "x=1").err
+
+
+def test_a_large_finite_at_value_is_accepted():
+    run = play("x*2", "x=1e308", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    x = torch.tensor(1e308, dtype=torch.float64, requires_grad=True)
+    (x * 2).backward()
+    data = json.loads(run.out)
+    assert data["at"] == {"x": 1e308} and data["gradients"] == {"x": x.grad.item()}
+    beyond = play("x", "x=1e309")
+    assert beyond.status == EXIT_USAGE and "too large for a float64" in beyond.err
+    assert "finite" not in beyond.err
+
+
+@pytest.mark.parametrize(("expression", "product"), [
+    ("2x", "2*x"), ("x + 2.5y", "2.5*y"), ("3sin(x)", "3*sin(...)"), ("2(x + 1)", "2*(...)")])
+def test_a_number_before_a_name_says_write_a_product(expression, product):
+    run = play(expression, "x=3", "y=1")
+    assert run.status == EXIT_USAGE
+    assert f"write {product}" in run.err and "literal" not in run.err
+
+
+def test_caret_means_power_as_in_predictions():
+    run = play("x^3 + 2^x", "x=2", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    value, grads = grads_of(lambda x: x**3 + 2**x, x=2.0)
+    data = json.loads(run.out)
+    assert math.isclose(data["value"], value) and math.isclose(data["gradients"]["x"],
+                                                               grads["x"])
+
+
 # Through the CLI -----------------------------------------------------------------------
 
 
