@@ -206,18 +206,25 @@ def all_exercises(found: packs.Installed) -> list[Exercise]:
     return [e for pack in found.packs.values() for e in pack.exercises]
 
 
-def next_exercise(history: History, found: packs.Installed) -> Exercise | None:
-    """The first exercise not done: the basics pack first, then the others in order."""
+def next_exercise(history: History, found: packs.Installed,
+                  after: Exercise | None = None) -> Exercise | None:
+    """The first exercise not done: the basics pack first, then the others in order. `after`
+    an exercise, its own pack's next one not done comes first (errors/3 after errors/2)."""
     exercises = all_exercises(found)
     status = statuses(history, [(e.pack, e.number) for e in exercises])
+    if after is not None:
+        same = [e for e in exercises if e.pack == after.pack]
+        exercises = ([e for e in same if e.number > after.number]
+                     + [e for e in same if e.number < after.number] + exercises)
     for exercise in exercises:
         if status[exercise.key].status != "done":
             return exercise
     return None
 
 
-def next_command(history: History, found: packs.Installed) -> str:
-    upcoming = next_exercise(history, found)
+def next_command(history: History, found: packs.Installed,
+                 after: Exercise | None = None) -> str:
+    upcoming = next_exercise(history, found, after)
     if upcoming is None:
         return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
                 f"with '{TOOL} practice'.")
@@ -597,7 +604,7 @@ def run_exercise(
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
     ui.summary(name, correct, asked, then or next_command(store.load(), packs.installed(
-        home_dir())))
+        home_dir()), after=exercise))
     emit_json()
     if not session.saved:
         ui.error(f"your answers were not saved ({store.problem or 'see the warning above'}); "

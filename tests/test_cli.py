@@ -96,6 +96,16 @@ def test_home_screen_points_at_the_first_unfinished_exercise() -> None:
     assert "autograd-tutor exercise 2" in run().output
 
 
+def test_next_after_an_exercise_is_the_next_one_of_its_pack() -> None:
+    errors = installed(Path(os.environ["AUTOGRAD_TUTOR_HOME"])).packs["errors"]
+    first, second = errors.exercises[:2]
+    result = run("exercise", f"errors/{first.number}", "--reveal")
+    assert result.exit_code == 0, result.output
+    assert f"Next: autograd-tutor exercise errors/{second.number}" in flat(result.output)
+    result = run("exercise", "3", *answer_args(3))  # basics 1 and 2 are not done yet
+    assert "Next: autograd-tutor exercise 4" in flat(result.output)
+
+
 def test_home_screen_after_everything_shows_takeaways(tmp_path: Path) -> None:
     finish_all(tmp_path)
     result = run()
