@@ -145,6 +145,15 @@ def test_list_follows_progress(tutor_env: Path) -> None:
     assert "1/1" in row1 and "latest 0/1" in row1
 
 
+def test_list_does_not_show_an_abandoned_run_as_the_latest() -> None:
+    ex3 = reference.ex3()
+    wrong = typed(ex3["x.grad@1"] + 1)
+    assert run("exercise", "3", input=f"{wrong}\n{wrong}\n{wrong}\n").exit_code == 0
+    assert run("exercise", "3", input=f"{typed(ex3['x.grad@1'])}\nq\n").exit_code == 1
+    row = table_row(run("list").output, TITLES[2])
+    assert "done" in row and "0/3" in row and "latest" not in row
+
+
 def test_list_with_a_damaged_old_progress_file_warns_and_leaves_it(tutor_env: Path) -> None:
     tutor_env.mkdir(parents=True)
     (tutor_env / "progress.json").write_text("{oops", encoding="utf-8")

@@ -602,7 +602,7 @@ class ExerciseStatus(Struct, frozen=True):
     status: str  # "not started" | "in progress" | "done"
     correct: int
     asked: int
-    # The latest run's score, when it differs from the best finished one shown above.
+    # The latest finished run's score, when it differs from the best one shown above.
     latest: tuple[int, int] | None = None
 
 
@@ -620,7 +620,8 @@ def statuses(history: History, keys: Iterable[tuple[str, int]]) -> dict[str, Exe
         done = [run for run in scores if (pack, number, run) in finished]
         key = f"{pack}/{number}"
         any_done = any(c.pack == pack and c.exercise == number for c in history.completed)
-        latest = scores[list(runs)[-1]] if runs else None
+        # The latest finished run: an abandoned one changes no score shown.
+        latest = scores[done[-1]] if done else (scores[list(runs)[-1]] if runs else None)
         if done:
             best = max((scores[run] for run in done), key=lambda s: (s[0], -s[1]))
             status = "done"
