@@ -750,7 +750,9 @@ def progress_command(as_json: JsonOpt = False) -> None:
     ui = make_ui(as_json)
     history = open_store(ui).load()
     rows = history.attempts
-    per_exercise = stats.by_exercise(rows, progress_name)
+    found = None if as_json else installed(ui)  # JSON is keyed by name: no order needed
+    per_exercise = stats.by_exercise(rows, progress_name,
+                                     course_order(found) if found is not None else None)
     per_concept = stats.by_concept(rows)
     now = datetime.now(UTC)
     cards = schedule_if_missed(rows, now)
@@ -774,7 +776,7 @@ def progress_command(as_json: JsonOpt = False) -> None:
     if not rows and not history.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
-    catalogue = installed(ui).catalogue()
+    catalogue = (found or installed(ui)).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
     ui.say(ui.runs_table(runs_of(history)))
@@ -786,6 +788,21 @@ def progress_command(as_json: JsonOpt = False) -> None:
             f"{last.pack}/{last.exercise}"
         ui.text(f"check {name}: {verdict} ({path_text(last.file)}, {last.time}; "
                 f"{sum(1 for c in checks if c.passed)} of {len(checks)} checks passed)")
+
+
+def course_order(found: packs.Installed) -> Callable[[Any], tuple[Any, ...]]:
+    """A sort key for attempts in course order: basics, the other packs as installed (errors
+    next), each pack's exercises by number; practice and review after every exercise."""
+    names = sorted(found.packs, key=lambda name: name != packs.DEFAULT_PACK)
+    rank = {name: index for index, name in enumerate(names)}
+
+    def key(attempt: Any) -> tuple[Any, ...]:
+        if attempt.exercise is None:
+            return (1, 0, attempt.kind, 0)
+        pack = attempt.pack or ""
+        return (0, rank.get(pack, len(rank)), pack, attempt.exercise)
+
+    return key
 
 
 def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:

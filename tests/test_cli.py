@@ -154,6 +154,18 @@ def test_list_does_not_show_an_abandoned_run_as_the_latest() -> None:
     assert "done" in row and "0/3" in row and "latest" not in row
 
 
+def test_progress_lists_exercises_in_course_order() -> None:
+    """Packs in course order (basics, then errors), each pack's exercises by number."""
+    for number in (10, 2, 1):
+        assert run("exercise", f"errors/{number}", "--reveal").exit_code == 0
+    assert run("exercise", "3", *answer_args(3)).exit_code == 0
+    lines = run("progress").output.split("Progress by concept")[0].splitlines()
+    names = [name for line in lines for name in re.findall(r"(exercise \d+|errors/\d+)", line)]
+    errors = sorted((n for n in names if n.startswith("errors/")),
+                    key=lambda name: int(name.split("/")[1]))
+    assert names == ["exercise 3", *errors] and len(errors) == 3
+
+
 def test_list_with_a_damaged_old_progress_file_warns_and_leaves_it(tutor_env: Path) -> None:
     tutor_env.mkdir(parents=True)
     (tutor_env / "progress.json").write_text("{oops", encoding="utf-8")

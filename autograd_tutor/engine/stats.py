@@ -75,10 +75,13 @@ def group(rows: Iterable[Row], key: Callable[[Row], str | None]) -> dict[str, li
     return groups
 
 
-def by_exercise(rows: list[Row], name: Callable[[Row], str] | None = None) -> list[Summary]:
-    """One summary per exercise; `name` says how to call one (default: "PACK/N")."""
+def by_exercise(rows: list[Row], name: Callable[[Row], str] | None = None,
+                order: Callable[[Row], Any] | None = None) -> list[Summary]:
+    """One summary per exercise; `name` says how to call one (default: "PACK/N"); `order`
+    gives a row's sort key (default: by name, as text)."""
     groups = group(rows, name or exercise_name)
-    return [summarise(name, items) for name, items in sorted(groups.items())]
+    keyed = sorted(groups.items(), key=(lambda item: order(item[1][0])) if order else None)
+    return [summarise(name, items) for name, items in keyed]
 
 
 def by_concept(rows: list[Row]) -> list[Summary]:
