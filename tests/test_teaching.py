@@ -92,3 +92,24 @@ def test_exercise_1_names_the_dropped_coefficient() -> None:
     assert result.exit_code == 0
     (step,) = json.loads(result.stdout)["steps"]
     assert step["correct"] is False and step["misconception"] == "coefficient-dropped"
+
+
+def test_practice_hints_draw_paths_with_the_tools_arrow() -> None:
+    """The tool draws a path with →; an ASCII -> in one hint was the odd one out."""
+    import msgspec
+
+    from autograd_tutor.engine.practice import CONCEPTS, generate
+
+    for concept in CONCEPTS:
+        for seed in range(3):
+            for step in generate(concept, 4, seed).steps:
+                for prediction in step.predictions:  # hints, feedback, misconceptions
+                    assert "->" not in repr(msgspec.to_builtins(prediction)), concept
+
+
+def test_the_keys_help_says_what_skip_does() -> None:
+    """skip leaves a prediction unscored; the answer shows at the reveal, as for any other."""
+    result = runner.invoke(app, ["exercise", "1"], input="skip\n")
+    assert result.exit_code == 0, result.output
+    keys = next(line for line in result.output.splitlines() if "skip =" in line)
+    assert "skip = leave it unscored" in keys and "show the answer" not in keys

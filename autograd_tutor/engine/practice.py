@@ -512,7 +512,7 @@ def _linear_chain(rng: Random, n: int) -> Step | None:
                 ),
                 _wrong("sign-error", sign, lambda: -w2 * w1),
             ),
-            "Multiply the local derivatives along the path y -> h_act -> h -> x.",
+            "Multiply the local derivatives along the path y → h_act → h → x.",
         ),
         "w1.grad": _Ask(
             "w1.grad",
@@ -538,7 +538,7 @@ def _linear_chain(rng: Random, n: int) -> Step | None:
                 ),
                 _wrong("sign-error", sign, lambda: -w2 * x),
             ),
-            "Multiply the local derivatives along the path y -> h_act -> h -> w1.",
+            "Multiply the local derivatives along the path y → h_act → h → w1.",
         ),
         "w2.grad": _Ask(
             "w2.grad",
@@ -675,7 +675,7 @@ def _shared_weight(rng: Random, n: int) -> Step | None:
                     lambda: w * x,
                 ),
             ),
-            "Multiply the local derivatives along y -> h_act -> h -> x.",
+            "Multiply the local derivatives along y → h_act → h → x.",
         ),
         "b.grad": _Ask(
             "b.grad",

@@ -46,7 +46,8 @@ PLAYGROUND_VIEWS = (*VIEWS, "none")
 # Gradients here involve sin, exp, ...: four significant digits typed are enough.
 TOLERANCE = Tolerance(relative=1e-4, absolute=1e-9)
 INPUT_HELP = (
-    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1).  ? = hint   skip = show the answer   q = quit"
+    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1).  ? = hint   skip = leave it unscored   "
+    "q = quit"
 )
 
 

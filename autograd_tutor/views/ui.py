@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # types only: `list` and `--help` need none of these modules'
     from autograd_tutor.engine.store import ExerciseStatus
 
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
-KEYS_HELP = "? = hint   skip = show the answer   q = quit"
+KEYS_HELP = "? = hint   skip = leave it unscored   q = quit"
 # What to type, per kind of prediction: shown before the first question of each kind.
 INPUT_HELP = {
     "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n" + KEYS_HELP,
