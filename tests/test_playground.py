@@ -128,6 +128,19 @@ def test_depth_limits_the_tree():
     assert "below depth" in run.out
 
 
+def test_nodes_by_op_counts_every_node():
+    """Ops beyond the ones named are summed after an ellipsis, never dropped silently."""
+    expression = "sigmoid(relu(sin(cos(tan(exp(log(sqrt(abs(tanh(x))))))))))*x/x-x"
+    nodes = json.loads(play(expression, "x=0.5", as_json=True).out)["nodes"]
+    line = flat(play(expression, "x=0.5", depth=2).out).split("Nodes by op: ")[1]
+    named = [int(count) for count in re.findall(r"\w+ (\d+)(?= ·|\.$| · …)", line)]
+    more = re.search(r"… and (\d+) more ops \((\d+) nodes\)", line)
+    assert more is not None, line
+    kinds = {node["op"] for node in nodes}
+    assert len(named) + int(more.group(1)) == len(kinds)
+    assert sum(named) + int(more.group(2)) == len(nodes)
+
+
 def test_dumb_terminal_gets_ascii():
     out = io.StringIO()
     env = Environment(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=False,
