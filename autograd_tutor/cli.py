@@ -654,8 +654,7 @@ def practice_command(
         print("\n".join(f"  {name:<13} {text}" for name, text in concepts.items()))
         return
     if concept is not None and concept not in concepts:
-        raise typer.BadParameter(f"{concept!r} is not a concept; choose one of: "
-                                 + ", ".join(concepts), param_hint="--concept")
+        raise typer.BadParameter(no_practice(concept, concepts, found), param_hint="--concept")
     seed = seed if seed is not None else random_seed()
     problems = practice.generate(concept, count, seed, found.templates(), all_helpers(found))
     concept_option = f" --concept {concept}" if concept else ""
@@ -664,6 +663,18 @@ def practice_command(
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=practice_json(seed), then=again, kind="practice",
                  helpers=all_helpers(found))
+
+
+def no_practice(concept: str, practised: dict[str, str], found: packs.Installed) -> str:
+    """Why `practice --concept` can't draw problems: no such concept, or (one `progress`
+    lists) a concept that no practice template covers yet, with where it is taught."""
+    names = ", ".join(practised)
+    if concept not in found.catalogue().concepts:
+        return f"{printable(concept)!r} is not a concept; choose one of: {names}"
+    taught = [packs.key_text(e) for e in all_exercises(found) if concept in e.concepts]
+    where = (f"; it is taught in exercise{'s' * (len(taught) > 1)} {', '.join(taught)}"
+             if taught else "")
+    return f"{concept!r} has no practice problems yet{where}. Concepts that have: {names}"
 
 
 def aimed_problems() -> Callable[[Any], Any]:

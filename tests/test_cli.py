@@ -428,6 +428,29 @@ def test_json_internal_errors_still_print_one_json_object(monkeypatch) -> None:
         "error": {"kind": "internal", "message": "internal error (RuntimeError: a bug)"}}
 
 
+def test_practice_names_a_concept_without_practice_problems_as_such(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concept progress can list, that no template covers: not "is not a concept"."""
+    import shutil
+
+    pack = tmp_path / "packs" / "two-paths"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "packs" / "two-paths", pack)
+    toml = pack / "pack.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").split("[[practice]]")[0],
+                    encoding="utf-8")
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(tmp_path / "packs"))
+    exercises = installed(Path(os.environ["AUTOGRAD_TUTOR_HOME"])).packs["two-paths"].exercises
+    concept = exercises[0].concepts[0]
+    taught = [f"two-paths/{e.number}" for e in exercises if concept in e.concepts]
+    result = run("practice", "--concept", concept)
+    assert result.exit_code == 2
+    message = flat(result.stderr)
+    assert f"'{concept}' has no practice problems yet" in message
+    assert f"taught in exercise{'s' * (len(taught) > 1)} {', '.join(taught)}." in message
+    assert "not a concept" not in message
+    assert "'nope' is not a concept" in flat(run("practice", "--concept", "nope").stderr)
+
+
 # --plots -------------------------------------------------------------------------------
 
 
