@@ -166,6 +166,16 @@ def test_progress_lists_exercises_in_course_order() -> None:
     assert names == ["exercise 3", *errors] and len(errors) == 3
 
 
+def test_piped_output_has_no_trailing_spaces() -> None:
+    """rich pads lines to the console's width; in a pipe that padding is noise."""
+    outputs = [run("exercise", "1", *answer_args(1)), run("list"), run("progress"),
+               run("graph", "x*x", "--at", "x=2", "--view", "table")]
+    for result in outputs:
+        assert result.exit_code == 0, result.output
+        padded = [line for line in result.output.splitlines() if line != line.rstrip()]
+        assert padded == []
+
+
 def test_list_with_a_damaged_old_progress_file_warns_and_leaves_it(tutor_env: Path) -> None:
     tutor_env.mkdir(parents=True)
     (tutor_env / "progress.json").write_text("{oops", encoding="utf-8")

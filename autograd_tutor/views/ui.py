@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from msgspec import Struct
 from rich import box
@@ -34,10 +35,31 @@ INPUT_HELP = {
 }
 
 
+class Trimmed:
+    """A pipe or file for rich to write to, each line without the trailing spaces rich pads
+    it with to the console's width (a terminal shows none; a log or `diff` would).
+
+    rich writes each print in one piece, so a line's padding and its end come together; a
+    prompt, which waits on the same line, keeps its last space."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+
+    def write(self, text: str) -> int:
+        return self.file.write(_PADDING.sub("", text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, encoding, isatty, ...
+        return getattr(self.file, name)
+
+
+_PADDING = re.compile(r"[ \t]+(?=\r?\n)")
+
+
 def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
-    """Colour only on a terminal without NO_COLOR; plain ASCII boxes on a dumb terminal."""
+    """Colour only on a terminal without NO_COLOR; plain ASCII boxes on a dumb terminal;
+    no trailing spaces in a pipe or file."""
     return Console(
-        file=file,
+        file=file if isatty else cast(TextIO, Trimmed(file)),
         force_terminal=isatty and not env.dumb,
         no_color=env.no_color,
         color_system="auto" if isatty and not env.no_color and not env.dumb else None,
