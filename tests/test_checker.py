@@ -259,6 +259,44 @@ def test_each_mistake_gets_its_explanation(name, diagnosis, phrase):
     assert phrase in report.diagnoses[0].explanation
 
 
+def line_of(source: str, code: str) -> int:
+    """The 1-based number of the first line holding `code`."""
+    return next(n for n, line in enumerate(source.splitlines(), 1) if code in line)
+
+
+def test_a_detached_parameter_is_named_not_a_missing_backward():
+    """backward() ran; detach() cut w off the graph, so w.grad stayed None."""
+    source = (FIXTURES / "detached.py").read_text(encoding="utf-8")
+    report = forked_report("detached.py")
+    assert not report.passed and report.names == ["detached"]
+    (diagnosis,) = report.diagnoses
+    assert "detach()" in diagnosis.title and "hasn't run" not in diagnosis.title
+    assert f"line {line_of(source, 'w.detach() * X')} " in diagnosis.explanation
+    assert "Call loss.backward()" not in diagnosis.explanation
+
+
+def test_gradients_zeroed_before_the_update_are_named_with_the_line():
+    source = (FIXTURES / "zeroed_before_update.py").read_text(encoding="utf-8")
+    report = forked_report("zeroed_before_update.py")
+    assert not report.passed and report.names == ["zeroed_before_update"]
+    explanation = report.diagnoses[0].explanation
+    assert f"line {line_of(source, 'w.grad.zero_()')} " in explanation
+    assert "check that loss.backward() runs" not in explanation
+    losses_fixed = report.first_loss == report.final_loss  # w and b never moved
+    assert losses_fixed and report.w == 0.0 and report.b == 0.0
+
+
+def test_gradients_set_to_none_before_the_update_are_named_with_the_line(tmp_path, forked):
+    source = (FIXTURES / "zeroed_before_update.py").read_text(encoding="utf-8")
+    for name in ("w", "b"):
+        source = source.replace(f"    {name}.grad.zero_()\n", f"    {name}.grad = None\n")
+    path = tmp_path / "none_before_update.py"
+    path.write_text(source, encoding="utf-8")
+    report = check_file(path)
+    assert report.names == ["zeroed_before_update"]
+    assert f"line {line_of(source, 'w.grad = None')} " in report.diagnoses[0].explanation
+
+
 def test_accumulating_gradients_make_the_loss_swing():
     report = forked_report("no_zero_grad.py")
     assert report.w is not None and report.b is not None
