@@ -26,8 +26,10 @@ def ex2_json(answers: dict[str, float]) -> tuple[dict, str]:
 
 def test_answers_that_break_the_chain_rule_are_named() -> None:
     right = reference.ex2()
-    answers = {**right, "h_act.grad": right["h_act.grad"], "b.grad": -right["h_act.grad"]}
+    # A b.grad no misconception explains: the broken chain is the explanation.
+    answers = {**right, "h_act.grad": right["h_act.grad"], "b.grad": right["b.grad"] + 7}
     steps, text = ex2_json(answers)
+    assert steps["b.grad"]["misconception"] is None
     assert steps["b.grad"]["inconsistent_with"] == ["h_act.grad"]
     assert "inconsistent_with" not in steps["h_act.grad"]
     # The local factor of h_act = h + b with respect to b, from PyTorch itself.
@@ -37,6 +39,19 @@ def test_answers_that_break_the_chain_rule_are_named() -> None:
     flat = " ".join(text.split())
     assert "Your b.grad (" in flat and "does not follow from your h_act.grad (" in flat
     assert f"∂h_act/∂b = {right['h_act.grad']:g} × {b.grad.item():g} =" in flat
+
+
+def test_one_explanation_per_mistake_when_a_misconception_is_named() -> None:
+    """w1.grad and x.grad swapped: each answer matches a named misconception and also breaks
+    the chain with h.grad. One paragraph each, not that paragraph and the chain sentence."""
+    right = reference.ex2()
+    swapped = {**right, "w1.grad": right["x.grad"], "x.grad": right["w1.grad"]}
+    steps, text = ex2_json(swapped)
+    for key in ("w1.grad", "x.grad"):
+        assert steps[key]["misconception"] and steps[key]["inconsistent_with"] == ["h.grad"]
+    whys = [line for line in text.splitlines() if line.startswith("Why ")]
+    assert len(whys) == 2
+    assert "does not follow from" not in text
 
 
 def test_wrong_but_consistent_answers_pass_without_comment() -> None:

@@ -242,9 +242,6 @@ class Session:
         self.ui.values(self.engine.plain_values(step.values))
         if judged:
             self.ui.reveal([row(item) for item in judged])
-            for item in judged:
-                if item.consistency:
-                    self.ui.text(item.consistency, "yellow", soft_wrap=True)
         if step.graph:
             self.show_graph(execution)
         self.ui.markdown(self.engine.render(step.explanation))
@@ -310,4 +307,6 @@ def row(item: Judged) -> RevealRow:
         by_hand_text=item.by_hand_text,
         correct=attempt.correct,
         feedback=item.feedback,
+        consistency=item.consistency,
+        named=bool(attempt.misconception),
     )

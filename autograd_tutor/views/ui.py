@@ -352,16 +352,26 @@ class UI:
                 Text(mark, style=style),
             )
         self.out.print(Fitted(table))
-        # One paragraph once, naming every answer it explains (a shared slip is one lesson).
+        # One explanation per mistake: a named misconception's paragraph; else, when the
+        # answer breaks the chain rule with another answer, that sentence, which is about
+        # the learner's own numbers; else the prediction's general paragraph. One paragraph
+        # once, naming every answer it explains (a shared slip is one lesson).
         explained: dict[str, list[RevealRow]] = {}
+        broken: list[str] = []
         for row in rows:
-            if row.feedback:
+            if row.consistency and not row.named:
+                broken.append(row.consistency)
+            elif row.feedback:
                 explained.setdefault(row.feedback, []).append(row)
         for feedback, same in explained.items():
             answers = ", ".join(f"{r.label} is not {r.predicted}" for r in same)
             self.out.print(Text(f"Why {answers}:", style="red"),
                            soft_wrap=not self.out.is_terminal)
             self.out.print(_markdown(feedback))
+        if broken and explained:
+            self.out.print()
+        for sentence in broken:
+            self.out.print(Text(sentence, style="yellow"), soft_wrap=not self.out.is_terminal)
         self.out.print()
 
     def summary(self, name: str, correct: int, asked: int, next_command: str) -> None:
@@ -433,3 +443,5 @@ class RevealRow(Struct, frozen=True):
     by_hand_text: str
     correct: bool | None
     feedback: str
+    consistency: str = ""  # how the answer breaks the chain rule with another answer
+    named: bool = False  # `feedback` explains a named misconception
