@@ -128,3 +128,10 @@ def test_the_keys_help_says_what_skip_does() -> None:
     assert result.exit_code == 0, result.output
     keys = next(line for line in result.output.splitlines() if "skip =" in line)
     assert "skip = leave it unscored" in keys and "show the answer" not in keys
+
+
+def test_exercise_3_opens_once() -> None:
+    """The intro says the default catches everyone; the first step does not say it again."""
+    result = runner.invoke(app, ["exercise", "3", "--reveal", "--graph", "none"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).count("catches") == 1
