@@ -135,3 +135,21 @@ def test_exercise_3_opens_once() -> None:
     result = runner.invoke(app, ["exercise", "3", "--reveal", "--graph", "none"])
     assert result.exit_code == 0, result.output
     assert " ".join(result.output.split()).count("catches") == 1
+
+
+def test_outcome_rows_leave_the_by_hand_column_empty() -> None:
+    """What code does is not worked out by hand: no by-hand text in those rows."""
+    from autograd_tutor.content.packs import builtin
+
+    errors = builtin("errors")
+    outcome = next(e for e in errors.exercises if any(p.kind == "outcome"
+                                                      for p in e.predictions))
+    label = next(p.label for p in outcome.predictions if p.kind == "outcome")
+    result = runner.invoke(app, ["exercise", f"errors/{outcome.number}", "--reveal",
+                                 "--graph", "none"])
+    assert result.exit_code == 0, result.output
+    assert "lesson's answer" not in result.output
+    row = next(line for line in result.output.splitlines() if label.split()[0] in line
+               and "│" in line)
+    by_hand = row.split("│")[4]
+    assert by_hand.strip() == ""

@@ -308,5 +308,6 @@ def row(item: Judged) -> RevealRow:
         correct=attempt.correct,
         feedback=item.feedback,
         consistency=item.consistency,
+        kind=item.prediction.kind,
         named=bool(attempt.misconception),
     )

@@ -84,6 +84,7 @@ def _wait_for_a_line(stdin: TextIO) -> None:
         pass
 
 
+NOT_BY_HAND = ("outcome", "which")  # prediction kinds with no by-hand value
 MAX_ECHO = 200
 CONTINUED = "↪ "
 
@@ -336,21 +337,23 @@ class UI:
     def reveal(self, rows: Sequence[RevealRow]) -> None:
         table = Table(title="Your predictions against PyTorch", box=self.box,
                       title_justify="left")
+        # What the code does, or which error it raises, is not worked out by hand: those
+        # rows leave the column empty (and a table of only those has none).
+        by_hand = any(row.kind not in NOT_BY_HAND for row in rows)
         table.add_column("Quantity")
         table.add_column("You predicted", justify="right")
         table.add_column("PyTorch", justify="right")
-        table.add_column("By hand (without autograd)", justify="left")
+        if by_hand:
+            table.add_column("By hand (without autograd)", justify="left")
         table.add_column("", justify="left")
         for row in rows:
             mark, style = MARKS[row.correct]
-            table.add_row(
-                Text(row.label),
-                Text(row.predicted),
-                Text(format_value(row.actual)),
-                Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
-                     else format_value(row.by_hand), overflow="fold"),
-                Text(mark, style=style),
-            )
+            cells = [Text(row.label), Text(row.predicted), Text(format_value(row.actual))]
+            if by_hand:
+                cells.append(Text("") if row.kind in NOT_BY_HAND else Text(
+                    f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
+                    else format_value(row.by_hand), overflow="fold"))
+            table.add_row(*cells, Text(mark, style=style))
         self.out.print(Fitted(table))
         # One explanation per mistake: a named misconception's paragraph; else, when the
         # answer breaks the chain rule with another answer, that sentence, which is about
@@ -444,4 +447,5 @@ class RevealRow(Struct, frozen=True):
     correct: bool | None
     feedback: str
     consistency: str = ""  # how the answer breaks the chain rule with another answer
+    kind: str = "value"  # the prediction's kind: value, outcome or which
     named: bool = False  # `feedback` explains a named misconception
