@@ -153,3 +153,22 @@ def test_outcome_rows_leave_the_by_hand_column_empty() -> None:
                and "│" in line)
     by_hand = row.split("│")[4]
     assert by_hand.strip() == ""
+
+
+def test_a_wrong_outcome_is_explained_once_by_the_steps_explanation() -> None:
+    """The step's explanation is about what the code did: no "Why ... is not runs"
+    paragraph first that says the same."""
+    from autograd_tutor.content.packs import builtin
+
+    errors = builtin("errors")
+    exercise, step = next((e, s) for e in errors.exercises for s in e.steps
+                          if s.explanation and any(p.kind == "outcome" and p.by_hand != '"runs"'
+                                                   for p in s.predictions))
+    outcome = next(p for p in step.predictions if p.kind == "outcome")
+    result = runner.invoke(app, ["exercise", f"errors/{exercise.number}", "--graph", "none",
+                                 "--answer", f"{outcome.id}=runs"], input="1\n" * 20)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"Why {outcome.label} is not runs" not in text
+    opening = " ".join(step.explanation.split()[:4]).replace("`", "").replace("*", "")
+    assert opening in text.replace("*", "")

@@ -241,7 +241,7 @@ class Session:
             self.ui.outcome(step.code, execution.error, execution.warnings, execution.output)
         self.ui.values(self.engine.plain_values(step.values))
         if judged:
-            self.ui.reveal([row(item) for item in judged])
+            self.ui.reveal([row(item) for item in judged], explained_after=bool(step.explanation))
         if step.graph:
             self.show_graph(execution)
         self.ui.markdown(self.engine.render(step.explanation))

@@ -334,7 +334,11 @@ class UI:
             parts = [f"{name} = {format_value(value)}" for name, value in values.items()]
             self.out.print(Text("Forward values (PyTorch):  " + "    ".join(parts)))
 
-    def reveal(self, rows: Sequence[RevealRow]) -> None:
+    def reveal(self, rows: Sequence[RevealRow], explained_after: bool = False) -> None:
+        """The predictions against PyTorch, and why each wrong one is wrong. With
+        `explained_after` (the step's explanation follows), a wrong prediction of what the
+        code does (or which error it raises) gets no paragraph of its own: the explanation,
+        next, is about exactly that, and the paragraph would only say it first."""
         table = Table(title="Your predictions against PyTorch", box=self.box,
                       title_justify="left")
         # What the code does, or which error it raises, is not worked out by hand: those
@@ -357,14 +361,15 @@ class UI:
         self.out.print(Fitted(table))
         # One explanation per mistake: a named misconception's paragraph; else, when the
         # answer breaks the chain rule with another answer, that sentence, which is about
-        # the learner's own numbers; else the prediction's general paragraph. One paragraph
+        # the learner's own numbers; else the prediction's general paragraph. (What the
+        # code does is left to the step's explanation, when it has one.) One paragraph
         # once, naming every answer it explains (a shared slip is one lesson).
         explained: dict[str, list[RevealRow]] = {}
         broken: list[str] = []
         for row in rows:
             if row.consistency and not row.named:
                 broken.append(row.consistency)
-            elif row.feedback:
+            elif row.feedback and not (explained_after and row.kind in NOT_BY_HAND):
                 explained.setdefault(row.feedback, []).append(row)
         for feedback, same in explained.items():
             answers = ", ".join(f"{r.label} is not {r.predicted}" for r in same)
