@@ -47,13 +47,14 @@ def command_name() -> str:
 TOOL = command_name()
 
 class JsonErrors(TyperGroup):
-    """With --json, stdout always carries one JSON object: a usage error (exit 2) or an
-    internal error that reaches here prints {"error": {"kind", "message"}} there, besides the
-    usual message on stderr."""
+    """With --json, stdout always carries one JSON object: a usage error (exit 2), a failure
+    that printed no object of its own, or an internal error prints {"error": {"kind",
+    "message"}} there, besides the usual message on stderr."""
 
     def invoke(self, ctx: Any) -> Any:  # a Click context
         global json_sent
         json_sent = False
+        UI.last_error = ""
         args = [*ctx._protected_args, *ctx.args]
         wanted = "--json" in (args[: args.index("--")] if "--" in args else args)
         try:
@@ -64,7 +65,13 @@ class JsonErrors(TyperGroup):
                 message = getattr(error, "format_message", error.__str__)()
                 json_error("usage" if code == EXIT_USAGE else "failed", message)
             raise
-        except (typer.Exit, typer.Abort):
+        except typer.Exit as ended:  # a failure already said on stderr
+            code = ended.exit_code
+            if wanted and not json_sent and code not in (EXIT_OK, EXIT_INTERRUPTED):
+                json_error("usage" if code == EXIT_USAGE else "failed",
+                           UI.last_error or f"the command failed (exit status {code})")
+            raise
+        except typer.Abort:
             raise
         except OSError as error:  # without a file name: stdout itself failed
             if wanted and not json_sent and (error.filename or error.filename2):
@@ -901,6 +908,9 @@ def graph_command(
     with friendly_exits(ui):
         status = run_graph(expression, at or [], view=view, predict=predict, as_json=as_json,
                            depth=depth, ui=ui)
+    if as_json and status != EXIT_USAGE:  # run_graph printed the command's object
+        global json_sent
+        json_sent = True
     raise typer.Exit(status)
 
 

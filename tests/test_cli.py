@@ -425,6 +425,18 @@ def test_json_usage_errors_still_print_one_json_object(args: list[str]) -> None:
     assert report["error"]["message"].split(":")[-1].strip()[:20] in flat(result.stderr)
 
 
+def test_json_failures_without_an_object_of_their_own_print_the_error(tmp_path: Path) -> None:
+    taken = tmp_path / "train_loop.py"
+    taken.write_text("# mine\n", encoding="utf-8")
+    result = run("exercise", "4", "--code", str(taken), "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "failed" and "already exists" in error["message"]
+    # A command that printed its own object prints no second one when it then fails.
+    stopped = run("graph", "x*x", "--at", "x=1", "--predict", "--json", input="q\n")
+    assert stopped.exit_code == 1 and json.loads(stopped.stdout)["completed"] is False
+
+
 def test_json_internal_errors_still_print_one_json_object(monkeypatch) -> None:
     import autograd_tutor.cli as cli
 

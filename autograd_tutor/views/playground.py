@@ -113,10 +113,7 @@ def run_graph(
         problem = parse_problem(expression, at)
         check_view(view, depth)
     except (UsageError, ExprError) as problem_error:
-        ui.error(str(problem_error))
-        if as_json:  # scripts always get one object
-            error = {"kind": "usage", "message": str(problem_error)}
-            print(json.dumps({"error": error}), file=ui.env.stdout, flush=True)
+        ui.error(str(problem_error))  # with --json, the CLI prints it as {"error": ...}
         return EXIT_USAGE
     result = compute(problem)
     guesses: list[Guess] = []

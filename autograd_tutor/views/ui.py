@@ -177,6 +177,8 @@ def _as_text(cell: object, style: str = "") -> Text:
 class UI:
     """The learner-facing output. `out` is stdout, or stderr when stdout carries JSON."""
 
+    last_error = ""  # the last error said: a --json command that fails reports it
+
     def __init__(self, env: Environment, as_json: bool = False) -> None:
         self.env = env
         self.err = make_console(env, env.stderr, env.stderr_isatty)
@@ -202,6 +204,7 @@ class UI:
                        soft_wrap=not self.err.is_terminal)
 
     def error(self, message: str) -> None:
+        UI.last_error = message
         self.err.print(Text(f"error: {message}", style="bold red"),
                        soft_wrap=not self.err.is_terminal)
 
