@@ -46,6 +46,7 @@ def command_name() -> str:
 
 TOOL = command_name()
 
+
 class JsonErrors(TyperGroup):
     """With --json, stdout always carries one JSON object: a usage error (exit 2), a failure
     that printed no object of its own, or an internal error prints {"error": {"kind",
