@@ -263,7 +263,9 @@ def test_a_very_long_path_is_named_shortened(tmp_path: Path, monkeypatch, capsys
 def test_escape_codes_in_a_path_are_not_echoed(tmp_path: Path) -> None:
     path = tmp_path / "x\x1b[31my.py"
     for args in (["exercise", "4", "--code", str(path)], ["check", "4", str(path)],
-                 ["pack", "check", str(tmp_path / "p\x1b[31mq")]):
+                 ["pack", "check", str(tmp_path / "p\x1b[31mq")],
+                 ["exercise", "5", "--reveal", "--graph", "none", "--plots",
+                  str(tmp_path / "f\x1b[31mg")]):
         result = runner.invoke(app, args)
         assert "\x1b" not in result.output, args
         assert "?[31m" in result.output, args

@@ -260,8 +260,8 @@ class Session:
             reason = ("it is a broken symbolic link or a link loop"
                       if where.is_symlink() and not where.exists()
                       else error.strerror or str(error))
-            self.ui.warn(f"could not save a figure in {where}: {reason}; choose another "
-                         "folder with --plots DIR")
+            self.ui.warn(f"could not save a figure in {printable(str(where))}: {reason}; "
+                         "choose another folder with --plots DIR")
             return []
 
     # Results --------------------------------------------------------------------------
