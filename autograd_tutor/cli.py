@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
@@ -47,8 +48,47 @@ def command_name() -> str:
 
 TOOL = command_name()
 
+
+class JsonErrors(TyperGroup):
+    """With --json, stdout always carries one JSON object: a usage error (exit 2), a failure
+    that printed no object of its own, or an internal error prints {"error": {"kind",
+    "message"}} there, besides the usual message on stderr."""
+
+    def invoke(self, ctx: Any) -> Any:  # a Click context
+        global json_sent
+        json_sent = False
+        UI.last_error = ""
+        args = [*ctx._protected_args, *ctx.args]
+        wanted = "--json" in (args[: args.index("--")] if "--" in args else args)
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as error:  # Click's usage errors
+            if wanted and not json_sent:
+                code = getattr(error, "exit_code", EXIT_USAGE)
+                message = getattr(error, "format_message", error.__str__)()
+                json_error("usage" if code == EXIT_USAGE else "failed", message)
+            raise
+        except typer.Exit as ended:  # a failure already said on stderr
+            code = ended.exit_code
+            if wanted and not json_sent and code not in (EXIT_OK, EXIT_INTERRUPTED):
+                json_error("usage" if code == EXIT_USAGE else "failed",
+                           UI.last_error or f"the command failed (exit status {code})")
+            raise
+        except typer.Abort:
+            raise
+        except OSError as error:  # without a file name: stdout itself failed
+            if wanted and not json_sent and (error.filename or error.filename2):
+                json_error("failed", os_problem(error))
+            raise
+        except Exception as error:
+            if wanted and not json_sent:
+                json_error("internal", f"internal error ({type(error).__name__}: {error})")
+            raise
+
+
 app = typer.Typer(
     name=NAME,
+    cls=JsonErrors,
     help="Learn PyTorch's autograd by predicting gradients before PyTorch reveals them.",
     epilog="Start with: autograd-tutor exercise 1   (or just: autograd-tutor)",
     add_completion=True,  # --install-completion / --show-completion, for every shell Typer knows
@@ -68,11 +108,23 @@ def make_ui(as_json: bool = False) -> UI:
     return UI(Environment.from_system(), as_json=as_json)
 
 
+json_sent = False  # this command printed its JSON object (an error then prints no second)
+
+
 def json_text(value: Any, allow_nan: bool = True) -> str:
     """`value` as one line of JSON; json is loaded only by the commands that print it."""
     import json
 
+    global json_sent
+    json_sent = True
     return json.dumps(value, allow_nan=allow_nan)
+
+
+def json_error(kind: str, message: str) -> None:
+    """The one JSON object of a --json run that ended in an error: what kind, and the
+    message (also said on stderr)."""
+    print(json_text({"error": {"kind": kind, "message": printable(message, limit=None)}}),
+          flush=True)
 
 
 def open_store(ui: UI) -> Store:
@@ -173,18 +225,25 @@ def all_exercises(found: packs.Installed) -> list[Exercise]:
     return [e for pack in found.packs.values() for e in pack.exercises]
 
 
-def next_exercise(history: History | Digest, found: packs.Installed) -> Exercise | None:
-    """The first exercise not done: the basics pack first, then the others in order."""
+def next_exercise(history: History | Digest, found: packs.Installed,
+                  after: Exercise | None = None) -> Exercise | None:
+    """The first exercise not done: the basics pack first, then the others in order. `after`
+    an exercise, its own pack's next one not done comes first (errors/3 after errors/2)."""
     exercises = all_exercises(found)
     status = statuses(history, [(e.pack, e.number) for e in exercises])
+    if after is not None:
+        same = [e for e in exercises if e.pack == after.pack]
+        exercises = ([e for e in same if e.number > after.number]
+                     + [e for e in same if e.number < after.number] + exercises)
     for exercise in exercises:
         if status[exercise.key].status != "done":
             return exercise
     return None
 
 
-def next_command(history: History | Digest, found: packs.Installed) -> str:
-    upcoming = next_exercise(history, found)
+def next_command(history: History | Digest, found: packs.Installed,
+                 after: Exercise | None = None) -> str:
+    upcoming = next_exercise(history, found, after)
     if upcoming is None:
         return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
                 f"with '{TOOL} practice'.")
@@ -444,14 +503,15 @@ def write_scaffold(exercise: Exercise, file: Path | None, force: bool) -> None:
     try:
         written = checker.write_scaffold(coding.scaffold, path, force=force)
     except checker.ScaffoldExistsError:
-        ui.error(f"{path} already exists; choose another FILE or add --force to overwrite it.")
+        ui.error(f"{path_text(path)} already exists; choose another FILE or add --force to "
+                 "overwrite it.")
         raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
-        ui.error(f"can't write {path}: {error.strerror or error}")
+        ui.error(f"can't write {path_text(path)}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
-    ui.text(f"Wrote the scaffold to {written}.", "bold")
-    ui.text("Fill in the TODOs, run it with: python " + str(written))
-    ui.text(f"then check it with: {TOOL} check {name} {written}")
+    ui.text(f"Wrote the scaffold to {path_text(written)}.", "bold")
+    ui.text("Fill in the TODOs, run it with: python " + path_text(written))
+    ui.text(f"then check it with: {TOOL} check {name} {path_text(written)}")
 
 
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, metavar="SECONDS",
@@ -479,7 +539,7 @@ def check_command(
     path = file if file is not None else Path(coding.default_file)
     name = packs.key_text(chosen)
     with friendly_exits(ui, kept="nothing was recorded"):
-        ui.text(f"Running {path} (time limit {timeout:g} s) ...", "dim")
+        ui.text(f"Running {path_text(path)} (time limit {timeout:g} s) ...", "dim")
         try:
             data = lesson_data(chosen, found.get(chosen.pack))
         except LessonError as error:
@@ -589,7 +649,7 @@ def run_exercise(
     correct, asked = session.score()
     name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
     ui.summary(name, correct, asked, then or next_command(store.digest(), packs.installed(
-        home_dir())))
+        home_dir()), after=exercise))
     emit_json()
     if not session.saved:
         ui.error(f"your answers were not saved ({store.problem or 'see the warning above'}); "
@@ -646,8 +706,7 @@ def practice_command(
     sources = PracticeSources(ui, found)
     concepts = practice.concepts(sources.templates, found.catalogue().concepts)
     if concept is not None and concept not in concepts:
-        raise typer.BadParameter(f"{concept!r} is not a concept; choose one of: "
-                                 + ", ".join(concepts), param_hint="--concept")
+        raise typer.BadParameter(no_practice(concept, concepts, found), param_hint="--concept")
     seed = seed if seed is not None else random_seed()
     problems = sources.draw(lambda templates, helpers: practice.generate(
         concept, count, seed, templates, helpers))
@@ -657,6 +716,18 @@ def practice_command(
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=practice_json(seed), then=again, kind="practice",
                  helpers=sources.helpers)
+
+
+def no_practice(concept: str, practised: dict[str, str], found: packs.Installed) -> str:
+    """Why `practice --concept` can't draw problems: no such concept, or (one `progress`
+    lists) a concept that no practice template covers yet, with where it is taught."""
+    names = ", ".join(practised)
+    if concept not in found.catalogue().concepts:
+        return f"{printable(concept)!r} is not a concept; choose one of: {names}"
+    taught = [packs.key_text(e) for e in all_exercises(found) if concept in e.concepts]
+    where = (f"; it is taught in exercise{'s' * (len(taught) > 1)} {', '.join(taught)}"
+             if taught else "")
+    return f"{concept!r} has no practice problems yet{where}. Concepts that have: {names}"
 
 
 def aimed_problems(ui: UI) -> Callable[[Any, tuple[str, ...], tuple[str, ...]], Any]:
@@ -820,11 +891,12 @@ def progress_command(
     if not summary.attempts and not summary.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
-    per_exercise = sorted((tally.summary(progress_label(name))
-                           for name, tally in summary.exercises.items()),
-                          key=lambda item: item.name)
+    found = installed(ui)
+    order = course_order(found)
+    per_exercise = [tally.summary(progress_label(name)) for name, tally
+                    in sorted(summary.exercises.items(), key=lambda item: order(item[0]))]
     per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
-    catalogue = installed(ui).catalogue()
+    catalogue = found.catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
     if every:
@@ -840,7 +912,7 @@ def progress_command(
         verdict = "passed" if last.passed else "not passed yet"
         name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
             f"{last.pack}/{last.exercise}"
-        ui.text(f"check {name}: {verdict} ({last.file}, {last.time}; "
+        ui.text(f"check {name}: {verdict} ({path_text(last.file)}, {last.time}; "
                 f"{summary.checks_passed} of {summary.checks} checks passed)")
 
 
@@ -849,6 +921,21 @@ def progress_label(name: str) -> str:
     pack's, the name itself for others ("errors/2", "practice")."""
     prefix = f"{packs.DEFAULT_PACK}/"
     return f"exercise {name[len(prefix):]}" if name.startswith(prefix) else name
+
+
+def course_order(found: packs.Installed) -> Callable[[str], tuple[Any, ...]]:
+    """A sort key for `stats.exercise_name` names in course order: the packs as installed
+    (the built-in ones in the course's order), each pack's exercises by number; practice
+    and review after every exercise."""
+    rank = {name: index for index, name in enumerate(found.packs)}
+
+    def key(name: str) -> tuple[Any, ...]:
+        pack, _, number = name.rpartition("/")
+        if not pack or not number.isdigit():
+            return (1, 0, name, 0)
+        return (0, rank.get(pack, len(rank)), pack, int(number))
+
+    return key
 
 
 def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
@@ -934,6 +1021,9 @@ def graph_command(
     with friendly_exits(ui):
         status = run_graph(expression, at or [], view=view, predict=predict, as_json=as_json,
                            depth=depth, ui=ui)
+    if as_json and status != EXIT_USAGE:  # run_graph printed the command's object
+        global json_sent
+        json_sent = True
     raise typer.Exit(status)
 
 
@@ -1005,12 +1095,13 @@ def pack_check(directory: DirArg, as_json: JsonOpt = False, yes: YesOpt = False,
     if as_json:
         print(json_text(result.to_json()))
     for problem in result.problems:
-        ui.text(str(problem), soft_wrap=True)
+        ui.text(shown_lines(str(problem)), soft_wrap=True)
     if result.ok:
-        ui.text(f"pack {result.name}: ok ({result.summary})", "bold green", soft_wrap=True)
+        ui.text(f"pack {path_text(result.name)}: ok ({result.summary})", "bold green",
+                soft_wrap=True)
     else:
         count = len(result.problems)
-        ui.text(f"pack {result.name}: {count} problem{'s' * (count != 1)}", "bold red")
+        ui.text(f"pack {path_text(result.name)}: {count} problem{'s' * (count != 1)}", "bold red")
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -1033,8 +1124,8 @@ def pack_add(
         result = check_in_sandbox(directory, step_seconds=timeout)
     if not result.ok:
         for problem in result.problems:
-            ui.text(str(problem), soft_wrap=True)
-        ui.error(f"the pack in {directory} was not added: fix the problems above.")
+            ui.text(shown_lines(str(problem)), soft_wrap=True)
+        ui.error(f"the pack in {path_text(directory)} was not added: fix the problems above.")
         raise typer.Exit(EXIT_FAILED)
     found = packs.installed(home_dir())
     existing = found.packs.get(result.name)
@@ -1062,7 +1153,7 @@ def pack_add(
         ui.error(f"the pack in {directory} was not added: {error}")
         raise typer.Exit(EXIT_FAILED) from None
     except OSError as error:
-        ui.error(f"can't copy the pack to {target}: {error.strerror or error}")
+        ui.error(f"can't copy the pack to {path_text(target)}: {error.strerror or error}")
         raise typer.Exit(EXIT_FAILED) from None
     for line in skipped:
         ui.warn(f"not copied: {line}")
@@ -1274,7 +1365,29 @@ def _output_failed(error: OSError) -> None:
     except (OSError, ValueError, AttributeError):
         pass
     try:
-        print(f"error: can't write the output: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {os_problem(error)}", file=sys.stderr)
     except OSError:
         pass
     sys.exit(EXIT_FAILED)
+
+
+def os_problem(error: OSError) -> str:
+    """What failed: the file it names (shortened, control characters shown as '?') when it
+    names one, else the output itself (stdout on a full disk, a closed pipe)."""
+    reason = error.strerror or str(error)
+    names = [path_text(os.fsdecode(name)) for name in (error.filename, error.filename2)
+             if isinstance(name, str | bytes)]
+    if names:
+        return f"{' → '.join(names)}: {reason}"
+    return f"can't write the output: {reason}"
+
+
+def path_text(path: object) -> str:
+    """A path as the learner may see it echoed: control characters (escape codes) as '?',
+    a very long one shortened."""
+    return printable(str(path))
+
+
+def shown_lines(text: str) -> str:
+    """Text naming paths, with its line breaks kept: each line as `path_text` shows a path."""
+    return "\n".join(printable(line, limit=None) for line in text.split("\n"))

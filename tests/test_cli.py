@@ -102,6 +102,16 @@ def test_home_screen_points_at_the_first_unfinished_exercise() -> None:
     assert "autograd-tutor exercise 2" in run().output
 
 
+def test_next_after_an_exercise_is_the_next_one_of_its_pack() -> None:
+    errors = installed(Path(os.environ["AUTOGRAD_TUTOR_HOME"])).packs["errors"]
+    first, second = errors.exercises[:2]
+    result = run("exercise", f"errors/{first.number}", "--reveal")
+    assert result.exit_code == 0, result.output
+    assert f"Next: autograd-tutor exercise errors/{second.number}" in flat(result.output)
+    result = run("exercise", "3", *answer_args(3))  # basics 1 and 2 are not done yet
+    assert "Next: autograd-tutor exercise 4" in flat(result.output)
+
+
 def test_home_screen_after_everything_shows_takeaways(tmp_path: Path) -> None:
     finish_all(tmp_path)
     result = run()
@@ -139,6 +149,37 @@ def test_list_follows_progress(tutor_env: Path) -> None:
     assert run("exercise", "1", "--answer", "x.grad=0").exit_code == 0
     row1 = table_row(run("list").output, TITLES[0])
     assert "1/1" in row1 and "latest 0/1" in row1
+
+
+def test_list_does_not_show_an_abandoned_run_as_the_latest() -> None:
+    ex3 = reference.ex3()
+    wrong = typed(ex3["x.grad@1"] + 1)
+    assert run("exercise", "3", input=f"{wrong}\n{wrong}\n{wrong}\n").exit_code == 0
+    assert run("exercise", "3", input=f"{typed(ex3['x.grad@1'])}\nq\n").exit_code == 1
+    row = table_row(run("list").output, TITLES[2])
+    assert "done" in row and "0/3" in row and "latest" not in row
+
+
+def test_progress_lists_exercises_in_course_order() -> None:
+    """Packs in course order (basics, then errors), each pack's exercises by number."""
+    for number in (10, 2, 1):
+        assert run("exercise", f"errors/{number}", "--reveal").exit_code == 0
+    assert run("exercise", "3", *answer_args(3)).exit_code == 0
+    lines = run("progress").output.split("Progress by concept")[0].splitlines()
+    names = [name for line in lines for name in re.findall(r"(exercise \d+|errors/\d+)", line)]
+    errors = sorted((n for n in names if n.startswith("errors/")),
+                    key=lambda name: int(name.split("/")[1]))
+    assert names == ["exercise 3", *errors] and len(errors) == 3
+
+
+def test_piped_output_has_no_trailing_spaces() -> None:
+    """rich pads lines to the console's width; in a pipe that padding is noise."""
+    outputs = [run("exercise", "1", *answer_args(1)), run("list"), run("progress"),
+               run("graph", "x*x", "--at", "x=2", "--view", "table")]
+    for result in outputs:
+        assert result.exit_code == 0, result.output
+        padded = [line for line in result.output.splitlines() if line != line.rstrip()]
+        assert padded == []
 
 
 def test_list_with_a_damaged_old_progress_file_warns_and_leaves_it(tutor_env: Path) -> None:
@@ -375,6 +416,70 @@ def test_json_when_input_ends_early_still_prints_one_object() -> None:
     report = check_report(result.stdout, 3)
     assert report["completed"] is False
     assert [s["id"] for s in report["steps"]] == ["x.grad@1"]
+
+
+@pytest.mark.parametrize("args", [
+    ["exercise", "99", "--json"],
+    ["exercise", "1", "--json", "--answer", "x.grad=zz"],
+    ["graph", "x+", "--json"],
+    ["practice", "--concept", "nope", "--json"],
+    ["exercise", "1", "--json", "--graph", "sideways"],
+])
+def test_json_usage_errors_still_print_one_json_object(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)  # one object, nothing else on stdout
+    assert report["error"]["kind"] == "usage"
+    # The same words as the message on stderr.
+    assert report["error"]["message"].split(":")[-1].strip()[:20] in flat(result.stderr)
+
+
+def test_json_failures_without_an_object_of_their_own_print_the_error(tmp_path: Path) -> None:
+    taken = tmp_path / "train_loop.py"
+    taken.write_text("# mine\n", encoding="utf-8")
+    result = run("exercise", "4", "--code", str(taken), "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "failed" and "already exists" in error["message"]
+    # A command that printed its own object prints no second one when it then fails.
+    stopped = run("graph", "x*x", "--at", "x=1", "--predict", "--json", input="q\n")
+    assert stopped.exit_code == 1 and json.loads(stopped.stdout)["completed"] is False
+
+
+def test_json_internal_errors_still_print_one_json_object(monkeypatch) -> None:
+    import autograd_tutor.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "run_exercise", broken)
+    result = run("exercise", "1", "--json")
+    assert isinstance(result.exception, RuntimeError)  # main() then says so on stderr
+    assert json.loads(result.stdout) == {
+        "error": {"kind": "internal", "message": "internal error (RuntimeError: a bug)"}}
+
+
+def test_practice_names_a_concept_without_practice_problems_as_such(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concept progress can list, that no template covers: not "is not a concept"."""
+    import shutil
+
+    pack = tmp_path / "packs" / "two-paths"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "packs" / "two-paths", pack)
+    toml = pack / "pack.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").split("[[practice]]")[0],
+                    encoding="utf-8")
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(tmp_path / "packs"))
+    exercises = installed(Path(os.environ["AUTOGRAD_TUTOR_HOME"])).packs["two-paths"].exercises
+    concept = exercises[0].concepts[0]
+    taught = [f"two-paths/{e.number}" for e in exercises if concept in e.concepts]
+    result = run("practice", "--concept", concept)
+    assert result.exit_code == 2
+    message = flat(result.stderr)
+    assert f"'{concept}' has no practice problems yet" in message
+    assert f"taught in exercise{'s' * (len(taught) > 1)} {', '.join(taught)}." in message
+    assert "not a concept" not in message
+    assert "'nope' is not a concept" in flat(run("practice", "--concept", "nope").stderr)
 
 
 # --plots -------------------------------------------------------------------------------

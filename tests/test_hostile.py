@@ -242,3 +242,43 @@ def test_two_quick_ctrl_c_during_training_leave_no_traceback(tmp_path: Path) -> 
     child.close()
     assert child.exitstatus == 130 or child.signalstatus is None
     assert "Traceback" not in child.before
+
+
+def test_a_very_long_path_is_named_shortened(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Not "can't write the output": the file that failed, cut to a readable length."""
+    import errno
+
+    from autograd_tutor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    long = "a" * 5000
+    monkeypatch.setattr(sys, "argv", ["autograd-tutor", "check", "4", long])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 1
+    err = capsys.readouterr().err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("error: aaaa") and "(5000 characters)" in message
+    assert message.endswith(os.strerror(errno.ENAMETOOLONG)) and len(message) < 400
+    assert "output" not in message
+
+
+def test_escape_codes_in_a_path_are_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "x\x1b[31my.py"
+    for args in (["exercise", "4", "--code", str(path)], ["check", "4", str(path)],
+                 ["pack", "check", str(tmp_path / "p\x1b[31mq")],
+                 ["exercise", "5", "--reveal", "--graph", "none", "--plots",
+                  str(tmp_path / "f\x1b[31mg")]):
+        result = runner.invoke(app, args)
+        assert "\x1b" not in result.output, args
+        assert "?[31m" in result.output or "\\x1b[31m" in result.output, args
+
+
+@pytest.mark.parametrize("number", ["\u0663", "\uff11", "\u0661"])
+def test_reset_takes_ascii_digits_only(number: str) -> None:
+    """Arabic-Indic 3 and full-width 1 are digits to Python's int(), not exercise numbers."""
+    finished = runner.invoke(app, ["exercise", "1", "--answer", f"x.grad={RIGHT}"])
+    assert finished.exit_code == 0, finished.output
+    result = runner.invoke(app, ["reset", number, "--yes"])
+    assert result.exit_code == 2 and "is not an exercise" in result.output
+    assert "done" in runner.invoke(app, ["list"]).output  # exercise 1 kept its progress

@@ -128,6 +128,19 @@ def test_depth_limits_the_tree():
     assert "below depth" in run.out
 
 
+def test_nodes_by_op_counts_every_node():
+    """Ops beyond the ones named are summed after an ellipsis, never dropped silently."""
+    expression = "sigmoid(relu(sin(cos(tan(exp(log(sqrt(abs(tanh(x))))))))))*x/x-x"
+    nodes = json.loads(play(expression, "x=0.5", as_json=True).out)["nodes"]
+    line = flat(play(expression, "x=0.5", depth=2).out).split("Nodes by op: ")[1]
+    named = [int(count) for count in re.findall(r"\w+ (\d+)(?= ·|\.$| · …)", line)]
+    more = re.search(r"… and (\d+) more ops \((\d+) nodes\)", line)
+    assert more is not None, line
+    kinds = {node["op"] for node in nodes}
+    assert len(named) + int(more.group(1)) == len(kinds)
+    assert sum(named) + int(more.group(2)) == len(nodes)
+
+
 def test_dumb_terminal_gets_ascii():
     out = io.StringIO()
     env = Environment(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=False,
@@ -277,6 +290,47 @@ def test_usage_errors_exit_2_with_one_line(expression, at, fragment):
 def test_bad_view_and_depth():
     assert play("x", "x=1", view="sideways").status == EXIT_USAGE
     assert play("x", "x=1", depth=0).status == EXIT_USAGE
+
+
+def test_a_flat_sum_is_not_nested():
+    """41 terms side by side are one level of nesting, not 41 (the limit is 40)."""
+    terms = 41
+    run = play(" + ".join(["x"] * terms), "x=3", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    value, grads = grads_of(lambda x: torch.stack([x] * terms).sum(), x=3.0)
+    data = json.loads(run.out)
+    assert data["value"] == value and data["gradients"] == grads
+    # Real nesting is still refused.
+    assert "more than 40 levels" in play("(" * 41 + "x" + ")" * 41, "x=1").err
+
+
+def test_a_large_finite_at_value_is_accepted():
+    run = play("x*2", "x=1e308", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    x = torch.tensor(1e308, dtype=torch.float64, requires_grad=True)
+    (x * 2).backward()
+    data = json.loads(run.out)
+    assert data["at"] == {"x": 1e308} and data["gradients"] == {"x": x.grad.item()}
+    beyond = play("x", "x=1e309")
+    assert beyond.status == EXIT_USAGE and "too large for a float64" in beyond.err
+    assert "finite" not in beyond.err
+
+
+@pytest.mark.parametrize(("expression", "product"), [
+    ("2x", "2*x"), ("x + 2.5y", "2.5*y"), ("3sin(x)", "3*sin(...)"), ("2(x + 1)", "2*(...)")])
+def test_a_number_before_a_name_says_write_a_product(expression, product):
+    run = play(expression, "x=3", "y=1")
+    assert run.status == EXIT_USAGE
+    assert f"write {product}" in run.err and "literal" not in run.err
+
+
+def test_caret_means_power_as_in_predictions():
+    run = play("x^3 + 2^x", "x=2", as_json=True)
+    assert run.status == EXIT_OK, run.err
+    value, grads = grads_of(lambda x: x**3 + 2**x, x=2.0)
+    data = json.loads(run.out)
+    assert math.isclose(data["value"], value) and math.isclose(data["gradients"]["x"],
+                                                               grads["x"])
 
 
 # Through the CLI -----------------------------------------------------------------------

@@ -948,8 +948,12 @@ def test_an_abandoned_run_changes_neither_status_nor_score() -> None:
     status = statuses(history, keys(1))["basics/1"]
     assert status.status == "done"  # done once stays done
     assert (status.correct, status.asked) == score(rows, "first")
-    # The unfinished run is shown as the latest, apart from the score.
-    assert status.latest == score(rows, "second")
+    # Nor is it shown as the latest: the only finished run is the score itself.
+    assert status.latest is None
+    later = [*rows, attempt(1, run="third", correct=True), attempt(1, run="third", correct=True)]
+    status = statuses(History(later, [done(1, "first"), done(1, "third")]), keys(1))["basics/1"]
+    assert (status.correct, status.asked) == score(later, "third")  # the best finished
+    assert status.latest is None  # the latest finished run is the best one
 
 
 def test_the_best_finished_run_is_the_score() -> None:

@@ -4,6 +4,7 @@ that are never overwritten by an abandoned run, and the misconceptions the issue
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import reference
 import torch
@@ -26,8 +27,10 @@ def ex2_json(answers: dict[str, reference.Value]) -> tuple[dict, str]:
 
 def test_answers_that_break_the_chain_rule_are_named() -> None:
     right = reference.ex2()
-    answers = {**right, "h_act.grad": right["h_act.grad"], "b.grad": -right["h_act.grad"]}
+    # A b.grad no misconception explains: the broken chain is the explanation.
+    answers = {**right, "h_act.grad": right["h_act.grad"], "b.grad": right["b.grad"] + 7}
     steps, text = ex2_json(answers)
+    assert steps["b.grad"]["misconception"] is None
     assert steps["b.grad"]["inconsistent_with"] == ["h_act.grad"]
     assert "inconsistent_with" not in steps["h_act.grad"]
     # The local factor of h_act = h + b with respect to b, from PyTorch itself.
@@ -37,6 +40,19 @@ def test_answers_that_break_the_chain_rule_are_named() -> None:
     flat = " ".join(text.split())
     assert "Your b.grad (" in flat and "does not follow from your h_act.grad (" in flat
     assert f"∂h_act/∂b = {right['h_act.grad']:g} × {b.grad.item():g} =" in flat
+
+
+def test_one_explanation_per_mistake_when_a_misconception_is_named() -> None:
+    """w1.grad and x.grad swapped: each answer matches a named misconception and also breaks
+    the chain with h.grad. One paragraph each, not that paragraph and the chain sentence."""
+    right = reference.ex2()
+    swapped = {**right, "w1.grad": right["x.grad"], "x.grad": right["w1.grad"]}
+    steps, text = ex2_json(swapped)
+    for key in ("w1.grad", "x.grad"):
+        assert steps[key]["misconception"] and steps[key]["inconsistent_with"] == ["h.grad"]
+    whys = [line for line in text.splitlines() if line.startswith("Why ")]
+    assert len(whys) == 2
+    assert "does not follow from" not in text
 
 
 def test_wrong_but_consistent_answers_pass_without_comment() -> None:
@@ -94,3 +110,70 @@ def test_exercise_1_names_the_dropped_coefficient() -> None:
     assert result.exit_code == 0
     (step,) = json.loads(result.stdout)["steps"]
     assert step["correct"] is False and step["misconception"] == "coefficient-dropped"
+
+
+def test_practice_hints_draw_paths_with_the_tools_arrow(tmp_path: Path) -> None:
+    """The tool draws a path with →; an ASCII -> in one hint was the odd one out."""
+    import msgspec
+
+    from autograd_tutor.content import packs
+
+    found = packs.installed(tmp_path)
+    steps = [t.step for t in found.templates()] + [
+        step for pack in found.packs.values() for e in pack.exercises for step in e.steps]
+    assert steps
+    for step in steps:
+        for prediction in step.predictions:  # hints, feedback, misconceptions
+            assert "->" not in repr(msgspec.to_builtins(prediction)), prediction.id
+
+
+def test_the_keys_help_says_what_skip_does() -> None:
+    """skip leaves a prediction unscored; the answer shows at the reveal, as for any other."""
+    result = runner.invoke(app, ["exercise", "1"], input="skip\n")
+    assert result.exit_code == 0, result.output
+    keys = next(line for line in result.output.splitlines() if "skip =" in line)
+    assert "skip = leave it unscored" in keys and "show the answer" not in keys
+
+
+def test_exercise_3_opens_once() -> None:
+    """The intro says the default catches everyone; the first step does not say it again."""
+    result = runner.invoke(app, ["exercise", "3", "--reveal", "--graph", "none"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).count("catches") == 1
+
+
+def test_outcome_rows_leave_the_by_hand_column_empty() -> None:
+    """What code does is not worked out by hand: no by-hand text in those rows."""
+    from autograd_tutor.content.packs import builtin
+
+    errors = builtin("errors")
+    outcome = next(e for e in errors.exercises if any(p.kind == "outcome"
+                                                      for p in e.predictions))
+    label = next(p.label for p in outcome.predictions if p.kind == "outcome")
+    result = runner.invoke(app, ["exercise", f"errors/{outcome.number}", "--reveal",
+                                 "--graph", "none"])
+    assert result.exit_code == 0, result.output
+    assert "lesson's answer" not in result.output
+    row = next(line for line in result.output.splitlines() if label.split()[0] in line
+               and "│" in line)
+    by_hand = row.split("│")[4]
+    assert by_hand.strip() == ""
+
+
+def test_a_wrong_outcome_is_explained_once_by_the_steps_explanation() -> None:
+    """The step's explanation is about what the code did: no "Why ... is not runs"
+    paragraph first that says the same."""
+    from autograd_tutor.content.packs import builtin
+
+    errors = builtin("errors")
+    exercise, step = next((e, s) for e in errors.exercises for s in e.steps
+                          if s.explanation and any(p.kind == "outcome" and p.by_hand != '"runs"'
+                                                   for p in s.predictions))
+    outcome = next(p for p in step.predictions if p.kind == "outcome")
+    result = runner.invoke(app, ["exercise", f"errors/{exercise.number}", "--graph", "none",
+                                 "--answer", f"{outcome.id}=runs"], input="1\n" * 20)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"Why {outcome.label} is not runs" not in text
+    opening = " ".join(step.explanation.split()[:4]).replace("`", "").replace("*", "")
+    assert opening in text.replace("*", "")

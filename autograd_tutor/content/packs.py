@@ -776,7 +776,9 @@ def parse_key(text: str) -> tuple[str, int]:
     pack, sep, number = text.strip().rpartition("/")
     if not sep:
         pack = DEFAULT_PACK
-    if not number.strip().isdigit() or not pack:
+    number = number.strip()
+    # ASCII digits only: int() would read '٣' (Arabic-Indic) or '１' (full-width) as well.
+    if not (number.isascii() and number.isdigit()) or not pack:
         raise ValueError(text)
     return pack, int(number)
 

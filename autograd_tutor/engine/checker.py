@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autograd_tutor.engine import sandbox
 
@@ -542,6 +542,136 @@ def _grad_owner(expr: ast.expr) -> ast.expr | None:
     return None
 
 
+class _Line(NamedTuple):
+    """A line of the learner's file: its number and its text."""
+
+    number: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"line {self.number} (`{self.code}`)"
+
+
+def _line(source: str, node: ast.AST) -> _Line:
+    number = getattr(node, "lineno", 0)
+    lines = source.splitlines()
+    code = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    return _Line(number, code)
+
+
+def _tree(source: str) -> ast.AST | None:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
+        return None
+
+
+READ_OUTS = ("item", "tolist", "numpy", "cpu")  # `w.detach().item()` only reads a value
+
+
+def _detached(source: str) -> list[tuple[str, _Line]]:
+    """Where a file that calls backward() computes with `w.detach()` or `b.detach()` (or
+    detach_()): each name, with the first line that does. A detach that only reads a value
+    out (`.item()`, `.numpy()`) or is printed is not computing."""
+    tree = _tree(source)
+    if tree is None or not _calls_backward(tree):
+        return []
+    found: dict[str, _Line] = {}
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            continue
+        parents = {child: node for node in ast.walk(statement)
+                   for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(statement):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("detach", "detach_")
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("w", "b")):
+                continue
+            above = parents.get(node)
+            if isinstance(above, ast.Attribute) and above.attr in READ_OUTS:
+                continue
+            name = node.func.value.id
+            line = _line(source, node)
+            if name not in found or line.number < found[name].number:
+                found[name] = line
+    return sorted(found.items())
+
+
+def _detached_diagnosis(detached: list[tuple[str, _Line]], what: str) -> Diagnosis:
+    names = " and ".join(name for name, _ in detached)
+    name, line = detached[0]
+    return Diagnosis(
+        "detached",
+        f"{names} cut off from the loss by detach()",
+        f"{what} loss.backward() did run, but {line} uses `{name}.detach()`: a tensor with "
+        f"{name}'s value that autograd does not track (Exercise 5). No gradient flows from "
+        f"the loss back to {name}, so {name}.grad stays None. Use {name} itself in the "
+        f"forward pass: `y_pred = w * X + b`.",
+    )
+
+
+def _updates(node: ast.AST) -> bool:
+    """Whether a statement updates w or b: `w -= ...`, `w.data -= ...`, `w.sub_(...)`, an
+    assignment to w, or an optimizer's step()."""
+    for part in ast.walk(node):
+        if isinstance(part, ast.AugAssign | ast.Assign):
+            targets = part.targets if isinstance(part, ast.Assign) else [part.target]
+            for target in targets:
+                while isinstance(target, ast.Attribute) and target.attr == "data":
+                    target = target.value
+                if isinstance(target, ast.Name) and target.id in ("w", "b"):
+                    return True
+        if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute):
+            if part.func.attr == "step" or (
+                    part.func.attr in ("sub_", "add_", "copy_")
+                    and _owner_name(part.func.value) in ("w", "b")):
+                return True
+    return False
+
+
+def _owner_name(expr: ast.expr) -> str | None:
+    while isinstance(expr, ast.Attribute) and expr.attr == "data":
+        expr = expr.value
+    return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _calls_backward(node: ast.AST) -> bool:
+    return any(isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute)
+               and part.func.attr == "backward" for part in ast.walk(node))
+
+
+def _zeroed_before_update(source: str) -> _Line | None:
+    """The first gradient reset that a loop runs after loss.backward() and before the
+    update of w and b, so that the update uses a zero (or None) gradient."""
+    tree = _tree(source)
+    for loop in ast.walk(tree) if tree is not None else ():
+        if not isinstance(loop, ast.For | ast.While):
+            continue
+        backward = next((i for i, s in enumerate(loop.body) if _calls_backward(s)), None)
+        if backward is None:
+            continue
+        for statement in loop.body[backward + 1:]:
+            if _updates(statement):
+                break
+            reset = next((part for part in ast.walk(statement)
+                          if _reset_target(part) is not None), None)
+            if reset is not None:
+                return _line(source, reset)
+    return None
+
+
+def _zeroed_early_diagnosis(line: _Line, what: str) -> Diagnosis:
+    return Diagnosis(
+        "zeroed_before_update",
+        "Gradients reset before the update",
+        f"{what} loss.backward() runs, but {line} resets the gradients after it and "
+        "before the update, so the update finds nothing to subtract. The order is: "
+        "loss.backward(), then the update inside torch.no_grad(), then reset the gradients "
+        "for the next step.",
+    )
+
+
 def _rebinds(source: str) -> set[str]:
     """w and b that the file binds to a new tensor after creating them: a name assigned from
     its own old value (`w = w - learning_rate * w.grad`) or assigned more than once. An
@@ -645,6 +775,12 @@ def _error_diagnosis(error: dict[str, Any], params: dict[str, Any], source: str 
     if rebound_here and NO_GRAD_FN in message:
         return _rebound_diagnosis(rebound_here, params)
     if "NoneType" in message and ".grad" in str(error.get("code")):
+        early = _zeroed_before_update(source)
+        if early is not None:  # `w.grad = None` between backward() and the update
+            return _zeroed_early_diagnosis(early, f"{kind} at {where}: {message}.")
+        detached = _detached(source)
+        if detached:
+            return _detached_diagnosis(detached, f"{kind} at {where}: {message}.")
         return Diagnosis(
             "no_backward",
             ".grad is None: backward() hasn't run",
@@ -740,6 +876,10 @@ def _trajectory_diagnosis(losses: list[float], source: str) -> Diagnosis | None:
             "against it: `w -= learning_rate * w.grad`.",
         )
     if max(losses) - min(losses) <= 1e-9 * max(1.0, abs(losses[0])):
+        early = _zeroed_before_update(source)
+        if early is not None:
+            return _zeroed_early_diagnosis(
+                early, f"The loss was {losses[0]:.4g} at every step: w and b never moved.")
         return Diagnosis(
             "frozen",
             "w and b never changed",

@@ -35,12 +35,14 @@ RUNS_REMEMBERED = 50
 
 class ExerciseRuns(Struct):
     """One exercise's runs, as `list` scores them: the best finished run's [right, asked],
-    the latest run (the last one started) and its score, the runs not finished (yet), and
-    whether any run was finished. A finished run leaves `open` for `best`, so the digest
-    stays small however many runs there were. (A session saves its completion after all its
-    answers, and a new session has a new id: no answer of a finished run comes later.)"""
+    the latest finished run's, the latest run (the last one started) and its score, the
+    runs not finished (yet), and whether any run was finished. A finished run leaves `open`
+    for `best`, so the digest stays small however many runs there were. (A session saves
+    its completion after all its answers, and a new session has a new id: no answer of a
+    finished run comes later.)"""
 
     best: list[int] | None = None
+    last_done: list[int] | None = None
     latest: str | None = None
     latest_score: list[int] = field(default_factory=lambda: [0, 0])
     open: dict[str, list[int]] = field(default_factory=dict)
@@ -63,6 +65,8 @@ class ExerciseRuns(Struct):
     def finish(self, run: str) -> None:
         self.done = True
         score = self.open.pop(run, None)
+        if score is not None:
+            self.last_done = list(score)
         if score is not None and (self.best is None
                                   or (score[0], -score[1]) > (self.best[0], -self.best[1])):
             self.best = list(score)

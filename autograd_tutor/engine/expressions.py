@@ -136,6 +136,7 @@ def parse_expression(text: str, allowed: Mapping[str, object] | None = None) -> 
     if not isinstance(text, str):
         raise ExprError("the expression must be text")
     _check_characters(text)
+    text = text.replace("^", "**")  # as in predictions: `^` means power
     _check_parentheses(text)
     tree = _parse(text)
     _check_depth(tree, text)
@@ -176,11 +177,23 @@ def _check_parentheses(text: str) -> None:
             )
 
 
+# A number written straight before a name, as on paper: `2x`, `0.5sin(x)`, `3e2y`.
+_IMPLICIT_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)([A-Za-z_]\w*)")
+
+
 def _parse(text: str) -> ast.expr:
     try:
         module = ast.parse(text.strip(), filename=_SOURCE, mode="eval")
     except SyntaxError as error:
         reason = (error.msg or "invalid syntax").split(" (")[0]
+        product = _IMPLICIT_PRODUCT.search(text)
+        if reason == "invalid decimal literal" and product:  # `2x`: a product, as on paper
+            number, name = product.groups()
+            if text[product.end():].lstrip().startswith("("):
+                name += "(...)"
+            raise ExprError(f"cannot read the expression: write {number}*{name} for "
+                            f"{number} times {name}", text, product.start() + 1,
+                            len(product.group())) from None
         if error.offset and error.offset > 0:
             # .strip() above removed leading spaces; point into the original text.
             column = error.offset + len(text) - len(text.lstrip())
@@ -192,14 +205,29 @@ def _parse(text: str) -> ast.expr:
     return module.body
 
 
-def _check_depth(tree: ast.AST, text: str) -> None:
-    """Refuse deep nesting before any recursive walk (iteratively, so it cannot overflow)."""
+# Operators that chain without nesting: `a + b - c` is one flat sum, however long.
+_CHAINS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div))
+
+
+def _continues(node: ast.AST, child: ast.AST) -> bool:
+    """`child` is the left part of a flat chain `node` extends (`a + b` in `a + b + c`)."""
+    return (isinstance(node, ast.BinOp) and isinstance(child, ast.BinOp)
+            and child is node.left and any(isinstance(node.op, ops) and isinstance(child.op, ops)
+                                           for ops in _CHAINS))
+
+
+def _check_depth(tree: ast.AST, text: str, chains: bool = True) -> None:
+    """Refuse deep nesting before any recursive walk (iteratively, so it cannot overflow).
+    With `chains`, a flat chain of + and - (or * and /) is one level: its length is bounded
+    by MAX_LENGTH, which keeps the walks' recursion within Python's limit. (A pack's
+    expressions, longer and evaluated by another walk, count every operator.)"""
     stack: list[tuple[ast.AST, int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ExprError(f"the expression is nested more than {MAX_DEPTH} levels deep")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        stack.extend((child, depth + (not (chains and _continues(node, child))))
+                     for child in ast.iter_child_nodes(node))
 
 
 def _location(node: ast.AST, text: str) -> tuple[int | None, int]:
@@ -277,6 +305,9 @@ class _Validator:
         func = node.func
         if isinstance(func, ast.Attribute):
             raise self.fail("attribute access is not allowed here", func)
+        if isinstance(func, ast.Constant) and node.args:  # `2(x + 1)`: a product
+            raise self.fail(f"write {ast.unparse(func)}*(...) to multiply by "
+                            f"{ast.unparse(func)}", node)
         if not isinstance(func, ast.Name):
             raise self.fail("only the functions " + ", ".join(FUNCTIONS) + " can be called", node)
         if func.id not in FUNCTIONS:
@@ -405,7 +436,7 @@ def parse_pack_expression(text: str) -> PackExpression:
         raise ExprError("the expression is empty")
     _check_parentheses(text)
     tree = _parse(text)
-    _check_depth(tree, text)
+    _check_depth(tree, text, chains=False)
     validator = _PackValidator(text, [])
     validator.visit(tree)
     reads = bool(validator.variables) or validator.uses_answer

@@ -766,7 +766,7 @@ class ExerciseStatus(Struct, frozen=True):
     status: str  # "not started" | "in progress" | "done"
     correct: int
     asked: int
-    # The latest run's score, when it differs from the best finished one shown above.
+    # The latest finished run's score, when it differs from the best one shown above.
     latest: tuple[int, int] | None = None
 
 
@@ -780,8 +780,13 @@ def statuses(source: History | Digest,
     for pack, number in keys:
         key = exercise_key(pack, number)
         runs = digest.exercises.get(key)
-        latest = ((runs.latest_score[0], runs.latest_score[1])
-                  if runs and runs.latest is not None else None)
+        # The latest finished run: an abandoned one changes no score shown.
+        if runs and runs.last_done is not None:
+            latest: tuple[int, int] | None = (runs.last_done[0], runs.last_done[1])
+        elif runs and runs.latest is not None:
+            latest = (runs.latest_score[0], runs.latest_score[1])
+        else:
+            latest = None
         if runs and runs.best is not None:
             best = (runs.best[0], runs.best[1])
             status = "done"

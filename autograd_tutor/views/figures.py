@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from autograd_tutor.engine.answers import format_value
 from autograd_tutor.engine.model import Figures, FigureSpec
+from autograd_tutor.views.ui import printable
 
 if TYPE_CHECKING:
     from autograd_tutor.views.figure_worker import FigureWorker
@@ -78,4 +79,5 @@ def publish(specs: Sequence[FigureSpec], value: Callable[[str], Any], target: Fi
 def _lines(replaced_backend: str, saved: Sequence[str]) -> list[str]:
     lines = [f"MPLBACKEND={replaced_backend!r} is not a matplotlib backend; the figures "
              "were drawn with Agg."] if replaced_backend else []
-    return lines + [f"Saved figure: `{path}`" for path in saved]
+    # The path as text: a folder name's escape codes are not replayed (nor is it cut short).
+    return lines + [f"Saved figure: `{printable(path, limit=None)}`" for path in saved]

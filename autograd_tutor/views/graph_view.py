@@ -411,13 +411,22 @@ def _edge_text(ctx: _Context, edge: GraphEdge) -> Text:
     return Text(f"{upstream} {sym.times} {local} = {ctx.quantity(edge.contribution)}", GRAD)
 
 
+SHOWN_OPS = 6  # the most common ops named in "Nodes by op"; the others are counted
+
+
 def _omitted(ctx: _Context, shown: int, reasons: Sequence[str]) -> Text | None:
     graph = ctx.graph
     hidden = len(graph.nodes) - shown
     if hidden <= 0:
         return None
-    ops = Counter(n.op for n in graph.nodes).most_common(6)
+    counts = Counter(n.op for n in graph.nodes)
+    ops = counts.most_common(SHOWN_OPS)
     summary = f" {ctx.sym.dot} ".join(f"{op} {count:,}" for op, count in ops)
+    rest = counts.total() - sum(count for _, count in ops)
+    if rest:  # the ops not named are counted, never dropped silently
+        kinds = len(counts) - len(ops)
+        summary += (f" {ctx.sym.dot} {ctx.sym.ellipsis} and {kinds} more op"
+                    f"{'s' * (kinds != 1)} ({plural(rest, 'node')})")
     return Text(
         f"{ctx.sym.ellipsis} showing {shown:,} of {len(graph.nodes):,} nodes; "
         f"{hidden:,} left out ({'; '.join(reasons)}). Nodes by op: {summary}.",

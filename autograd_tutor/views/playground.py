@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +46,8 @@ PLAYGROUND_VIEWS = (*VIEWS, "none")
 # Gradients here involve sin, exp, ...: four significant digits typed are enough.
 TOLERANCE = Tolerance(relative=1e-4, absolute=1e-9)
 INPUT_HELP = (
-    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1).  ? = hint   skip = show the answer   q = quit"
+    "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1).  ? = hint   skip = leave it unscored   "
+    "q = quit"
 )
 
 
@@ -110,7 +113,7 @@ def run_graph(
         problem = parse_problem(expression, at)
         check_view(view, depth)
     except (UsageError, ExprError) as problem_error:
-        ui.error(str(problem_error))
+        ui.error(str(problem_error))  # with --json, the CLI prints it as {"error": ...}
         return EXIT_USAGE
     result = compute(problem)
     guesses: list[Guess] = []
@@ -171,10 +174,16 @@ def parse_at(at: Sequence[str]) -> dict[str, float]:
             raise UsageError(f"--at {item!r}: {name!r} is not a variable name")
         if name in values:
             raise UsageError(f"--at {name} is given twice")
+        too_large = False
         try:
             value = parse_value(text)
-        except AnswerError:  # its words are for predictions ("or None"): not for --at
-            value = None
+        except AnswerError as error:  # its words are for predictions ("or None"): not for --at
+            # A number beyond the predictions' bound is still a float64 (--at x=1e308).
+            value = _finite_float(text)
+            too_large = value is None and "too large" in str(error)
+        if too_large:
+            raise UsageError(f"--at {item!r}: {name} is too large for a float64 (the largest "
+                             f"is about {sys.float_info.max:.1e})")
         if not isinstance(value, float):
             raise UsageError(
                 f"--at {item!r}: {name} needs a finite number, like {name}=3, {name}=-0.5 "
@@ -182,6 +191,14 @@ def parse_at(at: Sequence[str]) -> dict[str, float]:
             )
         values[name] = value
     return values
+
+
+def _finite_float(text: str) -> float | None:
+    """A plain decimal number, however large, when float64 holds it; else None."""
+    if not re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def check_view(view: str, depth: int | None) -> None:

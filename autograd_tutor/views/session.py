@@ -269,10 +269,7 @@ class Session:
             self.ui.outcome(step.code, execution.error, execution.warnings, execution.output)
         self.ui.values(self.engine.plain_values(step.values))
         if judged:
-            self.ui.reveal([row(item) for item in judged])
-            for item in judged:
-                if item.consistency:
-                    self.ui.text(item.consistency, "yellow", soft_wrap=True)
+            self.ui.reveal([row(item) for item in judged], explained_after=bool(step.explanation))
         if step.graph:
             self.show_graph(execution)
         self.ui.markdown(self.engine.render(step.explanation))
@@ -291,8 +288,8 @@ class Session:
             reason = ("it is a broken symbolic link or a link loop"
                       if where.is_symlink() and not where.exists()
                       else error.strerror or str(error))
-            self.ui.warn(f"could not save a figure in {where}: {reason}; choose another "
-                         "folder with --plots DIR")
+            self.ui.warn(f"could not save a figure in {printable(str(where))}: {reason}; "
+                         "choose another folder with --plots DIR")
             return []
 
     # Results --------------------------------------------------------------------------
@@ -351,4 +348,7 @@ def row(item: Judged) -> RevealRow:
         feedback=item.feedback,
         marked=tuple(format_marked(attempt.prediction, item.wrong)) if item.wrong else (),
         detail=item.detail,
+        consistency=item.consistency,
+        kind=item.prediction.kind,
+        named=bool(attempt.misconception),
     )

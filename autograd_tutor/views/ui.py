@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from msgspec import Struct
 from rich import box
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # types only: `list` and `--help` need none of these modules'
 
 SKIPPED = "(skipped)"  # what the reveal shows as the prediction of a skipped question
 MARKS = {True: ("right", "bold green"), False: ("wrong", "bold red"), None: ("skipped", "yellow")}
-KEYS_HELP = "? = hint   skip = show the answer   q = quit"
+KEYS_HELP = "? = hint   skip = leave it unscored   q = quit"
 # What to type, per kind of prediction: shown before the first question of each kind.
 INPUT_HELP = {
     "value": "Type a number (like 2.5, -0.75, 7/4 or 2*3 + 1) or None.\n" + KEYS_HELP,
@@ -43,10 +44,31 @@ INPUT_HELP = {
 }
 
 
+class Trimmed:
+    """A pipe or file for rich to write to, each line without the trailing spaces rich pads
+    it with to the console's width (a terminal shows none; a log or `diff` would).
+
+    rich writes each print in one piece, so a line's padding and its end come together; a
+    prompt, which waits on the same line, keeps its last space."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+
+    def write(self, text: str) -> int:
+        return self.file.write(_PADDING.sub("", text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, encoding, isatty, ...
+        return getattr(self.file, name)
+
+
+_PADDING = re.compile(r"[ \t]+(?=\r?\n)")
+
+
 def make_console(env: Environment, file: TextIO, isatty: bool) -> Console:
-    """Colour only on a terminal without NO_COLOR; plain ASCII boxes on a dumb terminal."""
+    """Colour only on a terminal without NO_COLOR; plain ASCII boxes on a dumb terminal;
+    no trailing spaces in a pipe or file."""
     return Console(
-        file=file,
+        file=file if isatty else cast(TextIO, Trimmed(file)),
         force_terminal=isatty and not env.dumb,
         no_color=env.no_color,
         color_system="auto" if isatty and not env.no_color and not env.dumb else None,
@@ -71,6 +93,7 @@ def _wait_for_a_line(stdin: TextIO) -> None:
         pass
 
 
+NOT_BY_HAND = ("outcome", "which")  # prediction kinds with no by-hand value
 MAX_ECHO = 200
 CONTINUED = "↪ "
 
@@ -164,6 +187,8 @@ def _as_text(cell: object, style: str = "") -> Text:
 class UI:
     """The learner-facing output. `out` is stdout, or stderr when stdout carries JSON."""
 
+    last_error = ""  # the last error said: a --json command that fails reports it
+
     def __init__(self, env: Environment, as_json: bool = False) -> None:
         self.env = env
         self.err = make_console(env, env.stderr, env.stderr_isatty)
@@ -189,6 +214,7 @@ class UI:
                        soft_wrap=not self.err.is_terminal)
 
     def error(self, message: str) -> None:
+        UI.last_error = message
         self.err.print(Text(f"error: {message}", style="bold red"),
                        soft_wrap=not self.err.is_terminal)
 
@@ -323,13 +349,21 @@ class UI:
             parts = [f"{name} = {format_value(value)}" for name, value in values.items()]
             self.out.print(Text("Forward values (PyTorch):  " + "    ".join(parts)))
 
-    def reveal(self, rows: Sequence[RevealRow]) -> None:
+    def reveal(self, rows: Sequence[RevealRow], explained_after: bool = False) -> None:
+        """The predictions against PyTorch, and why each wrong one is wrong. With
+        `explained_after` (the step's explanation follows), a wrong prediction of what the
+        code does (or which error it raises) gets no paragraph of its own: the explanation,
+        next, is about exactly that, and the paragraph would only say it first."""
         table = Table(title="Your predictions against PyTorch", box=self.box,
                       title_justify="left")
+        # What the code does, or which error it raises, is not worked out by hand: those
+        # rows leave the column empty (and a table of only those has none).
+        by_hand = any(row.kind not in NOT_BY_HAND for row in rows)
         table.add_column("Quantity")
         table.add_column("You predicted", justify="right")
         table.add_column("PyTorch", justify="right")
-        table.add_column("By hand (without autograd)", justify="left")
+        if by_hand:
+            table.add_column("By hand (without autograd)", justify="left")
         table.add_column("", justify="left")
         for row in rows:
             mark, style = MARKS[row.correct]
@@ -340,29 +374,38 @@ class UI:
                     predicted.append(piece, style="bold red" if wrong else "")
             if row.correct is None and row.predicted != SKIPPED:
                 mark = "not scored"  # which error, after an error predicted where none came
-            table.add_row(
-                Text(row.label),
-                predicted,
-                Text(format_value(row.actual)),
-                Text(f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
-                     else format_value(row.by_hand), overflow="fold"),
-                Text(mark, style=style),
-            )
+            cells = [Text(row.label), predicted, Text(format_value(row.actual))]
+            if by_hand:
+                cells.append(Text("") if row.kind in NOT_BY_HAND else Text(
+                    f"{format_value(row.by_hand)}  ({row.by_hand_text})" if row.by_hand_text
+                    else format_value(row.by_hand), overflow="fold"))
+            table.add_row(*cells, Text(mark, style=style))
         self.out.print(Fitted(table))
         for row in rows:
             if row.detail:  # a tensor: what is wrong with it, in words
                 self.out.print(Text(f"{row.label}: {row.detail}", style="red"),
                                soft_wrap=not self.out.is_terminal)
-        # One paragraph once, naming every answer it explains (a shared slip is one lesson).
+        # One explanation per mistake: a named misconception's paragraph; else, when the
+        # answer breaks the chain rule with another answer, that sentence, which is about
+        # the learner's own numbers; else the prediction's general paragraph. (What the
+        # code does is left to the step's explanation, when it has one.) One paragraph
+        # once, naming every answer it explains (a shared slip is one lesson).
         explained: dict[str, list[RevealRow]] = {}
+        broken: list[str] = []
         for row in rows:
-            if row.feedback:
+            if row.consistency and not row.named:
+                broken.append(row.consistency)
+            elif row.feedback and not (explained_after and row.kind in NOT_BY_HAND):
                 explained.setdefault(row.feedback, []).append(row)
         for feedback, same in explained.items():
             answers = ", ".join(f"{r.label} is not {r.predicted}" for r in same)
             self.out.print(Text(f"Why {answers}:", style="red"),
                            soft_wrap=not self.out.is_terminal)
             self.out.print(_markdown(feedback))
+        if broken and explained:
+            self.out.print()
+        for sentence in broken:
+            self.out.print(Text(sentence, style="yellow"), soft_wrap=not self.out.is_terminal)
         self.out.print()
 
     def summary(self, name: str, correct: int, asked: int, next_command: str) -> None:
@@ -442,3 +485,6 @@ class RevealRow(Struct, frozen=True):
     # wrong with it ("right values, wrong shape: ...").
     marked: tuple[tuple[str, bool], ...] = ()
     detail: str = ""
+    consistency: str = ""  # how the answer breaks the chain rule with another answer
+    kind: str = "value"  # the prediction's kind: value, outcome or which
+    named: bool = False  # `feedback` explains a named misconception
