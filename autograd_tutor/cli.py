@@ -698,7 +698,8 @@ def progress_command(as_json: JsonOpt = False) -> None:
     ui = make_ui(as_json)
     history = open_store(ui).load()
     rows = history.attempts
-    per_exercise = stats.by_exercise(rows, progress_name)
+    per_exercise = sorted(stats.by_exercise(rows, progress_name),
+                          key=lambda summary: progress_order(summary.name))
     per_concept = stats.by_concept(rows)
     now = datetime.now(UTC)
     cards = schedule_if_missed(rows, now)
@@ -759,6 +760,15 @@ def progress_name(attempt: Any) -> str:
     if attempt.pack == packs.DEFAULT_PACK and attempt.exercise is not None:
         return f"exercise {attempt.exercise}"
     return stats.exercise_name(attempt)
+
+
+def progress_order(name: str) -> tuple[int, tuple[int, str], int, str]:
+    """Exercises in course order (pack by pack, by number); practice and review after."""
+    try:
+        pack, number = packs.parse_key(name.removeprefix("exercise "))
+    except ValueError:
+        return (1, (0, ""), 0, name)
+    return (0, packs.course_key(pack), number, name)
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,

@@ -90,6 +90,21 @@ def builtin_catalogue() -> Catalogue:
     return Catalogue(concepts, misconceptions, renamed)
 
 
+@cache
+def course_order() -> tuple[str, ...]:
+    """The built-in packs' names in course order (the catalogue's [course] order)."""
+    problems: list[Problem] = []
+    data = read_toml(CATALOGUE_FILE, Where(problems, CATALOGUE_FILE.name)) or {}
+    order = data.get("course", {}).get("order", [])
+    return tuple(str(name) for name in order) if isinstance(order, list) else ()
+
+
+def course_key(name: str) -> tuple[int, str]:
+    """Sorts pack names in course order; names outside the course after it, by name."""
+    order = course_order()
+    return (order.index(name) if name in order else len(order), name)
+
+
 # Finding packs ---------------------------------------------------------------------------
 
 
@@ -152,9 +167,12 @@ def _installed(home: Path, variable: str) -> Installed:
     found = Installed()
     kept = PackCache.open(home)
     for place, builtin in search_path(home):
-        for root in _pack_dirs(place):
+        roots = _pack_dirs(place)
+        if builtin:  # the course's order, not the alphabet's
+            roots.sort(key=lambda root: course_key(root.name))
+        for root in roots:
             stamp = signature(root)
-            pack, problems = kept.get(root, stamp), []
+            pack, problems = kept.get(root, stamp), list[Problem]()
             if pack is None or pack.builtin != builtin:
                 pack, problems = load_pack(root, builtin=builtin, deep=False)
                 if pack is not None and not problems:

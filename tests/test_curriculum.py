@@ -1,0 +1,337 @@
+"""The curriculum's built-in packs beyond the notebook (higher-order, debugging), and the
+course order every listing follows.
+
+Every expected value here is this file's own PyTorch computation, mostly by another route
+than the pack's code (torch.autograd.grad for .grad, torch.autograd.functional for
+Hessians, the norm by torch.linalg): nothing is copied from the packs. The exercises' inputs
+(x = 2, ...) are restated; their answers are computed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from reference import Value, typed
+from typer.testing import CliRunner
+
+from autograd_tutor.cli import app
+from autograd_tutor.content import packs
+
+runner = CliRunner()
+REL, ABS = 1e-5, 1e-6
+COURSE = ["basics", "errors", "tensors", "modes", "higher-order", "custom-functions",
+          "debugging"]
+PACKS = ["higher-order", "debugging"]
+Answers = dict[str, Value]
+
+
+def leaf(value: float | list[float]) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64, requires_grad=True)
+
+
+def d(output: torch.Tensor, inputs: torch.Tensor, **options: Any) -> torch.Tensor:
+    (gradient,) = torch.autograd.grad(output, inputs, **options)
+    return gradient
+
+
+def outcome(code: Callable[[], object]) -> tuple[str, str]:
+    """What running `code` does (runs or error) and the error's message."""
+    try:
+        code()
+    except RuntimeError as error:
+        return "error", str(error)
+    return "runs", ""
+
+
+def kind(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf" if math.isinf(value) else "finite"
+
+
+# The reason each error names, as the learner's choice: read from PyTorch's own message.
+REASONS = {
+    "does not require grad": "nothing requires grad",
+    "a second time": "graph already freed",
+    "SqrtBackward0": "the square root's backward",
+}
+
+
+def reason(message: str) -> str:
+    return next(choice for pattern, choice in REASONS.items() if pattern in message)
+
+
+# higher-order --------------------------------------------------------------------------
+
+
+def higher_order_1() -> Answers:
+    x = leaf(2.0)
+    g = d(x**3, x)
+    before = x.grad
+    dz = d(x**2 + x, x)  # what z.backward() would write; autograd.grad writes nothing
+    return {"g": g.item(), "x.grad": before, "x.grad@mixed": dz.item()}
+
+
+def higher_order_2() -> Answers:
+    x = leaf(3.0)
+    g_plain = d(x**3, x)
+    happened, message = outcome(lambda: d(g_plain, x))
+    g = d(x**3, x, create_graph=True)
+    return {"grad@2": happened, "grad@2:which": reason(message), "g2": d(g, x).item()}
+
+
+def higher_order_3() -> Answers:
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x[0] ** 2 * x[1] + x[1] ** 3
+
+    x = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    v = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    _, hv = torch.autograd.functional.hvp(f, x, v)
+    return {"hv[0]": hv[0].item(), "hv[1]": hv[1].item()}
+
+
+def higher_order_4() -> Answers:
+    x = leaf(2.0)
+    h = x**2
+    l1, l2 = 3 * h, h**2
+    l1.backward()
+    happened, message = outcome(l2.backward)
+    y = leaf(2.0)
+    total = d(3 * y**2 + (y**2) ** 2, y)  # one pass over the sum of both losses
+    return {"l2.backward": happened, "l2.backward:which": reason(message),
+            "x.grad@kept": total.item()}
+
+
+def higher_order_5() -> Answers:
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x[0] ** 2 + 3 * x[1] ** 2
+
+    x = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    hessian = torch.autograd.functional.hessian(f, x)
+    g = torch.autograd.functional.jacobian(f, x)
+    squared = 2 * hessian @ g  # d‖g‖²/dx = 2·H·g
+    norm = hessian @ g / torch.linalg.vector_norm(g)  # d‖g‖/dx = H·g / ‖g‖
+    return {"x.grad[0]": squared[0].item(), "x.grad[1]": squared[1].item(),
+            "x.grad[1]@norm": norm[1].item()}
+
+
+# debugging -----------------------------------------------------------------------------
+
+
+def debugging_1() -> Answers:
+    x = leaf(1.0)
+    h = 4 * x
+    y = h**2
+    dy_dh, dy_dx = torch.autograd.grad(y, [h, x])
+    # A hook that doubles dy/dh doubles everything below h: the chain rule is linear.
+    return {"seen[0]": dy_dh.item(), "x.grad": dy_dx.item(),
+            "x.grad@doubled": (2 * dy_dh * d(4 * x, x)).item()}
+
+
+def debugging_2() -> Answers:
+    x = leaf(2.0)
+    h = 3 * x
+    dy_dh, dy_dx = torch.autograd.grad(h**2, [h, x])
+    w = leaf(2.0)
+    per_pass = d(w**2, w) + 1  # the hook's + 1 on each pass's gradient
+    return {"h.grad": (2 * dy_dh).item(), "x.grad": (2 * dy_dx).item(),
+            "w.grad": (2 * per_pass).item()}
+
+
+def debugging_3() -> Answers:
+    x = leaf([0.0, 4.0])
+    plain = d(torch.sqrt(x).sum(), x)
+    x = leaf([0.0, 4.0])
+    guarded = d(torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x)).sum(), x)
+    x = leaf([0.0, 4.0])
+    safe = torch.where(x > 0, x, torch.ones_like(x))
+    fixed = d(torch.where(x > 0, torch.sqrt(safe), torch.zeros_like(x)).sum(), x)
+    return {"x.grad[0]@sqrt": kind(plain[0].item()), "x.grad[1]": plain[1].item(),
+            "x.grad[0]@where": kind(guarded[0].item()), "x.grad[0]@safe": fixed[0].item()}
+
+
+def debugging_4() -> Answers:
+    answers: Answers = {}
+    for name, op in (("a", torch.relu), ("b", lambda t: t.clamp(min=0)), ("c", torch.abs)):
+        t = leaf(0.0)
+        answers[f"{name}.grad"] = d(op(t), t).item()
+    return answers
+
+
+def debugging_5() -> Answers:
+    x = leaf([0.0, 4.0])
+
+    def watched() -> None:
+        with pytest.warns(UserWarning), torch.autograd.detect_anomaly():
+            torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x)).sum().backward()
+
+    happened, message = outcome(watched)
+    return {"y.backward": happened, "y.backward:which": reason(message),
+            "x.grad@anomaly": None if x.grad is None else x.grad[1].item()}
+
+
+def debugging_6() -> Answers:
+    w = leaf([0.6, 0.8])
+    grad = d(25 * (w**2).sum(), w)
+    norm = torch.linalg.vector_norm(grad).item()
+    return {"total": norm, "w.grad[0]": grad[0].item() * min(1.0, 5.0 / norm),
+            "w.grad[1]@below": grad[1].item() * min(1.0, 500.0 / norm)}
+
+
+REFERENCE: dict[str, Callable[[], Answers]] = {
+    "higher-order/1": higher_order_1, "higher-order/2": higher_order_2,
+    "higher-order/3": higher_order_3, "higher-order/4": higher_order_4,
+    "higher-order/5": higher_order_5,
+    "debugging/1": debugging_1, "debugging/2": debugging_2, "debugging/3": debugging_3,
+    "debugging/4": debugging_4, "debugging/5": debugging_5, "debugging/6": debugging_6,
+}
+
+
+def wrong(key: str, right: Answers) -> tuple[str, Value, str]:
+    """One plausible mistake per exercise: the prediction, the wrong value (this file's own
+    model of the mistake) and the misconception it must be diagnosed as."""
+    mistakes: dict[str, Callable[[], tuple[str, Value, str]]] = {
+        "higher-order/1": lambda: ("x.grad", right["g"], "functional-grad-stores"),
+        "higher-order/2": lambda: ("g2", 3 * 3.0**2, "first-not-second"),
+        "higher-order/3": lambda: ("hv[0]", 2 * 1.0 * 3.0, "hvp-is-gradient"),
+        "higher-order/4": lambda: ("x.grad@kept", 2 * 2.0**2 * 2 * 2.0, "replaced-not-accumulated"),
+        "higher-order/5": lambda: ("x.grad[0]", 2 * (2 * 2.0), "penalty-hessian-dropped"),
+        "debugging/1": lambda: ("x.grad@doubled", right["x.grad"], "hook-return-ignored"),
+        "debugging/2": lambda: ("h.grad", right["h.grad"] / 2, "retain-before-hook"),
+        "debugging/3": lambda: ("x.grad[0]@where", "finite", "where-blocks-gradient"),
+        "debugging/4": lambda: ("b.grad", right["a.grad"], "clamp-same-as-relu"),
+        "debugging/5": lambda: ("y.backward", "runs", "anomaly-mode-only-logs"),
+        "debugging/6": lambda: ("total", 5.0, "clip-returns-clipped-norm"),
+    }
+    return mistakes[key]()
+
+
+def run_json(key: str, answers: Answers, *extra: str) -> dict[str, Any]:
+    args = ["exercise", key, "--json", "--graph", "none", *extra]
+    for pid, value in answers.items():
+        args += ["--answer", f"{pid}={typed(value)}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def same(got: Value, expected: Value) -> bool:
+    if expected is None or isinstance(expected, str):
+        return got == expected
+    return isinstance(got, float) and math.isclose(got, expected, rel_tol=REL, abs_tol=ABS)
+
+
+@pytest.mark.parametrize("name", PACKS)
+def test_pack_check_passes(name: str) -> None:
+    result = runner.invoke(app, ["pack", "check", str(packs.BUILTIN_DIR / name), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["problems"] == []
+
+
+def test_every_exercise_has_a_reference() -> None:
+    keys = [f"{name}/{e.number}" for name in PACKS for e in packs.builtin(name).exercises]
+    assert keys == list(REFERENCE)
+    for key in keys:
+        pack, number = packs.parse_key(key)
+        ids = packs.builtin(pack).exercise(number).prediction_ids
+        assert set(REFERENCE[key]()) <= set(ids)
+
+
+@pytest.mark.parametrize("key", list(REFERENCE))
+def test_the_reveal_shows_pytorchs_values(key: str) -> None:
+    expected = REFERENCE[key]()
+    report = run_json(key, {}, "--reveal")
+    shown = {step["id"]: step for step in report["steps"]}
+    assert set(shown) == set(expected)
+    for pid, value in expected.items():
+        assert same(shown[pid]["actual"], value), (pid, shown[pid]["actual"], value)
+        assert same(shown[pid]["by_hand"], value) or shown[pid]["by_hand"] == value, pid
+
+
+@pytest.mark.parametrize("key", list(REFERENCE))
+def test_right_answers_are_right_and_complete_the_exercise(key: str) -> None:
+    expected = REFERENCE[key]()
+    report = run_json(key, expected)
+    assert report["completed"] is True
+    for step in report["steps"]:
+        assert step["correct"] is True, step
+    assert report["score"] == {"correct": len(expected), "asked": len(expected)}
+    listing = runner.invoke(app, ["list", key.split("/")[0]])
+    assert re.search(rf"{re.escape(key)}\b.*done", listing.output), listing.output
+
+
+@pytest.mark.parametrize("key", list(REFERENCE))
+def test_a_typical_mistake_is_named(key: str) -> None:
+    right = REFERENCE[key]()
+    pid, value, misconception = wrong(key, right)
+    assert not same(value, right[pid])
+    report = run_json(key, {**right, pid: value})
+    step = next(step for step in report["steps"] if step["id"] == pid)
+    assert step["correct"] is False
+    assert step["misconception"] == misconception
+
+
+# Practice: every concept of both packs draws problems whose answers PyTorch confirms.
+
+def read(names: dict[str, Any], expression: str) -> Value:
+    value = eval(expression, {}, names)  # the problem's own ID, e.g. x.grad[0]
+    return None if value is None else float(value)
+
+
+CONCEPTS = [(name, concept) for name in PACKS for concept, _ in packs.builtin(name).concepts]
+
+
+@pytest.mark.parametrize(("pack", "concept"), CONCEPTS)
+def test_practice_draws_fair_problems_for_every_concept(pack: str, concept: str) -> None:
+    assert any(t.concept == concept for t in packs.builtin(pack).practice)
+    problems = set()
+    for seed in (1, 2, 3):
+        result = runner.invoke(app, ["practice", "--concept", concept, "--count", "2",
+                                     "--seed", str(seed), "--reveal", "--json"])
+        assert result.exit_code == 0, result.output
+        for item in json.loads(result.stdout)["items"]:
+            assert item["concept"] == concept
+            names: dict[str, Any] = {"torch": torch}
+            with warnings.catch_warnings():  # anomaly mode warns as it raises
+                warnings.simplefilter("ignore")
+                exec(item["code"], names)  # the drawn problem, run here on its own
+            expected = read(names, item["id"].split(".", 1)[1])
+            assert same(item["actual"], expected), (item["code"], item["actual"], expected)
+            problems.add(item["code"])
+    assert len(problems) > 1, "every seed drew the same problem"
+
+
+# Course order ---------------------------------------------------------------------------
+
+
+def test_course_order_is_data_and_the_built_in_packs_follow_it() -> None:
+    assert list(packs.course_order()) == COURSE
+    result = runner.invoke(app, ["pack", "list"])
+    assert result.exit_code == 0
+    shown = [name for name in re.findall(r"^│ ([a-z-]+)", result.output, re.M)]
+    built_in = [name for name in COURSE if (packs.BUILTIN_DIR / name).is_dir()]
+    assert shown == built_in
+
+
+def test_list_next_and_progress_follow_the_course() -> None:
+    home = runner.invoke(app, [])
+    more = re.search(r"More packs: (.*?)\. See", " ".join(home.output.split()))
+    assert more is not None, home.output
+    listed = re.findall(r"([a-z-]+) \(\d+\)", more.group(1))
+    assert listed == [n for n in COURSE[1:] if (packs.BUILTIN_DIR / n).is_dir()]
+    # progress: exercises of a later pack after an earlier one, whatever the alphabet says.
+    run_json("debugging/4", REFERENCE["debugging/4"]())
+    run_json("higher-order/3", REFERENCE["higher-order/3"]())
+    run_json("errors/10", {}, "--reveal")
+    progress = runner.invoke(app, ["progress", "--json"])
+    order = list(json.loads(progress.stdout)["exercises"])
+    assert order.index("higher-order/3") < order.index("debugging/4")
+    table = runner.invoke(app, ["progress"]).output
+    assert table.index("higher-order/3") < table.index("debugging/4")
+    assert runner.invoke(app, ["list", "higher-order"]).exit_code == 0
