@@ -74,7 +74,7 @@ def higher_order_1() -> Answers:
     g = d(x**3, x)
     before = x.grad
     dz = d(x**2 + x, x)  # what z.backward() would write; autograd.grad writes nothing
-    return {"g": g.item(), "x.grad": before, "x.grad@mixed": dz.item()}
+    return {"g": g.item(), "x.grad@functional": before, "x.grad@mixed": dz.item()}
 
 
 def higher_order_2() -> Answers:
@@ -116,7 +116,7 @@ def higher_order_5() -> Answers:
     g = torch.autograd.functional.jacobian(f, x)
     squared = 2 * hessian @ g  # d‖g‖²/dx = 2·H·g
     norm = hessian @ g / torch.linalg.vector_norm(g)  # d‖g‖/dx = H·g / ‖g‖
-    return {"x.grad[0]": squared[0].item(), "x.grad[1]": squared[1].item(),
+    return {"x.grad[0]@squared": squared[0].item(), "x.grad[1]@squared": squared[1].item(),
             "x.grad[1]@norm": norm[1].item()}
 
 
@@ -129,7 +129,7 @@ def debugging_1() -> Answers:
     y = h**2
     dy_dh, dy_dx = torch.autograd.grad(y, [h, x])
     # A hook that doubles dy/dh doubles everything below h: the chain rule is linear.
-    return {"seen[0]": dy_dh.item(), "x.grad": dy_dx.item(),
+    return {"seen[0]": dy_dh.item(), "x.grad@looked": dy_dx.item(),
             "x.grad@doubled": (2 * dy_dh * d(4 * x, x)).item()}
 
 
@@ -196,12 +196,12 @@ def wrong(key: str, right: Answers) -> tuple[str, Value, str]:
     """One plausible mistake per exercise: the prediction, the wrong value (this file's own
     model of the mistake) and the misconception it must be diagnosed as."""
     mistakes: dict[str, Callable[[], tuple[str, Value, str]]] = {
-        "higher-order/1": lambda: ("x.grad", right["g"], "functional-grad-stores"),
+        "higher-order/1": lambda: ("x.grad@functional", right["g"], "functional-grad-stores"),
         "higher-order/2": lambda: ("g2", 3 * 3.0**2, "first-not-second"),
         "higher-order/3": lambda: ("hv[0]", 2 * 1.0 * 3.0, "hvp-is-gradient"),
         "higher-order/4": lambda: ("x.grad@kept", 2 * 2.0**2 * 2 * 2.0, "replaced-not-accumulated"),
-        "higher-order/5": lambda: ("x.grad[0]", 2 * (2 * 2.0), "penalty-hessian-dropped"),
-        "debugging/1": lambda: ("x.grad@doubled", right["x.grad"], "hook-return-ignored"),
+        "higher-order/5": lambda: ("x.grad[0]@squared", 2 * (2 * 2.0), "penalty-hessian-dropped"),
+        "debugging/1": lambda: ("x.grad@doubled", right["x.grad@looked"], "hook-return-ignored"),
         "debugging/2": lambda: ("h.grad", right["h.grad"] / 2, "retain-before-hook"),
         "debugging/3": lambda: ("x.grad[0]@where", "finite", "where-blocks-gradient"),
         "debugging/4": lambda: ("b.grad", right["a.grad"], "clamp-same-as-relu"),
@@ -335,3 +335,20 @@ def test_list_next_and_progress_follow_the_course() -> None:
     table = runner.invoke(app, ["progress"]).output
     assert table.index("higher-order/3") < table.index("debugging/4")
     assert runner.invoke(app, ["list", "higher-order"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("key", "pid", "phrase"), [
+    ("higher-order/1", "x.grad@mixed", "so it holds {}:"),
+    ("higher-order/5", "x.grad[1]@norm", "g₁/‖g‖ = {}."),
+    ("debugging/1", "x.grad@doubled", "2 · 2h · 4 = {}."),
+])
+def test_a_later_steps_explanation_shows_its_own_values(key: str, pid: str, phrase: str) -> None:
+    """Regression: a placeholder such as {x.grad} read an earlier step's prediction of that
+    ID instead of the tensor as this step left it."""
+    from autograd_tutor.engine.answers import format_value
+
+    result = runner.invoke(app, ["exercise", key, "--reveal", "--graph", "none"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    value = float(f"{REFERENCE[key]()[pid]:.4g}")
+    assert phrase.format(format_value(value)) in text, text
