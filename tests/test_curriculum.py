@@ -14,6 +14,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
 from autograd_tutor.content import packs
+from autograd_tutor.engine.store import Store
 
 runner = CliRunner()
 REL, ABS = 1e-5, 1e-6
@@ -277,33 +279,86 @@ def test_a_typical_mistake_is_named(key: str) -> None:
     assert step["misconception"] == misconception
 
 
-# Practice: every concept of both packs draws problems whose answers PyTorch confirms.
+# Practice: every concept of both packs draws problems whose answers PyTorch confirms and
+# whose typical mistake is told apart from the right answer and named.
 
 def read(names: dict[str, Any], expression: str) -> Value:
     value = eval(expression, {}, names)  # the problem's own ID, e.g. x.grad[0]
     return None if value is None else float(value)
 
 
+def run_code(code: str) -> dict[str, Any]:
+    names: dict[str, Any] = {"torch": torch}
+    with warnings.catch_warnings():  # anomaly mode warns as it raises
+        warnings.simplefilter("ignore")
+        exec(code, names)
+    return names
+
+
+def number(pattern: str, code: str) -> float:
+    found = re.search(pattern, code)
+    assert found is not None, code
+    return float(found.group(1))
+
+
+def num(value: Any) -> float:
+    return float(torch.as_tensor(value).detach())
+
+
+def at_one(code: str) -> float:
+    """The right-hand slope of a kink at 0: the same code one step to the right."""
+    names = run_code(code.replace("torch.tensor(0.0", "torch.tensor(1.0"))
+    return num(names["x"].grad)
+
+
+# Per concept: the misconception a typical slip shows, and this file's model of that slip's
+# number, read from the drawn problem's own run (and its code's literals).
+SLIPS: dict[str, tuple[str, Callable[[dict[str, Any], str], Value]]] = {
+    "functional-grad": ("functional-grad-replaces", lambda n, c: 3 * num(n["x"]) ** 2),
+    "create-graph": ("first-not-second", lambda n, c: num(n["g"])),
+    "hessian-vector": ("hvp-is-gradient", lambda n, c: num(n["g"][1])),
+    "retain-graph": ("replaced-not-accumulated", lambda n, c: 4 * num(n["x"]) ** 3),
+    "gradient-penalty": ("penalty-is-f-gradient", lambda n, c: num(n["g"][1])),
+    "tensor-hooks": ("hook-return-ignored",
+                     lambda n, c: 2 * num(n["h"]) * num(n["h"]) / num(n["x"])),
+    "retained-vs-hooked": ("retain-before-hook", lambda n, c: 2 * num(n["h"])),
+    "nan-gradients": ("where-cuts-none", lambda n, c: None),
+    "kink-subgradients": ("kink-right-slope", lambda n, c: at_one(c)),
+    "anomaly-detection": ("zero-not-none", lambda n, c: 0.0),
+    "grad-norm-clipping": ("clip-not-applied",
+                           lambda n, c: 2 * number(r"loss = (\d+) \*", c) * num(n["w"][0])),
+}
 CONCEPTS = [(name, concept) for name in PACKS for concept, _ in packs.builtin(name).concepts]
+
+
+def test_every_concept_has_a_modelled_slip() -> None:
+    assert sorted(SLIPS) == sorted(concept for _, concept in CONCEPTS)
 
 
 @pytest.mark.parametrize(("pack", "concept"), CONCEPTS)
 def test_practice_draws_fair_problems_for_every_concept(pack: str, concept: str) -> None:
     assert any(t.concept == concept for t in packs.builtin(pack).practice)
+    misconception, slip = SLIPS[concept]
     problems = set()
-    for seed in (1, 2, 3):
-        result = runner.invoke(app, ["practice", "--concept", concept, "--count", "2",
-                                     "--seed", str(seed), "--reveal", "--json"])
-        assert result.exit_code == 0, result.output
-        for item in json.loads(result.stdout)["items"]:
-            assert item["concept"] == concept
-            names: dict[str, Any] = {"torch": torch}
-            with warnings.catch_warnings():  # anomaly mode warns as it raises
-                warnings.simplefilter("ignore")
-                exec(item["code"], names)  # the drawn problem, run here on its own
-            expected = read(names, item["id"].split(".", 1)[1])
-            assert same(item["actual"], expected), (item["code"], item["actual"], expected)
-            problems.add(item["code"])
+    for seed in ("1", "2", "3", "4"):
+        args = ["practice", "--concept", concept, "--count", "1", "--seed", seed, "--json"]
+        shown = runner.invoke(app, [*args, "--reveal"])
+        assert shown.exit_code == 0, shown.output
+        (item,) = json.loads(shown.stdout)["items"]
+        assert item["concept"] == concept
+        names = run_code(item["code"])  # the drawn problem, run here on its own
+        right = read(names, item["id"].split(".", 1)[1])
+        assert same(item["actual"], right), (item["code"], item["actual"], right)
+        problems.add(item["code"])
+        # The slip gives another number than the truth, and is named when typed.
+        wrong_value = slip(names, item["code"])
+        assert not same(wrong_value, right), item["code"]
+        answered = runner.invoke(app, args, input=f"{typed(wrong_value)}\nn\nn\n")
+        assert answered.exit_code == 0, answered.output
+        (judged,) = json.loads(answered.stdout)["items"]
+        assert judged["code"] == item["code"]
+        assert judged["correct"] is False
+        assert judged["misconception"] == misconception, (item["code"], wrong_value)
     assert len(problems) > 1, "every seed drew the same problem"
 
 
@@ -329,12 +384,26 @@ def test_list_next_and_progress_follow_the_course() -> None:
     run_json("debugging/4", REFERENCE["debugging/4"]())
     run_json("higher-order/3", REFERENCE["higher-order/3"]())
     run_json("errors/10", {}, "--reveal")
+    run_json("errors/2", {}, "--reveal")
     progress = runner.invoke(app, ["progress", "--json"])
     order = list(json.loads(progress.stdout)["exercises"])
-    assert order.index("higher-order/3") < order.index("debugging/4")
+    assert order == ["errors/2", "errors/10", "higher-order/3", "debugging/4"]
     table = runner.invoke(app, ["progress"]).output
     assert table.index("higher-order/3") < table.index("debugging/4")
     assert runner.invoke(app, ["list", "higher-order"]).exit_code == 0
+
+
+def test_next_goes_on_in_course_order(tutor_env: Path) -> None:
+    store = Store(tutor_env, warn=print)
+    found = packs.installed(tutor_env)
+    for name in ("basics", "errors"):
+        for exercise in found.get(name).exercises:
+            assert store.complete(name, exercise.number, "scripted")
+    result = runner.invoke(app, ["next", "--reveal", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    after = [n for n in COURSE[2:] if (packs.BUILTIN_DIR / n).is_dir()][0]
+    assert (report["pack"], report["exercise"]) == (after, 1)
 
 
 @pytest.mark.parametrize(("key", "pid", "phrase"), [
