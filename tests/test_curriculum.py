@@ -421,3 +421,29 @@ def test_a_later_steps_explanation_shows_its_own_values(key: str, pid: str, phra
     text = " ".join(result.output.split())
     value = float(f"{REFERENCE[key]()[pid]:.4g}")
     assert phrase.format(format_value(value)) in text, text
+
+
+OUTCOME_CASES = [(exercise, index, prediction) for name in PACKS
+                 for exercise in packs.builtin(name).exercises
+                 for index, step in enumerate(exercise.steps)
+                 for prediction in step.predictions if prediction.kind == "outcome"]
+
+
+@pytest.mark.parametrize("case", OUTCOME_CASES, ids=lambda case: f"{case[0].key}:{case[2].id}")
+def test_nothing_before_an_outcome_prompt_gives_it_away(case: tuple[Any, int, Any]) -> None:
+    """Stopped at the outcome's prompt: neither PyTorch's message nor the step's explanation
+    has been printed (the message is this file's own run of the step's code)."""
+    from autograd_tutor.views.session import prompt_text
+
+    exercise, index, prediction = case
+    assert index == 0  # each outcome here opens its exercise: nothing to answer before it
+    result = runner.invoke(app, ["exercise", packs.key_text(exercise), "--graph", "none"],
+                           input="")
+    assert result.exit_code == 1, result.output  # input ended at the outcome's prompt
+    prompt = prompt_text(prediction).rstrip()
+    before = " ".join(result.output[: result.output.rindex(prompt)].split())
+    happened, message = outcome(lambda: run_code(exercise.steps[index].code))
+    assert happened == "error"
+    assert " ".join(message.split())[:40] not in before
+    for sentence in " ".join(exercise.steps[index].explanation.split()).split(". ")[:2]:
+        assert len(sentence) <= 30 or sentence[:30] not in before
