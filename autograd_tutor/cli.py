@@ -871,6 +871,7 @@ def progress_command(
     # a minute ago would read 100%; the table says "learning" instead.
     shown = {item.concept: "learning" if item.state != "review" else
              f"{recall[item.concept]:.0%}" for item in cards}
+    order = course_order(installed(ui))
     if as_json:
         from msgspec.structs import asdict
 
@@ -878,8 +879,9 @@ def progress_command(
         rows = history.attempts
         print(json_text({
             "attempts": [a.to_row() for a in rows],
-            "exercises": {summary.name: summary.to_json()
-                          for summary in stats.by_exercise(rows, progress_name)},
+            "exercises": {summary.name: summary.to_json() for summary in sorted(
+                stats.by_exercise(rows, progress_name),
+                key=lambda summary: order(unlabelled(summary.name)))},
             "concepts": {summary.name: {**summary.to_json(),
                                         "retrievability": recall.get(summary.name)}
                          for summary in stats.by_concept(rows)},
@@ -891,12 +893,10 @@ def progress_command(
     if not summary.attempts and not summary.checks:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
-    found = installed(ui)
-    order = course_order(found)
     per_exercise = [tally.summary(progress_label(name)) for name, tally
                     in sorted(summary.exercises.items(), key=lambda item: order(item[0]))]
     per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
-    catalogue = found.catalogue()
+    catalogue = installed(ui).catalogue()
     ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
     ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
     if every:
@@ -952,6 +952,12 @@ def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
                       sum(1 for row in asked if row.correct), len(asked),
                       (pack, number, run) in finished))
     return table
+
+
+def unlabelled(label: str) -> str:
+    """`progress_label` undone: "exercise 3" is "basics/3" again."""
+    number = label.removeprefix("exercise ")
+    return f"{packs.DEFAULT_PACK}/{number}" if number != label else label
 
 
 def progress_name(attempt: Any) -> str:

@@ -46,7 +46,8 @@ def attempt(minute: int, run: str, correct: bool | None, exercise: tuple[str, in
 
 def expected_statuses(history: History) -> dict[str, tuple[str, int, int, tuple | None]]:
     """The rule, stated plainly: the best finished run's score (most right, then fewest
-    asked); without one, the latest run's; the latest shown when it differs."""
+    asked); without one, the latest run's; the latest finished run's shown when it differs
+    (an abandoned run changes no score shown)."""
     result = {}
     for pack, number in KEYS:
         runs: dict[str, list[int]] = {}
@@ -58,7 +59,7 @@ def expected_statuses(history: History) -> dict[str, tuple[str, int, int, tuple 
                     score[1] += 1
         finished = {c.run for c in history.completed if (c.pack, c.exercise) == (pack, number)}
         done = [tuple(runs[r]) for r in runs if r in finished]
-        latest = tuple(runs[list(runs)[-1]]) if runs else None
+        latest = done[-1] if done else (tuple(runs[list(runs)[-1]]) if runs else None)
         best = max(done, key=lambda s: (s[0], -s[1])) if done else (latest or (0, 0))
         status = "done" if done or finished else "in progress" if runs else "not started"
         result[f"{pack}/{number}"] = (status, best[0], best[1],

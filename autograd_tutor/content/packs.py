@@ -112,6 +112,23 @@ def builtin_catalogue() -> Catalogue:
     return Catalogue(concepts, misconceptions, renamed)
 
 
+@cache
+@cache
+def course_order() -> tuple[str, ...]:
+    """The built-in packs' names in course order (the catalogue's [course] order), read
+    once a process."""
+    problems: list[Problem] = []
+    data = read_toml(CATALOGUE_FILE, Where(problems, CATALOGUE_FILE.name)) or {}
+    order = data.get("course", {}).get("order", [])
+    return tuple(str(name) for name in order) if isinstance(order, list) else ()
+
+
+def course_key(name: str) -> tuple[int, str]:
+    """Sorts pack names in course order; names outside the course after it, by name."""
+    order = course_order()
+    return (order.index(name) if name in order else len(order), name)
+
+
 # Finding packs ---------------------------------------------------------------------------
 
 
@@ -174,7 +191,10 @@ def _installed(home: Path, variable: str) -> Installed:
     found = Installed()
     kept = PackCache.open(home)
     for place, builtin in search_path(home):
-        for root in _pack_dirs(place):
+        roots = _pack_dirs(place)
+        if builtin:  # the course's order, not the alphabet's
+            roots.sort(key=lambda root: course_key(root.name))
+        for root in roots:
             served = kept.served
             pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
             if problems and kept.served > served:  # in case the cache was edited: the files
