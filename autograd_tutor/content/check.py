@@ -10,8 +10,9 @@ run would, and each prediction is checked:
 - an outcome's declared result is what PyTorch really did, and its error_match matches;
 - nothing shown before the prediction's prompt contains its answer.
 
-Practice templates must draw a fair problem within 200 tries; coding modes must find their
-data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
+Practice templates must draw a fair problem within 200 tries; a coding part's solution must
+pass its own check and its untouched scaffold must not. Each problem is reported as
+`FILE: step N: prediction ID: what is wrong`.
 
 The commands (`pack check`, `pack add`) call `check_in_sandbox`: the pack is read here, and
 its code runs in the sandbox's child process (engine.sandbox), where `check_pack` runs
@@ -37,7 +38,7 @@ from autograd_tutor.content.schema import Problem, Where
 from autograd_tutor.engine import practice, sandbox
 from autograd_tutor.engine.answers import format_value, is_close
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression
-from autograd_tutor.engine.model import Exercise, Prediction, Step, Tolerance, Value
+from autograd_tutor.engine.model import Coding, Exercise, Prediction, Step, Tolerance, Value
 from autograd_tutor.engine.runner import (
     Execution,
     Guess,
@@ -101,6 +102,9 @@ class CheckResult:
 
 # The hard limit of the child, beyond the step limits: a minute, and twice every step's.
 HARD_MINIMUM = 60.0
+# A coding part runs its solution (twice: once as the reference) and its scaffold, each
+# with the check's time limit and the grace of a Python starting torch.
+CODING_SECONDS = 3 * (20.0 + 15.0 + 30.0)
 _CHILD_FUNCTION = "autograd_tutor.content.check:_check_in_child"
 
 
@@ -115,7 +119,8 @@ def check_in_sandbox(root: Path, step_seconds: float = sandbox.STEP_SECONDS,
         return CheckResult(pack.name if pack else root.name, list(problems))
     if limit is None:
         units = sum(len(e.steps) for e in pack.exercises) + len(pack.practice) + 1
-        limit = HARD_MINIMUM + 2 * step_seconds * units
+        codings = sum(1 for e in pack.exercises if e.coding is not None)
+        limit = HARD_MINIMUM + 2 * step_seconds * units + CODING_SECONDS * codings
     outcome = sandbox.run_function(_CHILD_FUNCTION, [str(root), step_seconds], limit=limit)
     if outcome.returned:
         try:
@@ -174,6 +179,8 @@ def check_pack(root: Path) -> CheckResult:
         return result
     for exercise in pack.exercises:
         _Exercise(exercise, helpers, result).check()
+        if exercise.coding is not None:
+            _check_coding(exercise, exercise.coding, result)
         result.exercises += 1
     for index, template in enumerate(pack.practice, start=1):
         _check_template(template, index, helpers, result)
@@ -352,6 +359,33 @@ class _Exercise:
 
 
 _FAILED = object()
+
+
+def _check_coding(exercise: Exercise, coding: Coding, result: CheckResult) -> None:
+    """A coding part must judge: its solution passes its own check, and its untouched
+    scaffold does not."""
+    from autograd_tutor.engine import checker
+
+    where = Where(result.problems, exercise.source)
+    name = exercise.key
+    solution, scaffold = coding.solution.name, coding.scaffold.name
+    try:
+        reference = checker.run_reference(coding)
+        if reference is None:
+            report = checker.check_file(coding.solution, coding, name=name)
+            why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+            where.problem(f"[coding] solution {solution!r} does not run to its end: {why}")
+            return
+        report = checker.check_file(coding.solution, coding, name=name, reference=reference)
+        if not report.passed:
+            why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+            where.problem(f"[coding] solution {solution!r} fails its own check: {why}")
+        report = checker.check_file(coding.scaffold, coding, name=name, reference=reference)
+        if report.passed:
+            where.problem(f"[coding] the untouched scaffold {scaffold!r} passes the check: "
+                          "it can't tell a finished file from an unfinished one")
+    except checker.PackModuleError as error:
+        where.problem(f"[coding] {error}")
 
 
 def _telling(value: float) -> bool:
