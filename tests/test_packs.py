@@ -50,6 +50,8 @@ BROKEN = {
                           "high, both finite"),
     "outcome-wrong": ("square.toml", 2, "again", "declared outcome is 'error', but the code ran"),
     "error-match-wrong": ("square.toml", 2, "twice", "error_match 'non-scalar' does not match"),
+    "coding-solution-fails": ("square.toml", None, None,
+                              "[coding] solution 'solution.py' fails its own check"),
 }
 
 

@@ -480,8 +480,8 @@ def _gradcheck(ns: dict[str, Any], spec: dict[str, Any], seed: int, path: str,
         finally:
             _disarm()
         result["passed"] = True
-    except GradcheckError as error:
-        result["message"] = _safe_text(error)
+    except GradcheckError as error:  # its first line says where; the rest are matrices
+        result["message"] = _safe_text(error).splitlines()[0].rstrip(",") if str(error) else ""
     except _TimeLimit:
         result["message"] = f"gradcheck took more than {limit:g} s"
     except BaseException as error:  # the learner's forward or backward raised
@@ -700,7 +700,8 @@ def _gradcheck_diagnosis(coding: Coding, run: dict[str, Any]) -> Diagnosis | Non
     return Diagnosis(
         "gradcheck_failed", f"{function}.backward disagrees with gradcheck",
         f"gradcheck compared your backward with the numerical gradient (finite differences "
-        f"of your forward) and they differ: {found['message']}")
+        f"of your forward) and they differ ({found['message']}): check the derivative, and "
+        "that backward multiplies it by grad_output.")
 
 
 def _compare(coding: Coding, run: dict[str, Any], reference: dict[str, Any]) -> None:
