@@ -636,7 +636,7 @@ def _where(error: dict[str, Any]) -> str:
 
 
 def _said(names: list[str] | tuple[str, ...]) -> str:
-    """w, b and losses."""
+    """`a`, `b` and `c`: names as a sentence lists them."""
     names = list(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
