@@ -52,6 +52,8 @@ BROKEN = {
     "error-match-wrong": ("square.toml", 2, "twice", "error_match 'non-scalar' does not match"),
     "coding-solution-fails": ("square.toml", None, None,
                               "[coding] solution 'solution.py' fails its own check"),
+    "coding-unknown-diagnosis": ("square.toml", None, None,
+                                 "[coding] 'power_rule' is not a function of judge.py"),
 }
 
 

@@ -156,7 +156,7 @@ class Coding(Struct, frozen=True):
     module: Path | None = None  # the pack's file holding `diagnoses` and `summary`
     diagnoses: tuple[str, ...] = ()
     summary: str = ""  # a function of `module` giving the report's own lines and fields
-    default_file: str = "solution.py"
+    default_file: str = ""
 
 
 class Exercise(Struct, frozen=True):

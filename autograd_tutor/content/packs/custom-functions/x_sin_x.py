@@ -33,5 +33,5 @@ weights = torch.arange(1.0, 6.0)  # a loss whose grad_output is not all ones
 (weights * y).sum().backward()
 grad = x.grad
 
-print("x    =", x.tolist())
-print("grad =", grad.tolist())
+print("x    =", x.detach())
+print("grad =", grad)
