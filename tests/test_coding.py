@@ -138,3 +138,21 @@ def test_exercise_code_writes_the_scaffold(tmp_path):
     assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8") == Path(CODING.scaffold).read_text(encoding="utf-8")
     assert "check custom-functions/1" in result.output
+
+
+def test_a_failing_diagnosis_of_the_pack_is_one_line_and_exit_1(tmp_path, monkeypatch):
+    """The pack's own diagnoses are pack code: one that raises ends the check with a line
+    naming it, never a traceback."""
+    import shutil
+
+    shelf = tmp_path / "shelf"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "packs" / "coding-unknown-diagnosis",
+                    shelf / "tiny")
+    (shelf / "tiny" / "judge.py").write_text(
+        "def unfinished(run, reference):\n    return None\n\n\n"
+        "def power_rule(run, reference):\n    return 1 / 0\n", encoding="utf-8")
+    monkeypatch.setenv("AUTOGRAD_TUTOR_PACKS", str(shelf))
+    result = CliRunner().invoke(app, ["check", "tiny/1", str(shelf / "tiny" / "solution.py")])
+    assert result.exit_code == 1, result.output
+    assert "power_rule() of judge.py raised ZeroDivisionError" in result.output
+    assert "Traceback" not in result.output

@@ -102,9 +102,9 @@ class CheckResult:
 
 # The hard limit of the child, beyond the step limits: a minute, and twice every step's.
 HARD_MINIMUM = 60.0
-# A coding part runs its solution (twice: once as the reference) and its scaffold, each
-# with the check's time limit and the grace of a Python starting torch.
-CODING_SECONDS = 3 * (20.0 + 15.0 + 30.0)
+# A coding part runs its solution and its scaffold, each with the check's time limit and
+# the grace of a Python starting torch.
+CODING_SECONDS = 2 * (20.0 + 15.0 + 30.0)
 _CHILD_FUNCTION = "autograd_tutor.content.check:_check_in_child"
 
 
@@ -370,15 +370,13 @@ def _check_coding(exercise: Exercise, coding: Coding, result: CheckResult) -> No
     name = exercise.key
     solution, scaffold = coding.solution.name, coding.scaffold.name
     try:
-        reference = checker.run_reference(coding)
-        if reference is None:
-            report = checker.check_file(coding.solution, coding, name=name)
-            why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+        report, finished = checker.check_solution(coding, name)
+        why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+        if not finished:
             where.problem(f"[coding] solution {solution!r} does not run to its end: {why}")
             return
-        report = checker.check_file(coding.solution, coding, name=name, reference=reference)
+        reference = checker.run_reference(coding)
         if not report.passed:
-            why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
             where.problem(f"[coding] solution {solution!r} fails its own check: {why}")
         report = checker.check_file(coding.scaffold, coding, name=name, reference=reference)
         if report.passed:

@@ -603,26 +603,42 @@ def run_data(path: Path, source: str, timeout: float, run: _Run) -> dict[str, An
     }
 
 
-_references: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+_references: dict[tuple[Any, ...], tuple[_Run, dict[str, Any] | None]] = {}
 
 
-def run_reference(coding: Coding, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any] | None:
-    """The solution's run as data (see run_data), or None if it did not finish cleanly. Kept
-    for the process: the solution and the seed decide it."""
+def _solution_run(coding: Coding, timeout: float) -> tuple[_Run, dict[str, Any] | None] | None:
+    """The solution's run, and as data (see run_data) when it finished cleanly. Kept for
+    the process: the solution and the seed decide it."""
     solution = coding.solution
     try:
         stamp = solution.stat().st_mtime_ns
+        source = solution.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     key = (str(solution), stamp, coding.names, coding.optional, coding.seed, coding.gradcheck)
     if key not in _references:
-        source = solution.read_text(encoding="utf-8", errors="replace")
         run = _run_child(solution.resolve(), timeout, child_spec(coding))
         if run.stopped is not None:
             return None  # not kept: an interrupted run says nothing about the solution
         data = run_data(solution, source, timeout, run)
-        _references[key] = data if data["outcome"] == "finished" else None
+        _references[key] = (run, data if data["outcome"] == "finished" else None)
     return _references[key]
+
+
+def run_reference(coding: Coding, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any] | None:
+    """The solution's run as data, or None if it did not finish cleanly."""
+    found = _solution_run(coding, timeout)
+    return None if found is None else found[1]
+
+
+def check_solution(coding: Coding, name: str = "",
+                   timeout: float = DEFAULT_TIMEOUT) -> tuple[CheckReport, bool]:
+    """The solution judged as a learner's file would be, against its own run (run once);
+    and whether that run finished at all."""
+    found = _solution_run(coding, timeout)
+    ran, reference = (None, None) if found is None else found
+    report = check_file(coding.solution, coding, timeout, name, reference, ran=ran)
+    return report, reference is not None
 
 
 # --- judging what every part shares -------------------------------------------------------
@@ -843,9 +859,11 @@ def _diagnose(run: _Run, judge: _Judge, timeout: float) -> list[Diagnosis]:
 
 
 def check_file(path: Path, coding: Coding, timeout: float = DEFAULT_TIMEOUT, name: str = "",
-               reference: dict[str, Any] | None = None) -> CheckReport:
+               reference: dict[str, Any] | None = None, *,
+               ran: _Run | None = None) -> CheckReport:
     """Run the learner's file in its own process and judge it as the coding part says,
     against `reference` (the solution's run; by default run here, once per process).
+    `ran`: the file's run, when it has run already.
 
     Whatever the file does ends in a report; only a KeyboardInterrupt (or the ending of
     the checker by SIGTERM or SIGHUP) gets through, once the file's processes are killed.
@@ -873,7 +891,7 @@ def check_file(path: Path, coding: Coding, timeout: float = DEFAULT_TIMEOUT, nam
         )
         return report
     module = load_module(coding.module) if coding.module is not None else None
-    run = _run_child(path.resolve(), timeout, child_spec(coding))
+    run = ran if ran is not None else _run_child(path.resolve(), timeout, child_spec(coding))
     if run.stopped is None and reference is None:
         reference = run_reference(coding, timeout)
     report.output = run.output
