@@ -437,8 +437,8 @@ FastOpt = Annotated[bool, typer.Option("--fast", help="Skip the live training an
                                        "(Exercise 4); the results are the same.")]
 ShowOpt = Annotated[bool, typer.Option("--show", help="Also open the figures in windows "
                                        "when a display is available.")]
-CodeOpt = Annotated[bool, typer.Option("--code", help="For an exercise with a coding mode "
-                                       "(Exercise 4): write its scaffold to FILE for you to "
+CodeOpt = Annotated[bool, typer.Option("--code", help="For an exercise with a coding part "
+                                       "(such as 4): write its scaffold to FILE for you to "
                                        "finish, then run 'autograd-tutor check N FILE'.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="With --code: overwrite FILE if it "
                                         "exists.")]
@@ -446,7 +446,7 @@ NoRetryOpt = Annotated[bool, typer.Option("--no-retry", help="After a wrong answ
                                           "offer a fresh problem aimed at the mistake.")]
 FileArg = Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
                                                 help="With --code: where to write the "
-                                                "scaffold (default: train_loop.py).")]
+                                                "scaffold (default: its own file name).")]
 
 
 @app.command("exercise", short_help="Work through exercise N (1 to 5, or PACK/N).")
@@ -515,22 +515,21 @@ def write_scaffold(exercise: Exercise, file: Path | None, force: bool) -> None:
 
 
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1.0, max=600.0, metavar="SECONDS",
-                                           help="Time limit for your file's training.")]
+                                           help="Time limit for your file's run.")]
 
 
-@app.command("check", short_help="Check your Exercise 4 training loop (see exercise 4 --code).")
+@app.command("check", short_help="Check your file for a coding exercise (see exercise N --code).")
 def check_command(
     number: Annotated[str, typer.Argument(metavar="N", show_default=False,
-                                          help="The exercise with a coding mode: 4.")],
+                                          help="The exercise with a coding part: 4, or PACK/N.")],
     file: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
-                                                help="Your training loop "
-                                                "(default: train_loop.py).")] = None,
+                                                help="Your finished scaffold "
+                                                "(default: the scaffold's file name).")] = None,
     timeout: TimeoutOpt = 20.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run your finished training loop and explain what is right or wrong with it."""
+    """Run your finished file and explain what is right or wrong with it."""
     from autograd_tutor.engine import checker
-    from autograd_tutor.engine.runner import LessonError
 
     ui = make_ui(as_json)
     found = installed(ui)
@@ -541,12 +540,11 @@ def check_command(
     with friendly_exits(ui, kept="nothing was recorded"):
         ui.text(f"Running {path_text(path)} (time limit {timeout:g} s) ...", "dim")
         try:
-            data = lesson_data(chosen, found.get(chosen.pack))
-        except LessonError as error:
+            report = checker.check_file(path, coding, timeout=timeout, name=name)
+        except checker.PackModuleError as error:
             ui.error(f"exercise {name} is broken: {error}. Check its pack with: "
                      f"{TOOL} pack check DIR")
             raise typer.Exit(EXIT_FAILED) from None
-        report = checker.check_file(path, data, timeout=timeout, name=name)
     verdict_style = "bold green" if report.passed else "bold red"
     for line in checker.format_report(report, name):
         # The learner's own output is shown as text: its escape codes are not replayed.
@@ -559,18 +557,6 @@ def check_command(
         ui.error("this check's result was not saved (see the warning above).")
         raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
-
-
-def lesson_data(exercise: Exercise, pack: Pack) -> tuple[list[float], list[float]]:
-    """The X and y_true made by the exercise's data step, run by the engine."""
-    from autograd_tutor.engine.runner import Run, load_helpers
-
-    coding = require_coding(exercise)
-    run = Run(exercise, helpers=load_helpers(pack))
-    step = exercise.steps[coding.data_step - 1]
-    run.execute(step)
-    xs, ys = run.value("X"), run.value("y_true")
-    return list(xs), list(ys)
 
 
 @app.command("next", short_help="Run the first exercise you have not finished.")

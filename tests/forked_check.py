@@ -35,7 +35,7 @@ _CONTEXT.set_forkserver_preload(["torch", "autograd_tutor.engine.checker",
 
 
 def _child(path: str, channel: str, timeout: float, output: str, env: dict[str, str],
-           cwd: str) -> None:
+           cwd: str, spec: dict[str, Any]) -> None:
     """In the forked process: what the sandbox's `python -c` sets up, then the real child."""
     os.environ.clear()
     os.environ.update(env)
@@ -44,18 +44,19 @@ def _child(path: str, channel: str, timeout: float, output: str, env: dict[str, 
     out = os.open(output, os.O_WRONLY)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    payload = json.dumps([path, timeout])
+    payload = json.dumps([path, timeout, spec])
     sandbox.child_main([checker._CHILD_FUNCTION, channel, "-1", payload])  # ends the process
 
 
-def run_child(path: Path, timeout: float) -> checker._Run:
+def run_child(path: Path, timeout: float, spec: dict[str, Any]) -> checker._Run:
     """`checker._run_child`, with the child forked from the forkserver."""
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="forked-check-") as tmp:
         channel, output = Path(tmp, "channel"), Path(tmp, "output")
         channel.write_bytes(token.encode("ascii"))
         output.touch()
-        args = (str(path), str(channel), timeout, str(output), checker._child_env(), os.getcwd())
+        args = (str(path), str(channel), timeout, str(output), checker._child_env(), os.getcwd(),
+                spec)
         proc = _CONTEXT.Process(target=_child, args=args)
         proc.start()
         try:

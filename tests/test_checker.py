@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
@@ -35,13 +34,15 @@ from autograd_tutor.engine import checker
 from autograd_tutor.engine.checker import (
     CheckReport,
     ScaffoldExistsError,
-    format_report,
     write_scaffold,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check4"
 CODING = builtin().exercise(4).coding
 SCAFFOLD = CODING.scaffold
+# The basics pack's module that judges a training loop (the least-squares target and the
+# loop's mistakes), as the check loads it.
+training = checker.load_module(CODING.module)
 TOLERANCE = 0.05
 ANSI = re.compile(r"\x1b\[")
 
@@ -79,8 +80,18 @@ def lesson_data() -> tuple[list[float], list[float]]:
     return X.tolist(), y_true.tolist()
 
 
+def reference(data: tuple[list[float], list[float]]) -> dict:
+    """A solution's run that left this X and y_true, as check_file takes it."""
+    return {"values": {"X": {"numbers": data[0]}, "y_true": {"numbers": data[1]}}}
+
+
 def check_file(path: Path, timeout: float = checker.DEFAULT_TIMEOUT) -> CheckReport:
-    return checker.check_file(path, lesson_data(), timeout=timeout, name="4")
+    return checker.check_file(path, CODING, timeout=timeout, name="4",
+                              reference=reference(lesson_data()))
+
+
+def format_report(report: CheckReport, name: str = "4") -> list[str]:
+    return checker.format_report(report, name)
 
 
 def lstsq_fit() -> tuple[float, float]:
@@ -243,7 +254,7 @@ def test_the_learners_output_stays_in_the_child(capfd):
 
 MISTAKES = [
     ("no_zero_grad.py", "gradients_not_zeroed", "zero_()"),
-    ("no_no_grad.py", "update_tracked", checker.LEAF_INPLACE),
+    ("no_no_grad.py", "update_tracked", training.LEAF_INPLACE),
     ("rebound.py", "rebound", "non-leaf"),
     ("rebound_no_grad.py", "rebound", "doesn't even require grad"),
     ("sign_flipped.py", "sign_flipped", "subtracting"),
@@ -408,7 +419,7 @@ def test_least_squares_matches_numpy(seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=30)
     y = 3 * x - 2 + rng.normal(size=30)
-    w, b = checker.least_squares(x.tolist(), y.tolist())
+    w, b = training.least_squares(x.tolist(), y.tolist())
     # The checker uses polyfit; the expected line comes from lstsq on the design matrix.
     design = np.column_stack([x, np.ones_like(x)])
     (slope, intercept), *_ = np.linalg.lstsq(design, y, rcond=None)
@@ -429,7 +440,8 @@ def test_a_file_without_its_own_data_is_judged_on_the_lessons(tmp_path, forked):
 
 
 def test_a_missing_file_points_to_the_exercises_scaffold_command(tmp_path):
-    report = checker.check_file(tmp_path / "nowhere.py", lesson_data(), name="basics/4")
+    report = checker.check_file(tmp_path / "nowhere.py", CODING, name="basics/4",
+                                reference=reference(lesson_data()))
     assert "autograd-tutor exercise basics/4 --code" in report.diagnoses[0].explanation
 
 
@@ -614,9 +626,12 @@ def wait_for_pids(path: Path, count: int, proc: subprocess.Popen, within: float 
 DRIVER = """
 import sys
 from pathlib import Path
+from autograd_tutor.content.packs import builtin
 from autograd_tutor.engine import checker
+data = {"values": {"X": {"numbers": [0.0, 1.0]}, "y_true": {"numbers": [0.0, 1.0]}}}
 try:
-    report = checker.check_file(Path(sys.argv[1]), ([0.0, 1.0], [0.0, 1.0]), timeout=60)
+    report = checker.check_file(Path(sys.argv[1]), builtin().exercise(4).coding, timeout=60,
+                                reference=data)
 except KeyboardInterrupt:
     print("KeyboardInterrupt reached the caller", flush=True)
     sys.exit(130)
@@ -708,8 +723,8 @@ def test_x_too_large_to_fit_is_explained(capfd, forked):
 def test_least_squares_refuses_data_floats_cannot_fit(capfd):
     for xs, ys in [([0.0, 1e-200], [1.0, 1.0]), ([1e200, -1e200], [2e200, -2e200]),
                    ([0.0, math.inf], [1.0, 2.0])]:
-        with pytest.raises(checker.FitError):
-            checker.least_squares(xs, ys)
+        with pytest.raises(training.FitError):
+            training.least_squares(xs, ys)
     assert "DLASCL" not in capfd.readouterr().err
 
 
@@ -787,7 +802,7 @@ def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity(forked):
     text = json.dumps(data, allow_nan=False)  # raises on nan or inf
     assert all(math.isfinite(v) for v in json_floats(json.loads(text)))
     # Same fields as the report; the non-finite numbers, and only those, become null.
-    fields = asdict(report)
+    fields = checker.report_data(report)
     assert data.keys() == fields.keys()
     for key, value in fields.items():
         if isinstance(value, float):
@@ -798,7 +813,7 @@ def test_report_json_of_a_diverging_loop_has_no_nan_or_infinity(forked):
 
 def test_report_json_of_a_passing_report_is_the_report():
     report = forked_report("correct.py")
-    expected = {**asdict(report), "path": str(report.path)}
+    expected = checker.report_data(report)
     assert json.loads(json.dumps(checker.report_json(report), allow_nan=False)) == expected
 
 

@@ -85,6 +85,10 @@ BROKEN = {
                              "but not here"),
     "outcomes-all-alike": ("square.toml", 2, "again", "all 2 outcome questions of this pack "
                            "have the answer 'error'"),
+    "coding-solution-fails": ("square.toml", None, None,
+                              "[coding] solution 'solution.py' fails its own check"),
+    "coding-unknown-diagnosis": ("square.toml", None, None,
+                                 "[coding] 'power_rule' is not a function of judge.py"),
 }
 
 

@@ -51,7 +51,7 @@ def test_figures_use_the_dark_style():
 
 
 def test_fit_figure_labels_the_learned_and_true_lines():
-    labels = texts(plots.fit_figure(X, Y, 1.9533, 1.0461))
+    labels = texts(plots.fit_figure(X, Y, 1.9533, 1.0461, true_line=(2.0, 1.0)))
     assert "Learned: y = 1.95x + 1.05" in labels
     assert "True: y = 2x + 1" in labels
 

@@ -14,8 +14,9 @@ run would, and each prediction is checked:
 - no {placeholder} could mean both a prediction's answer and an expression.
 
 Practice templates and parameterised steps must agree with PyTorch at 20 draws of their
-params and draw a fair problem within 200 tries; coding modes must find their
-data. Each problem is reported as `FILE: step N: prediction ID: what is wrong`.
+params and draw a fair problem within 200 tries; a coding part's solution must pass its own
+check and its untouched scaffold must not. Each problem is reported as
+`FILE: step N: prediction ID: what is wrong`.
 
 The commands (`pack check`, `pack add`) call `check_in_sandbox`: the pack is read here, and
 its code runs in the sandbox's child process (engine.sandbox), where `check_pack` runs
@@ -48,6 +49,7 @@ from autograd_tutor.engine.answers import (
 )
 from autograd_tutor.engine.expressions import ExprError, parse_pack_expression, placeholders
 from autograd_tutor.engine.model import (
+    Coding,
     Exercise,
     Kind,
     Prediction,
@@ -122,6 +124,9 @@ class CheckResult:
 
 # The hard limit of the child, beyond the step limits: a minute, and twice every step's.
 HARD_MINIMUM = 60.0
+# A coding part runs its solution and its scaffold, each with the check's time limit and
+# the grace of a Python starting torch.
+CODING_SECONDS = 2 * (20.0 + 15.0 + 30.0)
 _CHILD_FUNCTION = "autograd_tutor.content.check:_check_in_child"
 
 
@@ -136,7 +141,8 @@ def check_in_sandbox(root: Path, step_seconds: float = sandbox.STEP_SECONDS,
         return CheckResult(visible(pack.name if pack else root.name), list(problems))
     if limit is None:
         units = sum(len(e.steps) for e in pack.exercises) + len(pack.practice) + 1
-        limit = HARD_MINIMUM + 2 * step_seconds * units
+        codings = sum(1 for e in pack.exercises if e.coding is not None)
+        limit = HARD_MINIMUM + 2 * step_seconds * units + CODING_SECONDS * codings
     outcome = sandbox.run_function(_CHILD_FUNCTION, [str(root), step_seconds], limit=limit)
     if outcome.returned:
         try:
@@ -201,6 +207,8 @@ def check_pack(root: Path) -> CheckResult:
     _prompts_tell_nothing(pack.exercises, result)
     for exercise in pack.exercises:
         _Exercise(exercise, helpers, result).check()
+        if exercise.coding is not None:
+            _check_coding(exercise, exercise.coding, result)
         result.exercises += 1
     for index, template in enumerate(pack.practice, start=1):
         _check_template(template, index, helpers, result)
@@ -424,6 +432,31 @@ class _Exercise:
 
 
 _FAILED = object()
+
+
+def _check_coding(exercise: Exercise, coding: Coding, result: CheckResult) -> None:
+    """A coding part must judge: its solution passes its own check, and its untouched
+    scaffold does not."""
+    from autograd_tutor.engine import checker
+
+    where = Where(result.problems, exercise.source)
+    name = exercise.key
+    solution, scaffold = coding.solution.name, coding.scaffold.name
+    try:
+        report, finished = checker.check_solution(coding, name)
+        why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+        if not finished:
+            where.problem(f"[coding] solution {solution!r} does not run to its end: {why}")
+            return
+        reference = checker.run_reference(coding)
+        if not report.passed:
+            where.problem(f"[coding] solution {solution!r} fails its own check: {why}")
+        report = checker.check_file(coding.scaffold, coding, name=name, reference=reference)
+        if report.passed:
+            where.problem(f"[coding] the untouched scaffold {scaffold!r} passes the check: "
+                          "it can't tell a finished file from an unfinished one")
+    except checker.PackModuleError as error:
+        where.problem(f"[coding] {error}")
 
 
 def _telling(value: float) -> bool:

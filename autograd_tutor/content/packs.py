@@ -9,6 +9,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 import re
@@ -37,6 +38,7 @@ from autograd_tutor.engine.model import (
     Coding,
     Exercise,
     FigureSpec,
+    Gradcheck,
     Kind,
     Misconception,
     Pack,
@@ -62,7 +64,6 @@ FIGURE_KINDS: dict[str, tuple[str, ...]] = {
     "least-squares": ("xs", "ys", "w", "b", "best"),
     "detach": ("without", "with"),
 }
-CHECKERS = ("training-loop",)
 # Words an `actual` holds when it may read something other than a number or a tensor.
 _NOT_VALUE = ("shape", "requires_grad", "is_leaf", "dtype", "grad_fn", "==", "!=", "True",
               "False")
@@ -330,6 +331,15 @@ def _practice_entries(top: Fields, data: dict[str, Any]
     return [], top.texts("practice")
 
 
+def _functions(module: Path) -> set[str]:
+    """The names of the functions a pack's module defines at its top level (read, not run)."""
+    try:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
 def _inside(root: Path, file: str, where: Where) -> Path | None:
     """A file named by the pack must lie inside the pack's directory."""
     try:
@@ -438,19 +448,70 @@ class _Reader:
 
     def coding(self, table: dict[str, Any], where: Where) -> Coding | None:
         fields = Fields(table, where, "[coding]")
-        scaffold = fields.text("scaffold", required=True)
-        checker = fields.text("checker", required=True)
-        data_step = fields.integer("data_step", 1)
-        default_file = fields.text("file", default=Path(scaffold).name if scaffold else "")
+        scaffold = self.pack_file(fields, "scaffold", where, required=True)
+        solution = self.pack_file(fields, "solution", where, required=True)
+        names = fields.texts("names")
+        optional = fields.texts("optional")
+        compare = fields.texts("compare")
+        tolerance = fields.number("tolerance", 1e-6)
+        seed = fields.integer("seed", 0)
+        gradcheck = self.gradcheck(fields.table_of("gradcheck"), where) \
+            if "gradcheck" in table else None
+        module = self.pack_file(fields, "module", where) if "module" in table else None
+        diagnoses = fields.texts("diagnoses")
+        summary = fields.text("summary")
+        default_file = fields.text("file", default=scaffold.name if scaffold else "")
         fields.unknown()
-        if checker and checker not in CHECKERS:
-            where.problem(f"[coding] checker {checker!r} is not one of: {', '.join(CHECKERS)}")
-        path = _inside(self.root, scaffold, where) if scaffold else None
-        if path is not None and not path.is_file():
-            where.problem(f"[coding] scaffold {scaffold!r} is not a file in the pack")
-        if not scaffold or not checker or path is None:
+        for name in names + optional:
+            if not name.isidentifier():
+                where.problem(f"[coding] name {name!r} is not a Python name")
+        for name in compare:
+            if name not in names + optional:
+                where.problem(f"[coding] compare {name!r} is not one of its names")
+        if not names:
+            where.problem("[coding] needs 'names': what to read back from the learner's run")
+        if not (compare or gradcheck or diagnoses):
+            where.problem("[coding] judges nothing: give compare, gradcheck or diagnoses")
+        if tolerance is None or not tolerance >= 0:
+            where.problem("[coding] tolerance must be a number of at least 0")
+        if (diagnoses or summary) and "module" not in table:
+            module = self.root / "helpers.py" if self.has_helpers else None
+            if module is None:
+                where.problem("[coding] diagnoses need a module (or the pack's helpers.py)")
+        for function in diagnoses + ((summary,) if summary else ()):
+            if module is not None and function not in _functions(module):
+                where.problem(f"[coding] {function!r} is not a function of {module.name}")
+        if scaffold is None or solution is None or not names:
             return None
-        return Coding(path, checker, data_step, default_file)
+        return Coding(scaffold, solution, names, optional, compare, tolerance or 0.0, seed,
+                      gradcheck, module, diagnoses, summary, default_file)
+
+    def pack_file(self, fields: Fields, key: str, where: Where,
+                  required: bool = False) -> Path | None:
+        """A file of the pack named by `key` of [coding]."""
+        name = fields.text(key, required=required)
+        path = _inside(self.root, name, where) if name else None
+        if path is not None and not path.is_file():
+            where.problem(f"[coding] {key} {name!r} is not a file in the pack")
+            return None
+        return path
+
+    def gradcheck(self, table: dict[str, Any], where: Where) -> Gradcheck | None:
+        fields = Fields(table, where, "[coding.gradcheck]")
+        function = fields.text("function", required=True)
+        shapes = fields._get("shapes", list, False, [[4]])
+        fields.unknown()
+        if not (isinstance(shapes, list) and shapes and all(
+                isinstance(shape, list) and len(shape) <= 4 and all(
+                    type(n) is int and 1 <= n <= 64 for n in shape) for shape in shapes)):
+            where.problem("[coding.gradcheck] shapes must be a list of shapes such as [[4]] "
+                          "(up to 4 sizes of 1 to 64 each)")
+            return None
+        if not function.isidentifier():
+            if function:
+                where.problem(f"[coding.gradcheck] function {function!r} is not a Python name")
+            return None
+        return Gradcheck(function, tuple(tuple(shape) for shape in shapes))
 
     def step(self, table: dict[str, Any], where: Where, ids: set[str],
              fill: bool = True) -> Step | None:

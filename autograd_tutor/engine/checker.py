@@ -1,26 +1,30 @@
-"""The training-loop checker, for a lesson's coding mode (`[coding] checker = "training-loop"`,
-as Exercise 4 declares): write its scaffold, then check a finished file.
+"""A coding part (`[coding]` of an exercise): write its scaffold, then check a finished file.
 
 `check_file` runs the learner's file in the sandbox's child process (engine.sandbox) with
 a time limit, as their own program: the separation is about hangs and crashes, not about
-trust. The child (`_child_run`, below) runs the file, then returns `w`, `b`, `losses`, `X`
-and `y_true`, which the sandbox sends back on its own channel, so nothing the file prints,
-and nothing it writes where the result used to go, can block or forge it. The sandbox kills
-the child's whole process group when the check ends, however it ends, so programs the
-learner's file starts don't outlive the check.
+trust. The child (`_child_run`, below) seeds torch with the part's seed, runs the file,
+then describes each name the part reads back (its number, its numbers, shape and flags)
+and, when the part asks, runs `torch.autograd.gradcheck` on the file's custom Function;
+the sandbox sends that back on its own channel, so nothing the file prints, and nothing it
+writes where the result used to go, can block or forge it. The sandbox kills the child's
+whole process group when the check ends, however it ends, so programs the learner's file
+starts don't outlive the check.
 
-This side judges what came back against a least-squares fit computed independently (numpy's
-polyfit), and names the classic mistakes. Whatever the learner's file leaves behind (a
-generator, an int too large for a float, data no float fit can handle) ends in a diagnosis,
-never in a traceback of the checker's own.
+The pack's reference solution runs the same way, under the same seed. This side then
+judges: first the pack's own diagnoses (functions of the pack's module, given the run's
+results and the solution's, each returning a diagnosis or None; they run bounded, like a
+pack's helpers), then what every part shares: names the file left undefined, gradcheck,
+and the element-wise comparison with the solution's run. Whatever the learner's file
+leaves behind ends in a diagnosis, never in a traceback of the checker's own. The engine
+knows no lesson: what a run means is the pack's.
 
-The module imports no torch, so the CLI can list and write scaffolds cheaply.
+The module imports no torch, so the CLI can write scaffolds cheaply.
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
+import importlib.util
 import itertools
 import math
 import signal
@@ -30,25 +34,21 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import Any
 
 from autograd_tutor.engine import sandbox
+from autograd_tutor.engine.model import Coding
 
-STEPS = 200
-TOLERANCE = 0.05
 DEFAULT_TIMEOUT = 20.0
 # Extra seconds before the hard kill, after the file's own time limit. Both count from the
 # child's signal that it is ready (Python and torch started), however long that took.
 STARTUP_GRACE = 15.0
-# How many values of a list the child sends back; an endless loop can grow `losses` a lot.
+# How many values of a list the child sends back; an endless loop can grow a list a lot.
 MAX_VALUES = 10_000
-# Reading one of w, b, losses, X, y_true runs the learner's code (__float__, a generator);
-# each read gets this long.
+# Reading one of the names runs the learner's code (__float__, a generator); each read
+# gets this long.
 READ_LIMIT = 2.0
-
-LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation"
-BACKWARD_TWICE = "Trying to backward through the graph a second time"
-NO_GRAD_FN = "does not require grad and does not have a grad_fn"
 
 
 class ScaffoldExistsError(FileExistsError):
@@ -69,69 +69,26 @@ class CheckReport:
     path: Path
     passed: bool
     diagnoses: list[Diagnosis] = field(default_factory=list)
-    loss_falls: bool = False
-    w: float | None = None
-    b: float | None = None
-    w_ls: float | None = None
-    b_ls: float | None = None
-    first_loss: float | None = None
-    final_loss: float | None = None
-    steps: int = 0
     output: str = ""  # the tail of what the file printed
     warnings: list[str] = field(default_factory=list)  # Python warnings the file raised
-    tolerance: float = TOLERANCE
+    # The largest element-wise difference from the solution's run, per compared name
+    # (None: it could not be compared).
+    compared: dict[str, float | None] = field(default_factory=dict)
+    gradcheck: bool | None = None  # whether the file's Function passed gradcheck, if asked
+    # What the pack's summary adds: lines shown before the diagnoses, and fields of its own
+    # for --json (readable as attributes of the report too).
+    lines: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.diagnoses]
 
-
-# --- the scaffold -------------------------------------------------------------------------
-
-
-class FitError(ValueError):
-    """The least-squares line of the data can't be computed in floating point; the message
-    says why, in the learner's terms."""
-
-
-def least_squares(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """The exact least-squares line, by a method of its own (numpy's polyfit), so the check
-    does not lean on the lesson's hand-derived arithmetic. Raises FitError for data whose
-    fit floating point can't compute (values that overflow when squared, or lie so close
-    together that their spread vanishes), before LAPACK sees it."""
-    import numpy as np
-
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        raise FitError("X and y_true must be two lists of the same length, at least 2")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise FitError("X or y_true contains inf or nan")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # polyfit's RankWarning: no single line fits
-            with np.errstate(over="raise", divide="raise", invalid="raise"):
-                slope, intercept = np.polyfit(x, y, 1)
-    except (ArithmeticError, ValueError, np.linalg.LinAlgError, Warning):
-        raise FitError(_fit_trouble(x, y)) from None
-    if not (math.isfinite(slope) and math.isfinite(intercept)):
-        raise FitError(_fit_trouble(x, y))
-    return float(slope), float(intercept)
-
-
-def _fit_trouble(x: Any, y: Any) -> str:
-    import numpy as np
-
-    largest = float(max(np.abs(x).max(), np.abs(y).max()))
-    if largest > 1e150:
-        return (f"the values are too large (up to {largest:.3g}): squaring them overflows, "
-                "since no float goes past about 1.8e308")
-    spread = float(x.max() - x.min())
-    if spread * spread == 0.0:
-        return (f"the X values lie too close together (they span only {spread:.3g}): "
-                "squared, their spread is smaller than the smallest float and rounds to 0, "
-                "so no one line fits better than another")
-    return (f"the X values are too nearly equal (they span {spread:.3g} around "
-            f"{float(x.mean()):.3g}) for a fit that floating point can settle")
+    def __getattr__(self, name: str) -> Any:
+        fields = self.__dict__.get("fields") or {}
+        if name in fields:
+            return fields[name]
+        raise AttributeError(name)
 
 
 def write_scaffold(scaffold: Path, path: Path, force: bool = False) -> Path:
@@ -149,7 +106,7 @@ def write_scaffold(scaffold: Path, path: Path, force: bool = False) -> Path:
     return path
 
 
-# --- running the learner's file -----------------------------------------------------------
+# --- running a file -----------------------------------------------------------------------
 
 
 @dataclass
@@ -171,11 +128,22 @@ def _child_env() -> dict[str, str]:
     return sandbox.child_environment()
 
 
-def _run_child(path: Path, timeout: float) -> _Run:
-    """The learner's file in the sandbox's child process (see engine.sandbox): the hard kill
-    comes STARTUP_GRACE seconds after the file's own time limit, counted from the moment the
+def child_spec(coding: Coding) -> dict[str, Any]:
+    """What the child needs to know of the part, as JSON: the names to read back, the seed,
+    and the gradcheck to run."""
+    gradcheck = None
+    if coding.gradcheck is not None:
+        gradcheck = {"function": coding.gradcheck.function,
+                     "shapes": [list(shape) for shape in coding.gradcheck.shapes]}
+    return {"names": list(coding.names + coding.optional), "seed": coding.seed,
+            "gradcheck": gradcheck}
+
+
+def _run_child(path: Path, timeout: float, spec: dict[str, Any]) -> _Run:
+    """The file in the sandbox's child process (see engine.sandbox): the hard kill comes
+    STARTUP_GRACE seconds after the file's own time limit, counted from the moment the
     child says it is ready (torch imported), however long it took to start."""
-    outcome = sandbox.run_function(_CHILD_FUNCTION, [str(path), timeout], limit=timeout,
+    outcome = sandbox.run_function(_CHILD_FUNCTION, [str(path), timeout, spec], limit=timeout,
                                    grace=STARTUP_GRACE, env=_child_env())
     return _as_run(outcome)
 
@@ -227,45 +195,55 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else _typed(value, str)
 
 
+def _checked_error(error: Any) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    _typed(error, dict)
+    line = error.get("line")
+    return {
+        "type": _typed(error["type"], str),
+        "message": _typed(error["message"], str),
+        "line": None if line is None else _typed(line, int),
+        "code": _typed(error.get("code") or "", str),
+    }
+
+
+def _checked_value(info: Any) -> dict[str, Any]:
+    _typed(info, dict)
+    clean = {
+        "type": _typed(info["type"], str),
+        "number": _number_or_none(info["number"]),
+        "problem": _text_or_none(info.get("problem")),
+        "numbers": _numbers_or_none(info["numbers"]),
+        "list_problem": _text_or_none(info.get("list_problem")),
+        "length": _typed(info["length"], int),
+    }
+    if "is_leaf" in info or "requires_grad" in info or "shape" in info:
+        clean["requires_grad"] = _typed(info["requires_grad"], bool)
+        clean["is_leaf"] = _typed(info["is_leaf"], bool)
+        clean["shape"] = [_typed(n, int) for n in _typed(info["shape"], list)]
+    return clean
+
+
+def _checked_gradcheck(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    _typed(raw, dict)
+    return {"passed": _typed(raw["passed"], bool), "missing": _typed(raw["missing"], bool),
+            "message": _typed(raw["message"], str), "error": _checked_error(raw["error"])}
+
+
 def _checked_result(raw: Any) -> dict[str, Any]:
     _typed(raw, dict)
     if "checker_error" in raw:
         return {"checker_error": str(raw["checker_error"])}
-    error = raw["error"]
-    if error is not None:
-        _typed(error, dict)
-        line = error.get("line")
-        error = {
-            "type": _typed(error["type"], str),
-            "message": _typed(error["message"], str),
-            "line": None if line is None else _typed(line, int),
-            "code": _typed(error.get("code") or "", str),
-        }
-    params = {}
-    for name, info in _typed(raw["params"], dict).items():
-        if name not in ("w", "b"):
-            continue
-        _typed(info, dict)
-        clean = {
-            "type": _typed(info["type"], str),
-            "value": _number_or_none(info["value"]),
-            "problem": _text_or_none(info.get("problem")),
-        }
-        if "is_leaf" in info or "requires_grad" in info:
-            clean["requires_grad"] = _typed(info["requires_grad"], bool)
-            clean["is_leaf"] = _typed(info["is_leaf"], bool)
-        params[name] = clean
     return {
-        "error": error,
+        "error": _checked_error(raw["error"]),
         "timed_out": _typed(raw["timed_out"], bool),
         "warnings": [_typed(w, str) for w in _typed(raw["warnings"], list)][:5],
-        "params": params,
-        "has_losses": _typed(raw["has_losses"], bool),
-        "losses": _numbers_or_none(raw["losses"]),
-        "losses_problem": _text_or_none(raw.get("losses_problem")),
-        "loss_count": _typed(raw["loss_count"], int),
-        "X": _numbers_or_none(raw["X"]),
-        "y_true": _numbers_or_none(raw["y_true"]),
+        "values": {_typed(name, str): _checked_value(info)
+                   for name, info in _typed(raw["values"], dict).items()},
+        "gradcheck": _checked_gradcheck(raw.get("gradcheck")),
     }
 
 
@@ -284,23 +262,25 @@ def _disarm() -> None:
     sandbox.disarm()
 
 
-def _child_run(path: str, limit: float) -> dict[str, Any]:
+def _child_run(path: str, limit: float, spec: dict[str, Any]) -> dict[str, Any]:
     """In the sandbox's child: run the learner's file and return what it left (the
     sandbox sends it back on its channel and ends the process)."""
     sys.argv = [path]  # as `python FILE` sets it
     try:
-        return _execute(path, limit)
+        return _execute(path, limit, spec)
     except BaseException as error:  # a fault of the checker's own, not of the learner's
         return {"checker_error": _error_text(error)}
 
 
-def _execute(path: str, limit: float) -> dict[str, Any]:
+def _execute(path: str, limit: float, spec: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, str(Path(path).resolve().parent))  # as `python FILE` would set it
     # Import torch before the clock starts, so the time limit measures the file, not torch.
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
-        pass
+        torch = None  # type: ignore[assignment]
+    if torch is not None:
+        torch.manual_seed(int(spec["seed"]))
     sandbox.ready()  # the hard time limit counts from here
     ns: dict[str, Any] = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
     result: dict[str, Any] = {"error": None, "timed_out": False}
@@ -329,7 +309,11 @@ def _execute(path: str, limit: float) -> dict[str, Any]:
             setattr(builtins, key, value)
     messages, _ = _guarded(lambda: sorted({_safe_text(w.message) for w in caught})[:5])
     result["warnings"] = messages or []
-    result.update(_read_namespace(ns))
+    result["values"] = _read_namespace(ns, list(spec["names"]))
+    result["gradcheck"] = None
+    if spec.get("gradcheck") and torch is not None and not (
+            result["error"] or result["timed_out"]):
+        result["gradcheck"] = _gradcheck(ns, spec["gradcheck"], int(spec["seed"]), path, limit)
     return result
 
 
@@ -448,251 +432,216 @@ def _length(value: Any, fallback: int) -> int:
     return count if error is None and type(count) is int else fallback
 
 
-def _describe_param(name: str, value: Any) -> dict[str, Any]:
-    # Reading .grad of a non-leaf warns, so only these attributes are touched.
-    info: dict[str, Any] = {"type": type(value).__name__, "value": None, "problem": None}
+def _describe(name: str, value: Any) -> dict[str, Any]:
+    """One name the file left, as data: its type, its value as a number (`number`, or why
+    not: `problem`) and as a list of numbers (`numbers`, or why not: `list_problem`), its
+    length, shape and, for a tensor, requires_grad and is_leaf. Reading .grad of a non-leaf
+    warns, so only these attributes are touched."""
+    info: dict[str, Any] = {"type": type(value).__name__, "number": None, "problem": None}
     number, error = _guarded(lambda: _to_float(value))
     if error is None:
-        info["value"] = number
+        info["number"] = number
     else:
         info["problem"] = _float_problem(name, value, error)
+    info["numbers"], info["list_problem"] = _floats(name, value)
+    info["length"] = _length(value, len(info["numbers"] or []))
     if _torch_tensor(value):
-        flags, error = _guarded(lambda: (bool(value.requires_grad), bool(value.is_leaf)))
+        flags, error = _guarded(lambda: (bool(value.requires_grad), bool(value.is_leaf),
+                                         [int(n) for n in value.shape]))
         if error is None:
-            info["requires_grad"], info["is_leaf"] = flags
+            info["requires_grad"], info["is_leaf"], info["shape"] = flags
     return info
 
 
-def _read_namespace(ns: dict[str, Any]) -> dict[str, Any]:
-    losses, losses_problem = _floats("losses", ns["losses"]) if "losses" in ns else (None, None)
+def _read_namespace(ns: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {name: _describe(name, ns[name]) for name in names if name in ns}
+
+
+def _gradcheck(ns: dict[str, Any], spec: dict[str, Any], seed: int, path: str,
+               limit: float) -> dict[str, Any]:
+    """`torch.autograd.gradcheck` of the file's Function `spec["function"]` on double inputs
+    of `spec["shapes"]`, drawn under `seed`: {"passed": bool, "message": what it said,
+    "error": the error the learner's code raised, if that is why}."""
+    import torch
+    from torch.autograd.gradcheck import GradcheckError
+
+    function = spec["function"]
+    found = ns.get(function)
+    if not (isinstance(found, type) and issubclass(found, torch.autograd.Function)):
+        return {"passed": False, "missing": True, "message": "", "error": None}
+    torch.manual_seed(seed)
+    inputs = tuple(torch.randn(*shape, dtype=torch.double, requires_grad=True)
+                   for shape in spec["shapes"])
+    result: dict[str, Any] = {"passed": False, "missing": False, "message": "", "error": None}
+    try:
+        try:
+            _arm(limit)
+            torch.autograd.gradcheck(found.apply, inputs, eps=1e-6, atol=1e-4)
+        finally:
+            _disarm()
+        result["passed"] = True
+    except GradcheckError as error:  # its first line says where; the rest are matrices
+        result["message"] = _safe_text(error).splitlines()[0].rstrip(",") if str(error) else ""
+    except _TimeLimit:
+        result["message"] = f"gradcheck took more than {limit:g} s"
+    except BaseException as error:  # the learner's forward or backward raised
+        result["error"] = _describe_error(error, path)
+    return result
+
+# --- the pack's own judging ---------------------------------------------------------------
+
+
+class PackModuleError(Exception):
+    """The pack's module for a coding part can't be loaded or one of its functions failed:
+    the message says which, in one line."""
+
+
+def load_module(path: Path) -> ModuleType:
+    """The pack's module that holds a coding part's diagnoses, loaded bounded (it is the
+    pack author's code, like its helpers)."""
+    name = "autograd_tutor_coding_" + "".join(c if c.isalnum() else "_" for c in str(path))
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PackModuleError(f"can't load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: its dataclasses look for it there
+    try:
+        with sandbox.bounded(sandbox.STEP_SECONDS, str(path)):
+            try:
+                spec.loader.exec_module(module)
+            except Exception as error:
+                raise PackModuleError(f"{path} raised {sandbox.error_text(error)}") from None
+    except BaseException as error:
+        del sys.modules[name]
+        if isinstance(error, sandbox.Escaped):
+            raise PackModuleError(str(error)) from None
+        raise
+    return module
+
+
+def _call(module: ModuleType, function: str, *args: Any) -> Any:
+    what = f"{function}() of {Path(module.__file__ or '').name}"
+    try:
+        with sandbox.bounded(sandbox.STEP_SECONDS, what):
+            try:
+                return getattr(module, function)(*args)
+            except Exception as error:
+                raise PackModuleError(f"{what} raised {sandbox.error_text(error)}") from None
+    except sandbox.Escaped as escaped:
+        raise PackModuleError(str(escaped)) from None
+
+
+def _as_diagnosis(value: Any, function: str) -> Diagnosis | None:
+    if value is None:
+        return None
+    if isinstance(value, Diagnosis):
+        return value
+    try:
+        return Diagnosis(str(value["name"]), str(value["title"]), str(value["explanation"]))
+    except (TypeError, KeyError, IndexError):
+        raise PackModuleError(f"{function}() returned neither None nor a diagnosis "
+                              "(a dict with name, title and explanation)") from None
+
+
+@dataclass
+class _Judge:
+    """One check: the part, the pack's module (if it has one), the learner's run as the
+    pack's functions see it, and the solution's run (None where it could not run)."""
+
+    coding: Coding
+    module: ModuleType | None
+    run: dict[str, Any]
+    reference: dict[str, Any] | None
+
+    def pack_diagnosis(self) -> Diagnosis | None:
+        """The first of the pack's diagnoses that recognises the run."""
+        if self.module is None:
+            return None
+        for function in self.coding.diagnoses:
+            found = _as_diagnosis(_call(self.module, function, self.run, self.reference),
+                                  function)
+            if found is not None:
+                return found
+        return None
+
+    def summary(self, report: CheckReport) -> None:
+        if self.module is None or not self.coding.summary:
+            return
+        made = _call(self.module, self.coding.summary, self.run, self.reference)
+        try:
+            report.lines = [str(line) for line in made.get("lines", [])]
+            report.fields = {str(key): value for key, value in made.get("fields", {}).items()}
+        except (AttributeError, TypeError, ValueError):
+            raise PackModuleError(f"{self.coding.summary}() returned no dict of lines and "
+                                  "fields") from None
+
+
+def run_data(path: Path, source: str, timeout: float, run: _Run) -> dict[str, Any]:
+    """A run as the pack's functions get it: plain data."""
+    result = run.result or {}
+    if run.killed or result.get("timed_out"):
+        outcome = "time_limit"
+    elif run.result is None:
+        outcome = "ended"
+    elif result.get("error"):
+        outcome = "error"
+    else:
+        outcome = "finished"
     return {
-        "params": {name: _describe_param(name, ns[name]) for name in ("w", "b") if name in ns},
-        "has_losses": "losses" in ns,
-        "losses": losses,
-        "losses_problem": losses_problem,
-        "loss_count": _length(ns.get("losses"), len(losses or [])),
-        "X": _floats("X", ns["X"])[0] if "X" in ns else None,
-        "y_true": _floats("y_true", ns["y_true"])[0] if "y_true" in ns else None,
+        "path": str(path),
+        "source": source,
+        "limit": timeout,
+        "outcome": outcome,
+        "read": run.result is not None,  # whether the names could be read at all
+        "error": result.get("error"),
+        "values": dict(result.get("values") or {}),
+        "warnings": list(result.get("warnings") or []),
+        "gradcheck": result.get("gradcheck"),
+        "compared": {},
     }
 
 
-# --- the least-squares target -------------------------------------------------------------
+_references: dict[tuple[Any, ...], tuple[_Run, dict[str, Any] | None]] = {}
 
 
-Data = tuple[list[float], list[float]]
-
-
-def _data(result: dict[str, Any] | None, lesson: Data) -> tuple[Data, bool]:
-    """The file's own X and y_true when it leaves usable ones, else the lesson's; and
-    whether they are the file's own."""
-    x = result.get("X") if result else None
-    y = result.get("y_true") if result else None
-    if x and y and len(x) == len(y) >= 2 and max(x) > min(x):
-        return (x, y), True
-    return lesson, False
-
-
-# --- judging ------------------------------------------------------------------------------
-
-
-def _rises(losses: list[float]) -> int:
-    """How often the loss went up by more than float noise."""
-    return sum(1 for a, b in itertools.pairwise(losses) if b > a * (1 + 1e-6) + 1e-12)
-
-
-def _zeroed_names(source: str) -> set[str] | None:
-    """Names whose .grad the file resets; None if it resets something it names otherwise
-    (an optimizer, a loop over parameters), which counts as resetting everything."""
+def _solution_run(coding: Coding, timeout: float) -> tuple[_Run, dict[str, Any] | None] | None:
+    """The solution's run, and as data (see run_data) when it finished cleanly. Kept for
+    the process: the solution and the seed decide it."""
+    solution = coding.solution
     try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
-        return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        target = _reset_target(node)
-        if target is None:
-            continue
-        if not (isinstance(target, ast.Name) and target.id in ("w", "b")):
-            return None
-        names.add(target.id)
-    return names
-
-
-def _reset_target(node: ast.AST) -> ast.expr | None:
-    """The owner reset by `w.grad.zero_()`, `w.grad.data.zero_()`, `w.grad = None` or
-    `opt.zero_grad()`."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if node.func.attr == "zero_grad":
-            return node.func.value
-        if node.func.attr == "zero_":
-            return _grad_owner(node.func.value)
-    if isinstance(node, ast.Assign | ast.AugAssign):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        for target in targets:
-            if isinstance(target, ast.Attribute) and target.attr == "grad":
-                return target.value
-    return None
-
-
-def _grad_owner(expr: ast.expr) -> ast.expr | None:
-    while isinstance(expr, ast.Attribute):
-        if expr.attr == "grad":
-            return expr.value
-        expr = expr.value
-    return None
-
-
-class _Line(NamedTuple):
-    """A line of the learner's file: its number and its text."""
-
-    number: int
-    code: str
-
-    def __str__(self) -> str:
-        return f"line {self.number} (`{self.code}`)"
-
-
-def _line(source: str, node: ast.AST) -> _Line:
-    number = getattr(node, "lineno", 0)
-    lines = source.splitlines()
-    code = lines[number - 1].strip() if 0 < number <= len(lines) else ""
-    return _Line(number, code)
-
-
-def _tree(source: str) -> ast.AST | None:
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
+        stamp = solution.stat().st_mtime_ns
+        source = solution.read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return None
+    key = (str(solution), stamp, coding.names, coding.optional, coding.seed, coding.gradcheck)
+    if key not in _references:
+        run = _run_child(solution.resolve(), timeout, child_spec(coding))
+        if run.stopped is not None:
+            return None  # not kept: an interrupted run says nothing about the solution
+        data = run_data(solution, source, timeout, run)
+        _references[key] = (run, data if data["outcome"] == "finished" else None)
+    return _references[key]
 
 
-READ_OUTS = ("item", "tolist", "numpy", "cpu")  # `w.detach().item()` only reads a value
+def run_reference(coding: Coding, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any] | None:
+    """The solution's run as data, or None if it did not finish cleanly."""
+    found = _solution_run(coding, timeout)
+    return None if found is None else found[1]
 
 
-def _detached(source: str) -> list[tuple[str, _Line]]:
-    """Where a file that calls backward() computes with `w.detach()` or `b.detach()` (or
-    detach_()): each name, with the first line that does. A detach that only reads a value
-    out (`.item()`, `.numpy()`) or is printed is not computing."""
-    tree = _tree(source)
-    if tree is None or not _calls_backward(tree):
-        return []
-    found: dict[str, _Line] = {}
-    for statement in ast.walk(tree):
-        if not isinstance(statement, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            continue
-        parents = {child: node for node in ast.walk(statement)
-                   for child in ast.iter_child_nodes(node)}
-        for node in ast.walk(statement):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("detach", "detach_")
-                    and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id in ("w", "b")):
-                continue
-            above = parents.get(node)
-            if isinstance(above, ast.Attribute) and above.attr in READ_OUTS:
-                continue
-            name = node.func.value.id
-            line = _line(source, node)
-            if name not in found or line.number < found[name].number:
-                found[name] = line
-    return sorted(found.items())
+def check_solution(coding: Coding, name: str = "",
+                   timeout: float = DEFAULT_TIMEOUT) -> tuple[CheckReport, bool]:
+    """The solution judged as a learner's file would be, against its own run (run once);
+    and whether that run finished at all."""
+    found = _solution_run(coding, timeout)
+    ran, reference = (None, None) if found is None else found
+    report = check_file(coding.solution, coding, timeout, name, reference, ran=ran)
+    return report, reference is not None
 
 
-def _detached_diagnosis(detached: list[tuple[str, _Line]], what: str) -> Diagnosis:
-    names = " and ".join(name for name, _ in detached)
-    name, line = detached[0]
-    return Diagnosis(
-        "detached",
-        f"{names} cut off from the loss by detach()",
-        f"{what} loss.backward() did run, but {line} uses `{name}.detach()`: a tensor with "
-        f"{name}'s value that autograd does not track (Exercise 5). No gradient flows from "
-        f"the loss back to {name}, so {name}.grad stays None. Use {name} itself in the "
-        f"forward pass: `y_pred = w * X + b`.",
-    )
-
-
-def _updates(node: ast.AST) -> bool:
-    """Whether a statement updates w or b: `w -= ...`, `w.data -= ...`, `w.sub_(...)`, an
-    assignment to w, or an optimizer's step()."""
-    for part in ast.walk(node):
-        if isinstance(part, ast.AugAssign | ast.Assign):
-            targets = part.targets if isinstance(part, ast.Assign) else [part.target]
-            for target in targets:
-                while isinstance(target, ast.Attribute) and target.attr == "data":
-                    target = target.value
-                if isinstance(target, ast.Name) and target.id in ("w", "b"):
-                    return True
-        if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute):
-            if part.func.attr == "step" or (
-                    part.func.attr in ("sub_", "add_", "copy_")
-                    and _owner_name(part.func.value) in ("w", "b")):
-                return True
-    return False
-
-
-def _owner_name(expr: ast.expr) -> str | None:
-    while isinstance(expr, ast.Attribute) and expr.attr == "data":
-        expr = expr.value
-    return expr.id if isinstance(expr, ast.Name) else None
-
-
-def _calls_backward(node: ast.AST) -> bool:
-    return any(isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute)
-               and part.func.attr == "backward" for part in ast.walk(node))
-
-
-def _zeroed_before_update(source: str) -> _Line | None:
-    """The first gradient reset that a loop runs after loss.backward() and before the
-    update of w and b, so that the update uses a zero (or None) gradient."""
-    tree = _tree(source)
-    for loop in ast.walk(tree) if tree is not None else ():
-        if not isinstance(loop, ast.For | ast.While):
-            continue
-        backward = next((i for i, s in enumerate(loop.body) if _calls_backward(s)), None)
-        if backward is None:
-            continue
-        for statement in loop.body[backward + 1:]:
-            if _updates(statement):
-                break
-            reset = next((part for part in ast.walk(statement)
-                          if _reset_target(part) is not None), None)
-            if reset is not None:
-                return _line(source, reset)
-    return None
-
-
-def _zeroed_early_diagnosis(line: _Line, what: str) -> Diagnosis:
-    return Diagnosis(
-        "zeroed_before_update",
-        "Gradients reset before the update",
-        f"{what} loss.backward() runs, but {line} resets the gradients after it and "
-        "before the update, so the update finds nothing to subtract. The order is: "
-        "loss.backward(), then the update inside torch.no_grad(), then reset the gradients "
-        "for the next step.",
-    )
-
-
-def _rebinds(source: str) -> set[str]:
-    """w and b that the file binds to a new tensor after creating them: a name assigned from
-    its own old value (`w = w - learning_rate * w.grad`) or assigned more than once. An
-    update in place (`w -= ...`) is not an assignment of the name."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what Python reports
-        return set()
-    names: set[str] = set()
-    seen: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
-            continue
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id in ("w", "b"):
-                if target.id in used or target.id in seen:
-                    names.add(target.id)
-                seen.add(target.id)
-    return names
+# --- judging what every part shares -------------------------------------------------------
 
 
 def _where(error: dict[str, Any]) -> str:
@@ -702,301 +651,127 @@ def _where(error: dict[str, Any]) -> str:
     return f"line {line}" if line else "your file"
 
 
-def _rebound(params: dict[str, Any]) -> list[str]:
-    """Parameters that are no longer leaf tensors requiring grad."""
-    return [
-        name
-        for name, info in params.items()
-        if "is_leaf" in info and not (info["is_leaf"] and info["requires_grad"])
-    ]
+def _said(names: list[str] | tuple[str, ...]) -> str:
+    """`a`, `b` and `c`: names as a sentence lists them."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _rebound_diagnosis(names: list[str], params: dict[str, Any]) -> Diagnosis:
-    shown = " and ".join(names)
-    tracked = any(not params[n]["is_leaf"] for n in names)
-    why = (
-        "Outside torch.no_grad() the new tensor is the result of a computation (a non-leaf "
-        "with a grad_fn), and backward() fills .grad only for leaves, so its .grad is None "
-        "(PyTorch warns about reading the .grad of a non-leaf Tensor). The next use of .grad "
-        "then fails."
-        if tracked
-        else "Inside torch.no_grad() the new tensor doesn't even require grad, so backward() "
-        "never gives it a .grad: it stays None, and the next use of .grad fails. Once "
-        "nothing in the loss requires grad, the next loss.backward() fails too: “element 0 "
-        f"of tensors {NO_GRAD_FN}”."
-    )
-    return Diagnosis(
-        "rebound",
-        "w and b were replaced by new tensors",
-        f"`{names[0]} = {names[0]} - learning_rate * {names[0]}.grad` doesn't change "
-        f"{names[0]}: it builds a new tensor and rebinds the name, so {shown} stop being the "
-        f"leaf tensors you created with requires_grad=True. {why} Update in place instead, "
-        "inside torch.no_grad(): `w -= learning_rate * w.grad`, so w stays the same leaf "
-        "tensor.",
-    )
-
-
-def _error_diagnosis(error: dict[str, Any], params: dict[str, Any], source: str = "") -> Diagnosis:
+def _syntax_diagnosis(error: dict[str, Any]) -> Diagnosis | None:
     kind, message = error["type"], error["message"]
-    where = _where(error)
-    if kind in ("SyntaxError", "IndentationError", "TabError"):
-        return Diagnosis(
-            "syntax_error",
-            "Python can't read the file",
-            f"{kind} at {where}: {message}. Nothing ran: Python reads the whole file before "
-            "running any of it. Check brackets, colons and indentation on that line and the "
-            "one before it.",
-        )
-    if kind == "NotImplementedError" and message.startswith("TODO"):
-        return Diagnosis(
-            "unfinished",
-            "The TODOs are not filled in yet",
-            f"The file stops at the first unfinished step: {message}. Replace each "
-            "`todo(...)` call with your code, and write the steps that are only comments "
-            "(backward, update, zero).",
-        )
-    if LEAF_INPLACE in message:
-        return Diagnosis(
-            "update_tracked",
-            "Update outside torch.no_grad()",
-            f"PyTorch refused the update at {where}: “{LEAF_INPLACE}”. w and b are leaves "
-            "that autograd is recording; changing them in place while recording would make "
-            "the graph describe values that no longer exist. Put the update inside "
-            "`with torch.no_grad():`, so it isn't recorded: the update is bookkeeping, not "
-            "part of the model.",
-        )
-    rebound = _rebound(params)
-    if rebound and "NoneType" in message:
-        return _rebound_diagnosis(rebound, params)
-    # Rebound inside torch.no_grad(): the new w doesn't require grad, so the next step's loss
-    # has no grad_fn. A w created without requires_grad fails the same way; the source tells
-    # them apart.
-    rebound_here = [name for name in rebound if name in _rebinds(source)]
-    if rebound_here and NO_GRAD_FN in message:
-        return _rebound_diagnosis(rebound_here, params)
-    if "NoneType" in message and ".grad" in str(error.get("code")):
-        early = _zeroed_before_update(source)
-        if early is not None:  # `w.grad = None` between backward() and the update
-            return _zeroed_early_diagnosis(early, f"{kind} at {where}: {message}.")
-        detached = _detached(source)
-        if detached:
-            return _detached_diagnosis(detached, f"{kind} at {where}: {message}.")
-        return Diagnosis(
-            "no_backward",
-            ".grad is None: backward() hasn't run",
-            f"{kind} at {where}: {message}. A leaf's .grad stays None until loss.backward() "
-            "runs. Call loss.backward() after computing the loss and before the update.",
-        )
-    if BACKWARD_TWICE in message:
-        return Diagnosis(
-            "graph_reused",
-            "Backward through the same graph twice",
-            f"{kind} at {where}: backward() frees the graph it walks, so each step needs a "
-            "fresh one. Compute y_pred and loss inside the loop, from the current w and b.",
-        )
-    return Diagnosis("error", f"The file raised {kind}", f"{kind} at {where}: {message}")
+    if kind not in ("SyntaxError", "IndentationError", "TabError"):
+        return None
+    return Diagnosis(
+        "syntax_error",
+        "Python can't read the file",
+        f"{kind} at {_where(error)}: {message}. Nothing ran: Python reads the whole file "
+        "before running any of it. Check brackets, colons and indentation on that line and "
+        "the one before it.",
+    )
 
 
-def _time_limit_diagnosis(timeout: float, count: int | None) -> Diagnosis:
-    done = "" if count is None else f", with {count} losses recorded (the loop needs {STEPS})"
+def _error_diagnosis(error: dict[str, Any]) -> Diagnosis:
+    kind, message = error["type"], error["message"]
+    return Diagnosis("error", f"The file raised {kind}", f"{kind} at {_where(error)}: {message}")
+
+
+def _time_limit_diagnosis(timeout: float) -> Diagnosis:
     return Diagnosis(
         "time_limit",
         "Too slow, or never finishes",
-        f"The file was stopped after {timeout:g} s{done}. 200 small steps take well under a "
-        "second, so look for a loop that never ends: a `while` whose condition never "
-        "changes, or a step counter that is never increased. Or far more work per step "
-        "than the exercise needs.",
+        f"The file was stopped after {timeout:g} s. Look for a loop that never ends: a "
+        "`while` whose condition never changes, or a step counter that is never increased.",
     )
 
 
-def _names_diagnosis(result: dict[str, Any]) -> Diagnosis | None:
-    missing = [n for n in ("w", "b") if n not in result["params"]]
-    if not result["has_losses"]:
-        missing.append("losses")
-    if missing:
-        return Diagnosis(
-            "missing_names",
-            "The file doesn't define " + ", ".join(missing),
-            f"The file ran, but left no module-level {', '.join(missing)}. The checker reads "
-            "`w` and `b` (the parameter tensors) and `losses` (one loss per step) after your "
-            "file runs: keep those names, outside any function.",
-        )
-    params = result["params"]
-    if result["losses"] is None or any(params[n]["value"] is None for n in ("w", "b")):
-        problems = [params[n]["problem"] for n in ("w", "b") if params[n]["problem"]]
-        problems += [result["losses_problem"]] if result["losses_problem"] else []
-        found = "".join(f"{problem}. " for problem in problems)
-        return Diagnosis(
-            "bad_values",
-            "w, b or losses don't hold numbers",
-            f"{found}w and b should be one-number tensors and losses a list of floats "
-            "(`losses.append(loss.item())` each step).",
-        )
-    return None
-
-
-def _bad_data_diagnosis(problem: str, own: bool) -> Diagnosis:
-    if not own:  # the lesson's own data: not the learner's doing
-        return Diagnosis(
-            "bad_data",
-            "The least-squares target can't be computed",
-            f"The checker could not compute the least-squares fit of the lesson's data: "
-            f"{problem}. Your file is not to blame; please report this.",
-        )
-    return Diagnosis(
-        "bad_data",
-        "Your X and y_true can't be fitted in floating point",
-        "The checker judges w and b against the least-squares line through your file's X "
-        f"and y_true, but that line can't be computed with floats: {problem}. Keep the "
-        "exercise's data, `X = torch.linspace(-3, 3, 20)` and "
-        "`y_true = 2 * X + 1 + torch.randn(20) * 0.3`, or values of an ordinary size.",
-    )
-
-
-def _trajectory_diagnosis(losses: list[float], source: str) -> Diagnosis | None:
-    """What the shape of the loss curve says went wrong, if anything."""
-    if len(losses) < 2:
+def _missing_diagnosis(coding: Coding, run: dict[str, Any]) -> Diagnosis | None:
+    missing = [name for name in coding.names if name not in run["values"]]
+    if not missing:
         return None
-    if not all(math.isfinite(v) for v in losses):
-        return Diagnosis(
-            "diverged",
-            "The loss blew up",
-            "The loss reached inf or nan: each update made the parameters larger without "
-            "bound. Check that the update subtracts the gradient, that gradients are reset "
-            "every step, and that learning_rate is small (the notebook uses 0.01).",
-        )
-    rises = _rises(losses)
-    if losses[1] > losses[0] and rises >= 0.9 * (len(losses) - 1):
-        return Diagnosis(
-            "sign_flipped",
-            "The update goes uphill",
-            f"The loss rose from the first step ({losses[0]:.4g} -> {losses[1]:.4g}) and kept "
-            f"rising, to {losses[-1]:.4g}: the update adds the gradient instead of subtracting "
-            "it. The gradient points where the loss grows fastest, so gradient descent steps "
-            "against it: `w -= learning_rate * w.grad`.",
-        )
-    if max(losses) - min(losses) <= 1e-9 * max(1.0, abs(losses[0])):
-        early = _zeroed_before_update(source)
-        if early is not None:
-            return _zeroed_early_diagnosis(
-                early, f"The loss was {losses[0]:.4g} at every step: w and b never moved.")
-        return Diagnosis(
-            "frozen",
-            "w and b never changed",
-            f"The loss was {losses[0]:.4g} at every step: the parameters were never updated. "
-            "Check that loss.backward() runs and that the update subtracts "
-            "learning_rate * grad from w and b.",
-        )
-    if rises >= 3:
-        return _oscillation_diagnosis(losses, rises, source)
-    return None
-
-
-def _oscillation_diagnosis(losses: list[float], rises: int, source: str) -> Diagnosis:
-    swing = f"(between {min(losses):.4g} and {max(losses):.4g})"
-    zeroed = _zeroed_names(source)
-    not_zeroed = [] if zeroed is None else [n for n in ("w", "b") if n not in zeroed]
-    if not_zeroed:
-        which = " and ".join(f"{n}.grad" for n in not_zeroed)
-        return Diagnosis(
-            "gradients_not_zeroed",
-            "Gradients are never zeroed",
-            f"The loss went up {rises} times {swing}, and nothing resets {which}. backward() "
-            "adds into .grad instead of replacing it (Exercise 3), so each update uses the "
-            "sum of every gradient so far: the parameters overshoot and swing back and forth "
-            "instead of settling. Reset the gradients after each update: "
-            "`w.grad.zero_()` and `b.grad.zero_()` (or optimizer.zero_grad()).",
-        )
     return Diagnosis(
-        "oscillates",
-        "The loss goes up and down",
-        f"The loss went up {rises} times {swing}. With the gradients reset every step, a "
-        "learning rate that is too large makes each step overshoot the minimum; the notebook "
-        "uses 0.01. Also check that both w.grad and b.grad are reset every step.",
+        "missing_names",
+        "The file doesn't define " + ", ".join(missing),
+        f"The file ran, but left no module-level {', '.join(missing)}. The check reads "
+        f"{_said([f'`{n}`' for n in coding.names])} after your file runs: keep those names, "
+        "outside any function.",
     )
 
 
-def _fit_diagnosis(report: CheckReport) -> Diagnosis | None:
-    if report.steps != STEPS:
+def _gradcheck_diagnosis(coding: Coding, run: dict[str, Any]) -> Diagnosis | None:
+    found = run.get("gradcheck")
+    if coding.gradcheck is None or found is None or found["passed"]:
+        return None
+    function = coding.gradcheck.function
+    if found["missing"]:
         return Diagnosis(
-            "step_count",
-            f"{report.steps} training steps instead of {STEPS}",
-            f"losses has {report.steps} entries; the exercise trains for {STEPS} steps and "
-            "appends one loss per step (`losses.append(loss.item())`).",
-        )
-    if not report.loss_falls:
+            "no_function", f"No autograd.Function named {function}",
+            f"The check runs gradcheck on `{function}`, a subclass of torch.autograd.Function "
+            "defined at the top level of your file: keep its name.")
+    if found["error"]:
+        error = found["error"]
         return Diagnosis(
-            "loss_not_falling",
-            "The loss doesn't fall",
-            "The last loss is not lower than the first. Check the forward pass, the loss, "
-            "and that the update subtracts learning_rate * grad.",
-        )
-    if not _close(report):
-        return Diagnosis(
-            "not_converged",
-            "Not at the least-squares fit",
-            f"The loss falls, but after {STEPS} steps w = {report.w:.4f}, b = {report.b:.4f} "
-            f"are not both within {TOLERANCE} of the least-squares fit (w = {report.w_ls:.4f}, "
-            f"b = {report.b_ls:.4f}). Check learning_rate (0.01) and that each step uses the "
-            "gradient of the current loss.",
-        )
-    return None
+            "gradcheck_error", f"{function} raised {error['type']} under gradcheck",
+            f"gradcheck called {function}.apply on double inputs and its forward or backward "
+            f"raised {error['type']} at {_where(error)}: {error['message']}.")
+    return Diagnosis(
+        "gradcheck_failed", f"{function}.backward disagrees with gradcheck",
+        f"gradcheck compared your backward with the numerical gradient (finite differences "
+        f"of your forward) and they differ ({found['message']}): check the derivative, and "
+        "that backward multiplies it by grad_output.")
 
 
-def _close(report: CheckReport) -> bool:
-    pairs = [(report.w, report.w_ls), (report.b, report.b_ls)]
-    return all(
-        got is not None and target is not None and abs(got - target) <= TOLERANCE
-        for got, target in pairs
-    )
+def _compare(coding: Coding, run: dict[str, Any], reference: dict[str, Any]) -> None:
+    """Fill run["compared"]: per name, the largest element-wise difference from the
+    solution's run, or None where the two can't be compared (a shape or a value missing)."""
+    for name in coding.compare:
+        mine, theirs = run["values"].get(name), reference["values"].get(name)
+        run["compared"][name] = _difference(mine, theirs)
 
 
-def _judge_run(report: CheckReport, result: dict[str, Any], source: str,
-               fit: _Fit) -> list[Diagnosis]:
-    """Diagnoses for a file that finished; the report's numbers are already filled in."""
-    missing = _names_diagnosis(result)
-    if missing:
-        return [missing]
-    if fit.problem:
-        return [_bad_data_diagnosis(fit.problem, fit.own)]
-    rebound = _rebound(result["params"])
-    if rebound:
-        return [_rebound_diagnosis(rebound, result["params"])]
-    trajectory = _trajectory_diagnosis(result["losses"], source)
-    if trajectory:
-        return [trajectory]
-    off = _fit_diagnosis(report)
-    return [off] if off else []
+def _difference(mine: dict[str, Any] | None, theirs: dict[str, Any] | None) -> float | None:
+    if mine is None or theirs is None:
+        return None
+    a, b = mine.get("numbers"), theirs.get("numbers")
+    if a is None or b is None or len(a) != len(b) or mine.get("shape") != theirs.get("shape"):
+        return None
+    if not a:
+        return 0.0
+    gaps = [abs(x - y) if math.isfinite(x) and math.isfinite(y) else
+            (0.0 if x == y else math.inf) for x, y in zip(a, b, strict=True)]
+    return max(gaps)
 
 
-@dataclass
-class _Fit:
-    problem: str | None  # why the least-squares line can't be computed, if it can't
-    own: bool  # whether the data came from the learner's file
+def _compare_diagnosis(coding: Coding, run: dict[str, Any],
+                       reference: dict[str, Any]) -> Diagnosis | None:
+    off = []
+    for name in coding.compare:
+        gap = run["compared"].get(name)
+        theirs = reference["values"].get(name) or {}
+        mine = run["values"].get(name) or {}
+        if gap is None:
+            off.append(f"`{name}` can't be compared with the reference (yours: "
+                       f"{_shape_text(mine)}; the reference: {_shape_text(theirs)})")
+        elif not gap <= coding.tolerance:
+            off.append(f"`{name}` differs from the reference's by up to {gap:.4g}")
+    if not off:
+        return None
+    return Diagnosis(
+        "differs", "Not what the reference solution computes",
+        "Run with the same seed, " + "; ".join(off) + f" (tolerance {coding.tolerance:g}).")
 
 
-def _fill_numbers(report: CheckReport, result: dict[str, Any] | None, lesson: Data) -> _Fit:
-    data, own = _data(result, lesson)
-    fit = _Fit(None, own)
-    try:
-        report.w_ls, report.b_ls = least_squares(*data)
-    except FitError as error:
-        fit.problem = str(error)
-    if result is None:
-        return fit
-    params = result.get("params", {})
-    report.w = params.get("w", {}).get("value")
-    report.b = params.get("b", {}).get("value")
-    losses = result.get("losses") or []
-    report.steps = result.get("loss_count") or len(losses)
-    if losses:
-        report.first_loss, report.final_loss = losses[0], losses[-1]
-        finite = all(math.isfinite(v) for v in losses)
-        report.loss_falls = finite and len(losses) >= 2 and losses[-1] < losses[0]
-    return fit
+def _shape_text(value: dict[str, Any]) -> str:
+    if not value:
+        return "not defined"
+    if "shape" in value:
+        return f"a tensor of shape ({', '.join(map(str, value['shape']))}"  \
+               f"{',' if len(value['shape']) == 1 else ''})"
+    if value.get("numbers") is not None:
+        return f"{len(value['numbers'])} numbers"
+    return f"a {value['type']}"
 
 
-def _ended_diagnosis(run: _Run) -> Diagnosis:
+def _ended_diagnosis(run: _Run, names: tuple[str, ...]) -> Diagnosis:
     """The child ended without a result of the checker's own."""
     if run.problem == "not_started":
         last = run.output.strip().splitlines()[-1:] or ["no message"]
@@ -1037,7 +812,7 @@ def _ended_diagnosis(run: _Run) -> Diagnosis:
     return Diagnosis(
         "crashed",
         "The Python process ended abruptly",
-        f"Python {how} before w, b and losses could be read{why}. Let the file run to its "
+        f"Python {how} before {_said(names)} could be read{why}. Let the file run to its "
         f"end instead.{foreign}" + (" The last output is shown below." if run.output else ""),
     )
 
@@ -1054,27 +829,45 @@ def _stopped_diagnosis(signum: int) -> Diagnosis:
     )
 
 
-def _diagnose(run: _Run, timeout: float, report: CheckReport, source: str,
-              fit: _Fit) -> list[Diagnosis]:
-    result = run.result
+def _reference_diagnosis() -> Diagnosis:
+    return Diagnosis(
+        "reference_failed", "The exercise's reference solution did not run",
+        "The check compares your run with the exercise's own solution, but that solution did "
+        "not finish. Your file is not to blame; please report this.")
+
+
+def _diagnose(run: _Run, judge: _Judge, timeout: float) -> list[Diagnosis]:
+    result, data, coding = run.result, judge.run, judge.coding
     if run.stopped is not None:
         return [_stopped_diagnosis(run.stopped)]
-    if run.killed or (result and result["timed_out"]):
-        return [_time_limit_diagnosis(timeout, report.steps if result else None)]
+    if data["outcome"] == "time_limit":
+        return [judge.pack_diagnosis() or _time_limit_diagnosis(timeout)]
     if result is None:
-        return [_ended_diagnosis(run)]
-    if result["error"]:
-        return [_error_diagnosis(result["error"], result["params"], source)]
-    return _judge_run(report, result, source, fit)
+        return [_ended_diagnosis(run, coding.names)]
+    if data["outcome"] == "error":
+        syntax = _syntax_diagnosis(data["error"])
+        return [syntax or judge.pack_diagnosis() or _error_diagnosis(data["error"])]
+    if coding.compare and judge.reference is None:
+        return [_reference_diagnosis()]
+    own = judge.pack_diagnosis()
+    if own is not None:
+        return [own]
+    shared = [_missing_diagnosis(coding, data), _gradcheck_diagnosis(coding, data)]
+    if coding.compare and judge.reference is not None:
+        shared.append(_compare_diagnosis(coding, data, judge.reference))
+    return [found for found in shared if found is not None][:1]
 
 
-def check_file(path: Path, lesson: Data, timeout: float = DEFAULT_TIMEOUT,
-               name: str = "4") -> CheckReport:
-    """Run the learner's training file in its own process and judge the result against the
-    least-squares fit of its data (or of `lesson`, the exercise's own X and y_true).
+def check_file(path: Path, coding: Coding, timeout: float = DEFAULT_TIMEOUT, name: str = "",
+               reference: dict[str, Any] | None = None, *,
+               ran: _Run | None = None) -> CheckReport:
+    """Run the learner's file in its own process and judge it as the coding part says,
+    against `reference` (the solution's run; by default run here, once per process).
+    `ran`: the file's run, when it has run already.
 
     Whatever the file does ends in a report; only a KeyboardInterrupt (or the ending of
-    the checker by SIGTERM or SIGHUP) gets through, once the file's processes are killed."""
+    the checker by SIGTERM or SIGHUP) gets through, once the file's processes are killed.
+    Raises PackModuleError when the pack's own functions fail."""
     report = CheckReport(path=path, passed=False)
     if not path.is_file():
         report.diagnoses.append(
@@ -1082,8 +875,7 @@ def check_file(path: Path, lesson: Data, timeout: float = DEFAULT_TIMEOUT,
                 "file_not_found",
                 "File not found",
                 f"There is no file at {path}. Write the scaffold with "
-                f"`autograd-tutor exercise {name} --code`, or pass the path of your "
-                "training loop.",
+                f"`autograd-tutor exercise {name} --code`, or pass the path of your file.",
             )
         )
         return report
@@ -1098,20 +890,38 @@ def check_file(path: Path, lesson: Data, timeout: float = DEFAULT_TIMEOUT,
             )
         )
         return report
-    run = _run_child(path.resolve(), timeout)
+    module = load_module(coding.module) if coding.module is not None else None
+    run = ran if ran is not None else _run_child(path.resolve(), timeout, child_spec(coding))
+    if run.stopped is None and reference is None:
+        reference = run_reference(coding, timeout)
     report.output = run.output
     report.warnings = list(run.result.get("warnings", [])) if run.result else []
-    fit = _fill_numbers(report, run.result, lesson)
-    report.diagnoses = _diagnose(run, timeout, report, source, fit)
-    report.passed = not report.diagnoses and report.loss_falls and _close(report)
+    judge = _Judge(coding, module, run_data(path, source, timeout, run), reference)
+    if reference is not None and run.result is not None:
+        _compare(coding, judge.run, reference)
+    report.compared = dict(judge.run["compared"])
+    found = judge.run["gradcheck"]
+    report.gradcheck = None if found is None else found["passed"]
+    if run.stopped is None:
+        judge.summary(report)
+    report.diagnoses = _diagnose(run, judge, timeout)
+    report.passed = not report.diagnoses
     return report
 
 
+def report_data(report: CheckReport) -> dict[str, Any]:
+    """The report as one flat dict: its own fields, then the pack's summary fields."""
+    data = asdict(report)
+    data.pop("lines")
+    extra = data.pop("fields")
+    data["path"] = str(report.path)
+    return {**data, **extra}
+
+
 def report_json(report: CheckReport) -> dict[str, Any]:
-    """The report as data for `json.dumps(..., allow_nan=False)`: the fields of
-    CheckReport, with the path as a string and every float that is inf or nan (a loss that
-    diverged, say) as None, since JSON has neither."""
-    return _json_safe(asdict(report))
+    """The report as data for `json.dumps(..., allow_nan=False)`: report_data, with every
+    float that is inf or nan (a loss that diverged, say) as None, since JSON has neither."""
+    return _json_safe(report_data(report))
 
 
 def _json_safe(value: Any) -> Any:
@@ -1129,32 +939,12 @@ def _json_safe(value: Any) -> Any:
 # --- plain text for the CLI ---------------------------------------------------------------
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _param_line(name: str, got: float | None, target: float | None) -> str:
-    line = f"{name} = {_number(got)}   least squares {_number(target)}"
-    if got is None or target is None:
-        return line
-    off = abs(got - target)
-    verdict = "within" if off <= TOLERANCE else "outside"
-    return f"{line}   off by {off:.4f} ({verdict} {TOLERANCE})"
-
-
-def format_report(report: CheckReport, name: str = "4") -> list[str]:
+def format_report(report: CheckReport, name: str) -> list[str]:
     """The report as plain lines (no markup), for the CLI to print or style."""
     verdict = "passed" if report.passed else "not passed yet"
-    lines = [f"check {name}: {report.path}: {verdict}"]
-    if report.first_loss is not None and report.final_loss is not None:
-        trend = "falls" if report.loss_falls else "does not fall"
-        lines.append(
-            f"loss {report.first_loss:.4f} -> {report.final_loss:.4f} over {report.steps} "
-            f"steps ({trend})"
-        )
-    if report.w is not None or report.b is not None:
-        lines.append(_param_line("w", report.w, report.w_ls))
-        lines.append(_param_line("b", report.b, report.b_ls))
+    lines = [f"check {name}: {report.path}: {verdict}", *report.lines]
+    if report.gradcheck is not None:
+        lines.append("gradcheck: " + ("passed" if report.gradcheck else "failed"))
     for diagnosis in report.diagnoses:
         lines.append(f"problem: {diagnosis.title}")
         lines.append(f"  {diagnosis.explanation}")

@@ -166,14 +166,33 @@ class Step(Struct, frozen=True):
     at: tuple[tuple[str, float], ...] = ()
 
 
+class Gradcheck(Struct, frozen=True):
+    """`torch.autograd.gradcheck` of a learner's custom autograd.Function: the class's name
+    in their file, and the shapes of its inputs (double tensors drawn with the part's seed)."""
+
+    function: str
+    shapes: tuple[tuple[int, ...], ...] = ((4,),)
+
+
 class Coding(Struct, frozen=True):
-    """An exercise's coding mode: a scaffold to finish and the checker that judges it."""
+    """An exercise's coding part (`[coding]`): a scaffold the learner finishes, the pack's
+    reference solution, the names read back from a run, and how a run is judged: compared
+    with the solution's run under the same seed, gradcheck of a custom Function, and the
+    pack's own named diagnoses (functions of `module`, given the run's results, each
+    returning a diagnosis or None)."""
 
     scaffold: Path
-    checker: str
-    # The exercise step whose code makes the data the learner's loop trains on.
-    data_step: int = 1
-    default_file: str = "train_loop.py"
+    solution: Path
+    names: tuple[str, ...]  # read back after the file runs; each must be defined
+    optional: tuple[str, ...] = ()  # read back when the file defines them
+    compare: tuple[str, ...] = ()  # element-wise against the solution's run
+    tolerance: float = 1e-6
+    seed: int = 0
+    gradcheck: Gradcheck | None = None
+    module: Path | None = None  # the pack's file holding `diagnoses` and `summary`
+    diagnoses: tuple[str, ...] = ()
+    summary: str = ""  # a function of `module` giving the report's own lines and fields
+    default_file: str = ""
 
 
 class Exercise(Struct, frozen=True):

@@ -26,9 +26,10 @@ def _loss(a: dict[str, Any]) -> Any:
 def _fit(a: dict[str, Any]) -> Any:
     from autograd_tutor.views import plots
 
-    best = a.get("best")
+    best, true = a.get("best"), a.get("true")
     return plots.fit_figure(a["xs"], a["ys"], a["w"], a["b"],
-                            tuple(best) if best is not None else None)
+                            tuple(best) if best is not None else None,
+                            tuple(true) if true is not None else None)
 
 
 def _least_squares(a: dict[str, Any]) -> Any:

@@ -34,8 +34,6 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 STYLE = "dark_background"
-TRUE_W = 2.0
-TRUE_B = 1.0
 BLUE = "#4a9eff"
 GREY = "#666666"
 GREEN = "#00ff88"
@@ -80,20 +78,24 @@ def loss_figure(losses: list[float]) -> Figure:
     return fig
 
 
-def _draw_fit(ax: Axes, X: Sequence[float], y: Sequence[float], w: float, b: float) -> None:
-    """Data, the learned line (red) and the true line y = 2x + 1 (green, dashed)."""
+def _draw_fit(ax: Axes, X: Sequence[float], y: Sequence[float], w: float, b: float,
+              true_line: tuple[float, float] | None = None) -> None:
+    """Data, the learned line (red) and, when the lesson gives it, the line the data came
+    from (green, dashed)."""
     x_line = _line_x(X)
     ax.scatter(X, y, alpha=0.7, label="Data")
     ax.plot(x_line, w * x_line + b, "r-", linewidth=2, label=f"Learned: y = {w:.2f}x + {b:.2f}")
-    ax.plot(
-        x_line,
-        TRUE_W * x_line + TRUE_B,
-        "--",
-        color=GREEN,  # the notebook's "g--", brightened: plain green vanishes on black
-        linewidth=2,
-        alpha=0.6,
-        label="True: y = 2x + 1",
-    )
+    if true_line is not None:
+        true_w, true_b = true_line
+        ax.plot(
+            x_line,
+            true_w * x_line + true_b,
+            "--",
+            color=GREEN,  # the notebook's "g--", brightened: plain green vanishes on black
+            linewidth=2,
+            alpha=0.6,
+            label=f"True: y = {true_w:g}x + {true_b:g}",
+        )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.grid(alpha=0.3)
@@ -106,10 +108,12 @@ def fit_figure(
     w: float,
     b: float,
     least_squares: tuple[float, float] | None = None,
+    true_line: tuple[float, float] | None = None,
 ) -> Figure:
-    """The notebook's "Learned Fit" panel; with `least_squares`, that line beside it."""
+    """The notebook's "Learned Fit" panel; with `least_squares`, that line beside it, and
+    with `true_line` (slope, intercept), the line the data came from."""
     fig, (ax,) = _new_figure(6, 4)
-    _draw_fit(ax, X, y, w, b)
+    _draw_fit(ax, X, y, w, b, true_line)
     if least_squares is not None:
         w_ls, b_ls = least_squares
         x_line = _line_x(X)

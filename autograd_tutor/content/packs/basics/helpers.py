@@ -11,6 +11,9 @@ import math
 # The notebook's starting point; every by-hand formula starts from the same values.
 W0 = 0.0
 B0 = 0.0
+# The line the data comes from (y = 2x + 1, plus noise).
+TRUE_W = 2.0
+TRUE_B = 1.0
 
 
 def _mean(values: list[float]) -> float:
@@ -49,9 +52,14 @@ def mean_square(xs: list[float]) -> float:
     return _mean([x * x for x in xs])
 
 
+def true_line() -> list[float]:
+    """[slope, intercept] of the line the data comes from: the figure draws it."""
+    return [TRUE_W, TRUE_B]
+
+
 def closer(w: float, b: float) -> str:
     """Which parameter is nearer its target (w = 2, b = 1) of the true line."""
-    return "w" if abs(w - 2.0) < abs(b - 1.0) else "b"
+    return "w" if abs(w - TRUE_W) < abs(b - TRUE_B) else "b"
 
 
 def closer_after(xs: list[float], ys: list[float], lr: float, steps: float) -> str:
