@@ -178,16 +178,22 @@ def used_in_packs() -> tuple[set[str], set[str]]:
 
 
 def used_in_practice() -> tuple[set[str], set[str]]:
+    from autograd_tutor.engine.runner import load_helpers
+
     templates = [t for pack in builtin_packs() for t in pack.practice]
+    helpers = {name: module for pack in builtin_packs()
+               for name, module in load_helpers(pack).items()}
     known = list(practice.concepts(templates))
     predictions: list[Prediction] = []
     for seed in PRACTICE_SEEDS:
         for concept in known:
-            predictions += list(practice.generate(concept, 4, seed, templates).predictions)
-        predictions += list(practice.generate(None, 6, seed, templates).predictions)
+            predictions += list(practice.generate(concept, 4, seed, templates,
+                                                  helpers).predictions)
+        predictions += list(practice.generate(None, 6, seed, templates, helpers).predictions)
         chosen = list(known)
         Random(seed).shuffle(chosen)
-        predictions += list(practice.generate_mix(chosen, seed, templates).predictions)
+        predictions += list(practice.generate_mix(chosen, seed, templates,
+                                                  helpers).predictions)
     concepts, misconceptions = names_in(predictions)
     return concepts | set(known), misconceptions
 

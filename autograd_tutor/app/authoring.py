@@ -141,7 +141,7 @@ y.backward()
 values = ["x", "y"]              # optional: forward values the reveal shows
 graph = "y"                      # optional: draw the autograd graph of this tensor
 # Optional: shown after the reveal; {{...}} is filled with PyTorch's values then.
-explanation = "PyTorch added both terms' slopes: 2·{{x}} + 3 = {{x.grad}}."
+explanation = "PyTorch added both terms' slopes: 2·{{x}} + 3 = {{answer(\\"x.grad\\")}}."
 
 [[steps.predictions]]
 id = "x.grad"                    # unique in the exercise; --answer and --json use it
@@ -255,7 +255,10 @@ def read_notebook(path: Path) -> tuple[str, list[Cell]]:
 
 
 def _source(source: object) -> str:
-    return "".join(source) if isinstance(source, list) else str(source)
+    """A cell's text, without control characters (escape codes): a pack may hold none."""
+    from autograd_tutor.content.schema import CONTROL
+
+    return CONTROL.sub("", "".join(source) if isinstance(source, list) else str(source))
 
 
 def _paragraphs(text: str) -> list[str]:
