@@ -5,6 +5,9 @@ works or ends in a clear message with the right exit status: never a traceback o
 internal error, never a raw control character on stdout.
 
 The quick budget (`make test`) tries a few dozen packs; `make fuzz` tries ten times more.
+`pack check` runs the pack in the process itself here (its sandbox, a second Python that
+imports torch, has tests of its own): what is under test is what hostile text does to the
+reader and to the terminal, and one child a pack would make this the suite's slowest test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from budget import examples
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +26,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
-from autograd_tutor.content import packs
+from autograd_tutor.content import check, packs
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "examples" / "packs" / "two-paths"
@@ -138,7 +142,9 @@ COMMANDS = [["list"], ["list", "two-paths"], ["pack", "list"], ["pack", "list", 
 @given(st.lists(change, min_size=1, max_size=3), st.one_of(st.none(), deep), directory)
 def test_every_command_survives_a_hostile_pack(changes: list[Any], nested: str | None,
                                                folder: str) -> None:
-    with tempfile.TemporaryDirectory() as place:
+    in_process = mock.patch.object(check, "check_in_sandbox",
+                                   lambda root, **_: check.check_pack(root))
+    with tempfile.TemporaryDirectory() as place, in_process:
         shelf, home = Path(place) / "shelf", Path(place) / "home"
         root = shelf / folder
         write_pack(root, changes, nested)
