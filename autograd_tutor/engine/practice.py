@@ -314,6 +314,7 @@ def _examine(step: Step, helpers: Helpers | None,
     from autograd_tutor.engine.runner import PackCodeError, Run
 
     run = Run(_exercise("", [step], 0), helpers=helpers or {})
+    run.loader.get()  # PyTorch loads before the clock starts: the limit is the pack's code's
     try:
         with sandbox.bounded(sandbox.STEP_SECONDS, f"the code of step {step.title!r}"):
             return _judged(run, step, misconceptions)
