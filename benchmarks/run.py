@@ -3,8 +3,9 @@
     python benchmarks/run.py [--runs N] [--only KEYS] [--markdown]
 
 Every measurement runs N times after a warm-up (the start-up rows, `--help`, `list` and
-`progress`, twice as often; the slow ones, Exercise 4 and the reveal, about half as often),
-alternating with its baseline so that changes in machine load hit both alike. The table
+`progress`, twice as often; the slow ones, Exercise 4, the reveal and `pack check`, about
+half as often), alternating with its baseline so that changes in machine load hit both
+alike. The table
 shows medians and the ratio tool/baseline against the targets of the
 "Fast and unbreakable" issue. Wall time is `time.perf_counter` around a child process; peak
 memory and CPU time are the child's own `ru_maxrss` and user+system time from `os.wait4`.
@@ -43,8 +44,8 @@ HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "baselines"
 PROMPT_TIMEOUT = 60.0
 HEAVY = ("torch", "matplotlib")
-KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "memory", "imports", "store",
-        "history", "instructions")
+KEYS = ("help", "list", "progress", "prompt", "reveal", "ex4", "packcheck", "memory", "imports",
+        "store", "history", "instructions")
 NAN = float("nan")
 
 
@@ -310,6 +311,10 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
                 wall([*tool, "exercise", "4", "--reveal", "--plots", str(plots_tool)]),
                 wall(baseline("notebook_ex4.py", str(plots_base))), count=slow_runs)
 
+    # (d') `pack check` of every built-in pack against all their code blocks run once
+    if wanted("packcheck"):
+        pack_check_row(tool, env, work, measure, slow_runs)
+
     # (e) peak memory of exercise 1 against `import torch` + 40 MB
     if wanted("memory"):
         measure(Row("peak memory", "exercise 1 --answer", "import torch + 40 MB", 1.0,
@@ -335,6 +340,33 @@ def benchmark(runs: int, work: Path, only: set[str]) -> tuple[list[Row], list[st
             imported = ", ".join(heavy) if heavy else "neither torch nor matplotlib"
             notes.append(f"{verdict}  autograd-tutor {' '.join(args)} imports {imported}")
     return rows, notes
+
+
+def run_all(cmds: Sequence[Sequence[str]], env: dict[str, str]) -> Sample:
+    """Commands one after another, as one sample: their summed wall and CPU time and the
+    largest peak memory among them."""
+    samples = [run_once(cmd, env) for cmd in cmds]
+    return Sample(sum(s.seconds for s in samples), max(s.peak_mb for s in samples),
+                  sum(s.cpu for s in samples))
+
+
+def pack_check_row(tool: Sequence[str], env: dict[str, str], work: Path,
+                   measure: Callable[..., None], count: int) -> None:
+    """`pack check` of every built-in pack, as an author or CI runs it: one `pack check`
+    command per pack, one after another (the command checks one pack; each runs the pack's
+    code in a sandbox process of its own), against a script generated now from the same
+    packs' TOML that runs every step's prepare and code once in one plain Python process."""
+    script = work / "pack_code.py"
+    made = subprocess.run(baseline("pack_code.py", str(script)), env=env, capture_output=True,
+                          text=True, check=False)
+    if made.returncode != 0:
+        raise RuntimeError(f"generating the pack code baseline failed:\n{made.stderr}")
+    roots = made.stdout.splitlines()
+    checks = [[*tool, "pack", "check", "--yes", root] for root in roots]
+    measure(Row("pack check", f"pack check of {len(roots)} built-in packs",
+                "their code blocks as one script", 1.5),
+            lambda: run_all(checks, env), lambda: run_once(python(str(script)), env),
+            count=count)
 
 
 def instructions(cmd: Sequence[str], env: dict[str, str]) -> int:

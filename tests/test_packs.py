@@ -87,6 +87,9 @@ BROKEN = {
                            "have the answer 'error'"),
     "coding-solution-fails": ("square.toml", None, None,
                               "[coding] solution 'solution.py' fails its own check"),
+    # the scaffold runs beside the solution: its verdict must still be judged and said
+    "coding-scaffold-passes": ("square.toml", None, None,
+                               "[coding] the untouched scaffold 'scaffold.py' passes the check"),
     "coding-unknown-diagnosis": ("square.toml", None, None,
                                  "[coding] 'power_rule' is not a function of judge.py"),
 }

@@ -23,10 +23,17 @@ from typer.testing import CliRunner
 
 from autograd_tutor.cli import PracticeSources, aimed_problems, app, make_ui
 from autograd_tutor.content import packs
+from autograd_tutor.content.check import check_pack
 from autograd_tutor.content.packs import load_pack
 from autograd_tutor.engine import sandbox
 from autograd_tutor.engine.model import Attempt
-from autograd_tutor.engine.runner import LessonError, PackCodeError, Run, error_matches
+from autograd_tutor.engine.runner import (
+    LessonError,
+    PackCodeError,
+    Run,
+    error_matches,
+    load_helpers,
+)
 from autograd_tutor.engine.store import Store
 
 runner = CliRunner()
@@ -286,6 +293,42 @@ def test_a_template_that_loops_is_left_out_of_practice(tmp_path, monkeypatch):
         else practice.generate("polynomial", 1, 0, templates, helpers))
     assert [s.title for s in problems.steps] == ["Problem 1: polynomial"]
     assert not any(t.pack == "slow" for t in sources.templates)
+
+
+def template_ending_with(tmp_path: Path, code: str) -> Path:
+    """A copy of two-paths whose practice template's code ends with `code`."""
+    root = hostile(tmp_path, "template")
+    text = (root / "pack.toml").read_text(encoding="utf-8")
+    assert "y.backward()\n'''" in text
+    (root / "pack.toml").write_text(text.replace("y.backward()\n'''",
+                                                 f"y.backward()\n{code}\n'''", 1),
+                                    encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    ("while True:\n    try:\n        pass\n    except BaseException:\n        pass",
+     "ran for more than 0.5 s"),
+    ("import sys; sys.exit(3)", "tried to end the program (SystemExit 3)"),
+    ("import os; os._exit(0)", "called os._exit(0)"),
+], ids=["loop", "sys.exit", "os._exit"])
+def test_a_template_that_escapes_is_one_located_problem_of_pack_check(tmp_path, monkeypatch,
+                                                                      code, said):
+    monkeypatch.setattr(sandbox, "STEP_SECONDS", 0.5)
+    result = check_pack(template_ending_with(tmp_path, code))
+    assert [(p.file, p.step, p.prediction) for p in result.problems] == [("pack.toml", 1, None)]
+    message = result.problems[0].message
+    assert message.startswith("practice template for 'shared-use': ") and said in message
+
+
+def test_a_process_a_template_starts_is_killed_when_its_draw_ends(tmp_path, pid_file):
+    from autograd_tutor.engine import practice
+
+    pack, problems = load_pack(template_ending_with(tmp_path, SLEEPER))
+    assert pack is not None and not problems
+    step = practice.fill_step(pack.practice[0], {"a": "2", "k": "3"}, 1)
+    assert practice.disagreement(step, load_helpers(pack)) is None
+    assert gone(int(pid_file.read_text()), within=0.5)  # killed as the draw ended
 
 
 # The child process itself ---------------------------------------------------------------

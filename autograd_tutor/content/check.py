@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -436,27 +437,36 @@ _FAILED = object()
 
 def _check_coding(exercise: Exercise, coding: Coding, result: CheckResult) -> None:
     """A coding part must judge: its solution passes its own check, and its untouched
-    scaffold does not."""
+    scaffold does not.
+
+    The two files run at the same time, each in a sandbox child of its own (most of either
+    run is a Python starting and importing PyTorch, which the second core does meanwhile);
+    the scaffold's run is judged once the solution's, its reference, is in."""
     from autograd_tutor.engine import checker
 
     where = Where(result.problems, exercise.source)
     name = exercise.key
     solution, scaffold = coding.solution.name, coding.scaffold.name
-    try:
-        report, finished = checker.check_solution(coding, name)
-        why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
-        if not finished:
-            where.problem(f"[coding] solution {solution!r} does not run to its end: {why}")
-            return
-        reference = checker.run_reference(coding)
-        if not report.passed:
-            where.problem(f"[coding] solution {solution!r} fails its own check: {why}")
-        report = checker.check_file(coding.scaffold, coding, name=name, reference=reference)
-        if report.passed:
-            where.problem(f"[coding] the untouched scaffold {scaffold!r} passes the check: "
-                          "it can't tell a finished file from an unfinished one")
-    except checker.PackModuleError as error:
-        where.problem(f"[coding] {error}")
+    # Its own sandbox child, started from a thread: it is waited for however this ends.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scaffold_run = pool.submit(checker._run_child, coding.scaffold.resolve(),
+                                   checker.DEFAULT_TIMEOUT, checker.child_spec(coding))
+        try:
+            report, finished = checker.check_solution(coding, name)
+            why = "; ".join(f"{d.title}: {d.explanation}" for d in report.diagnoses)
+            if not finished:
+                where.problem(f"[coding] solution {solution!r} does not run to its end: {why}")
+                return
+            reference = checker.run_reference(coding)
+            if not report.passed:
+                where.problem(f"[coding] solution {solution!r} fails its own check: {why}")
+            report = checker.check_file(coding.scaffold, coding, name=name, reference=reference,
+                                        ran=scaffold_run.result())
+            if report.passed:
+                where.problem(f"[coding] the untouched scaffold {scaffold!r} passes the check: "
+                              "it can't tell a finished file from an unfinished one")
+        except checker.PackModuleError as error:
+            where.problem(f"[coding] {error}")
 
 
 def _telling(value: float) -> bool:

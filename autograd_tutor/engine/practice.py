@@ -16,13 +16,16 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct
 from msgspec.structs import replace
 
 from autograd_tutor.engine.answers import format_value, is_close
 from autograd_tutor.engine.model import Exercise, Prediction, Step, Template, Tolerance, Value
+
+if TYPE_CHECKING:
+    from autograd_tutor.engine.runner import Run
 
 MAX_COUNT = 50
 # A wrong model this close to the right answer could not be told apart from it.
@@ -301,10 +304,28 @@ def disagreement(step: Step, helpers: Helpers | None = None) -> tuple[str | None
 def _examine(step: Step, helpers: Helpers | None,
              misconceptions: bool) -> tuple[str | None, str] | None:
     """A template whose code breaks out of its bounds (PackCodeError: a time limit, an
-    exit) is not retried: the error goes to the caller, naming the pack."""
-    from autograd_tutor.engine.runner import LessonError, PackCodeError, Run
+    exit) is not retried: the error goes to the caller, naming the pack.
+
+    The drawn problem (its code and every expression read from it) runs as one bounded
+    block, under one step's time limit: the blocks the run opens inside it are nested, so a
+    draw sets the alarm and looks for processes the code started once, not once for each
+    expression (that look, twice per block, was half of `pack check`'s own time)."""
+    from autograd_tutor.engine import sandbox
+    from autograd_tutor.engine.runner import PackCodeError, Run
 
     run = Run(_exercise("", [step], 0), helpers=helpers or {})
+    run.loader.get()  # PyTorch loads before the clock starts: the limit is the pack's code's
+    try:
+        with sandbox.bounded(sandbox.STEP_SECONDS, f"the code of step {step.title!r}"):
+            return _judged(run, step, misconceptions)
+    except sandbox.Escaped as escaped:
+        raise PackCodeError(str(escaped), step.pack or run.exercise.pack) from None
+
+
+def _judged(run: Run, step: Step, misconceptions: bool) -> tuple[str | None, str] | None:
+    """_examine's work, inside its bounded block."""
+    from autograd_tutor.engine.runner import LessonError, PackCodeError
+
     try:
         execution = run.execute(step)
         for prediction in step.predictions:
