@@ -17,12 +17,12 @@ from typer.core import TyperGroup
 
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
-from autograd_tutor.engine.model import Exercise, History, Pack
-from autograd_tutor.engine.store import Store, home_dir, statuses
+from autograd_tutor.engine.model import Asked, Exercise, History, Pack
+from autograd_tutor.engine.store import APP_NAME, HOME_VARIABLE, Store, statuses
+from autograd_tutor.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from autograd_tutor.views.env import Environment
 from autograd_tutor.views.ui import UI, printable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
 SAVED = "your answers so far are saved"
 NAME = "autograd-tutor"
@@ -102,6 +102,15 @@ app.add_typer(pack_app, name="pack", short_help=PACK_HELP)
 
 
 # Wiring -------------------------------------------------------------------------------
+
+
+def home_dir() -> Path:
+    """The progress directory: $AUTOGRAD_TUTOR_HOME when set, else the platform's app
+    directory (Typer's, so it is here and not in the engine, which is given the path)."""
+    override = os.environ.get(HOME_VARIABLE)
+    if override:
+        return Path(override).expanduser()
+    return Path(typer.get_app_dir(APP_NAME))
 
 
 def make_ui(as_json: bool = False) -> UI:
@@ -582,7 +591,7 @@ def run_exercise(
     exercise: Exercise, pack: Pack | None, *, reveal: bool, answers: dict[str, str],
     as_json: bool, plots: Path | None, graph: str, fast: bool = False, show: bool = False,
     json_extra: Callable[[Any], dict[str, Any]] | None = None, then: str | None = None,
-    kind: str = "exercise", helpers: Any = None, retry: bool = False,
+    kind: Asked = Asked.EXERCISE, helpers: Any = None, retry: bool = False,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
     from autograd_tutor.engine.runner import LessonError, load_helpers
@@ -633,7 +642,7 @@ def run_exercise(
             ui.error(message)
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
-    name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
+    name = f"Exercise {packs.key_text(exercise)}" if kind == Asked.EXERCISE else exercise.title
     ui.summary(name, correct, asked, then or next_command(store.digest(), packs.installed(
         home_dir()), after=exercise))
     emit_json()
@@ -700,7 +709,7 @@ def practice_command(
     again = (f"{TOOL} practice{concept_option} for new problems "
              f"(add --seed {seed} to repeat these)")
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=practice_json(seed), then=again, kind="practice",
+                 graph="none", json_extra=practice_json(seed), then=again, kind=Asked.PRACTICE,
                  helpers=sources.helpers)
 
 
@@ -828,7 +837,7 @@ def review_command(
         return {"due": chosen, **practice_json(seed)(session)}
 
     run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=report, then=f"{TOOL} review", kind="review",
+                 graph="none", json_extra=report, then=f"{TOOL} review", kind=Asked.REVIEW,
                  helpers=sources.helpers)
 
 
@@ -929,7 +938,7 @@ def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
     finished = {(c.pack, c.exercise, c.run) for c in history.completed}
     runs: dict[tuple[str | None, int | None, str], list[Any]] = {}
     for attempt in history.attempts:
-        if attempt.kind == "exercise":
+        if attempt.kind == Asked.EXERCISE:
             runs.setdefault((attempt.pack, attempt.exercise, attempt.run), []).append(attempt)
     table = []
     for (pack, number, run), rows in runs.items():

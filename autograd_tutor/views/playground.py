@@ -10,7 +10,7 @@ The CLI calls exactly:
     raise typer.Exit(status)   # 0 done, 1 stopped (q or end of input), 2 usage error
 
 `autograd-tutor graph EXPR --at x=3 [--at w=2 ...] [--view tree|table|paths|none]
-[--predict] [--json] [--depth N]`. The expression is parsed by `expr.parse_expression`
+[--predict] [--json] [--depth N]`. The expression is parsed by `engine.expressions.parse_expression`
 (never evaluated by Python) and built into float64 torch operations inside a GraphRecorder.
 With --predict every gradient is asked first, with the exercises' prompt rules: `?` hint,
 `skip`, `q`. With --json, stdout carries exactly one JSON object and all human text goes to
@@ -36,11 +36,11 @@ from autograd_tutor.engine.answers import AnswerError, is_close, parse_value
 from autograd_tutor.engine.expressions import ExprError, Expression, parse_expression
 from autograd_tutor.engine.graph import CapturedGraph
 from autograd_tutor.engine.model import Prediction, Tolerance, Value
+from autograd_tutor.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from autograd_tutor.views import prompt
 from autograd_tutor.views.graph_view import VIEWS, Paths, needs_ascii, number, plural, render
 from autograd_tutor.views.ui import UI
 
-EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
 OUTPUT_NAMES = ("f", "output", "result")  # the output's name: the first no variable has
 PLAYGROUND_VIEWS = (*VIEWS, "none")
 # Gradients here involve sin, exp, ...: four significant digits typed are enough.
@@ -127,7 +127,7 @@ def run_graph(
                 ui.text("Stopped.", "bold")
             if as_json:  # what was done so far; nothing is revealed that was not asked
                 print(json.dumps(stopped_json(problem, guesses)), file=ui.env.stdout, flush=True)
-            return EXIT_STOPPED
+            return EXIT_FAILED
     if as_json:
         if predict:
             show_results(ui, problem, result, guesses)

@@ -21,6 +21,7 @@ from msgspec import structs
 from autograd_tutor.engine.answers import format_marked, format_value, parse_prediction
 from autograd_tutor.engine.model import (
     OUTCOMES,
+    Asked,
     Attempt,
     Exercise,
     Figures,
@@ -69,7 +70,7 @@ class Session:
 
     def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
-                 kind: str = "exercise",
+                 kind: Asked = Asked.EXERCISE,
                  aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...]],
                                  Exercise | None] | None = None
                  ) -> None:
@@ -113,7 +114,7 @@ class Session:
             if self.options.reveal:
                 # Nothing to wait for: PyTorch loads while the first steps are printed.
                 self.engine.loader.start()
-            self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
+            self.ui.exercise_header(self.exercise, numbered=self.kind == Asked.EXERCISE)
             total = len(self.exercise.steps)
             for index, step in enumerate(self.exercise.steps, start=1):
                 steps = self.exercise.steps
@@ -125,7 +126,7 @@ class Session:
                 self.worker.close()
         self.completed = True
         # A --reveal run is a demonstration: the learner predicted nothing, so it stays open.
-        if not self.options.reveal and self.kind == "exercise":
+        if not self.options.reveal and self.kind == Asked.EXERCISE:
             self.saved &= self.store.complete(self.exercise.pack, self.exercise.number,
                                               self.run_id)
         self.ui.markdown(self.exercise.closing)
@@ -254,7 +255,7 @@ class Session:
             return
         options = replace(self.options, retry=False)
         retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,
-                        kind="retry")
+                        kind=Asked.RETRY)
         try:
             retry.run()
         except Quit:
