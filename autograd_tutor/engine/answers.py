@@ -407,3 +407,15 @@ def format_marked(value: Value, wrong: list[int] | tuple[int, ...],
 
     walk(value)
     return pieces
+
+
+MAX_ECHO = 200  # characters of a typed or untrusted text shown back, at most
+
+
+def printable(text: str, limit: int | None = MAX_ECHO) -> str:
+    """What a learner typed, safe to show: control characters (escape codes) become '?',
+    and a very long line is shortened (to `limit`; None keeps it whole)."""
+    clean = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+    if limit is not None and len(clean) > limit:
+        clean = f"{clean[: limit // 2]}… ({len(clean)} characters)"
+    return clean
