@@ -15,14 +15,15 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from autograd_tutor.app.course import next_command, next_exercise
+from autograd_tutor.app.course import next_command, next_exercise, overview
 from autograd_tutor.app.practice import aimed_problems
 from autograd_tutor.app.progress import RUNS_SHOWN
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
 from autograd_tutor.engine.model import Asked, Exercise, History, Pack
-from autograd_tutor.engine.store import APP_NAME, HOME_VARIABLE, Store, statuses
+from autograd_tutor.engine.store import APP_NAME, HOME_VARIABLE, Store
 from autograd_tutor.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from autograd_tutor.views import course_view
 from autograd_tutor.views.env import Environment
 from autograd_tutor.views.ui import UI, printable
 
@@ -311,57 +312,20 @@ def home(
     show_tables(ui, history, found, only=packs.DEFAULT_PACK)
     upcoming = next_exercise(history, found)
     if upcoming is None:
-        show_all_done(ui, found)
+        course_view.all_done(ui, found, TOOL)
     else:
         if upcoming.pack != packs.DEFAULT_PACK:  # the notebook's five are done
-            show_takeaways(ui, found)
+            course_view.takeaways(ui, found)
         ui.text(f"Next: {TOOL} exercise {packs.key_text(upcoming)}", "bold")
     ui.text(f"Help: {TOOL} --help", "dim")
-
-
-def show_takeaways(ui: UI, found: packs.Installed) -> None:
-    basics = found.packs.get(packs.DEFAULT_PACK)
-    if basics and basics.exercises:
-        ui.markdown(basics.exercises[-1].closing)
-
-
-def show_all_done(ui: UI, found: packs.Installed) -> None:
-    show_takeaways(ui, found)
-    ui.text(f"All exercises are done. Keep them fresh with: {TOOL} review   "
-            f"(or new problems: {TOOL} practice)", "bold")
 
 
 def show_tables(ui: UI, history: History | Digest, found: packs.Installed,
                 only: str | None = None) -> None:
     """One table per pack (only `only`'s when given, with a line for the others)."""
-    shown = [p for p in found.packs.values() if only is None or p.name == only]
-    keys = [(e.pack, e.number) for p in shown for e in p.exercises]
-    status = statuses(history, keys)
-    for pack in shown:
-        title = "Exercises" if pack.name == packs.DEFAULT_PACK else f"Pack {pack.name}: " \
-                f"{pack.title}"
-        ui.say(ui.exercise_table(pack.exercises, status, title=title,
-                                 prefix="" if pack.name == packs.DEFAULT_PACK
-                                 else f"{pack.name}/"))
-    others = [p for p in found.packs.values() if p not in shown]
-    if others:
-        names = ", ".join(f"{p.name} ({len(p.exercises)})" for p in others)
-        ui.text(f"More packs: {names}. See them with: {TOOL} list PACK", "dim")
     from datetime import UTC, datetime
 
-    from autograd_tutor.app.review import queue_of
-
-    queue = queue_of(history, found, datetime.now(UTC))  # what `review` can give, only that
-    if queue is None:
-        return
-    if queue.due:
-        due = queue.due
-        ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
-                f"{TOOL} review", "yellow")
-    elif queue.upcoming:
-        first = queue.upcoming[0]
-        ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
-                "dim")
+    course_view.tables(ui, overview(history, found, only, datetime.now(UTC)), TOOL)
 
 
 PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
@@ -535,7 +499,7 @@ def next_command_(
     found = installed(ui)
     upcoming = next_exercise(open_store(ui).digest(), found)
     if upcoming is None:
-        show_all_done(ui, found)
+        course_view.all_done(ui, found, TOOL)
         if as_json:
             print(json_text({"exercise": None, "done": True}))
         return
@@ -668,7 +632,7 @@ def review_command(
     found = installed(ui)
     queue = review_queue(open_store(ui).digest().schedule(datetime.now(UTC)), found)
     if not queue.due:
-        show_nothing_due(ui, queue)
+        course_view.nothing_due(ui, queue)
         if as_json:
             print(json_text({"due": [], "items": []}))
         return
@@ -681,18 +645,6 @@ def review_command(
     run_exercise(drawn.problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
                  graph="none", json_extra=drawn.to_json, then=f"{TOOL} review",
                  kind=Asked.REVIEW, helpers=drawn.helpers)
-
-
-def show_nothing_due(ui: UI, queue: Any) -> None:
-    if queue.upcoming:
-        first = queue.upcoming[0]
-        ui.text(f"Nothing is due. Next review: {first.concept}, "
-                f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
-    else:
-        ui.text("Nothing to review: the queue fills with concepts you miss.")
-    if queue.unpractised:
-        ui.text(f"Missed, with no practice problems yet: {', '.join(queue.unpractised)}. "
-                "Run their exercises again to review them.", "dim")
 
 
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from msgspec import Struct
+
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
-from autograd_tutor.engine.model import Exercise, History
-from autograd_tutor.engine.store import statuses
+from autograd_tutor.engine.model import Exercise, History, Pack
+from autograd_tutor.engine.store import ExerciseStatus, statuses
 
 
 def all_exercises(found: packs.Installed) -> list[Exercise]:
@@ -37,3 +42,25 @@ def next_command(history: History | Digest, found: packs.Installed, tool: str,
         return (f"all exercises done. Keep it fresh with '{tool} review', or new problems "
                 f"with '{tool} practice'.")
     return f"{tool} exercise {packs.key_text(upcoming)}"
+
+
+class Overview(Struct, frozen=True):
+    """What `list` and the home screen show: the packs asked for with each exercise's
+    status, the other packs, and the review queue (None before the first miss)."""
+
+    shown: list[Pack]
+    status: dict[str, ExerciseStatus]
+    others: list[Pack]
+    queue: Any | None
+
+
+def overview(history: History | Digest, found: packs.Installed, only: str | None,
+             now: datetime) -> Overview:
+    """The packs (only `only`'s when given) with their statuses, and the review queue:
+    what `review` can give, and only that."""
+    from autograd_tutor.app.review import queue_of
+
+    shown = [p for p in found.packs.values() if only is None or p.name == only]
+    status = statuses(history, [(e.pack, e.number) for p in shown for e in p.exercises])
+    others = [p for p in found.packs.values() if p not in shown]
+    return Overview(shown, status, others, queue_of(history, found, now))
