@@ -514,6 +514,7 @@ def run_exercise(
     kind: Asked = Asked.EXERCISE, helpers: Any = None, retry: bool = False,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
+    from autograd_tutor.app.session import Recorder
     from autograd_tutor.engine.runner import LessonError, load_helpers
     from autograd_tutor.views.session import Options, Quit, Session
 
@@ -534,7 +535,7 @@ def run_exercise(
             print(json_text(lesson_error(message)), file=env.stdout, flush=True)
         ui.error(message)
         raise typer.Exit(EXIT_FAILED) from None
-    session = Session(exercise, ui, store, options, helpers=helpers, kind=kind,
+    session = Session(exercise, ui, Recorder(store), options, helpers=helpers, kind=kind,
                       aimed=aimed_problems(ui.warn, home_dir()) if offer else None)
 
     def emit_json(error: str | None = None) -> None:
