@@ -330,7 +330,7 @@ def _imports(path: Path) -> set[str]:
     ("engine", ("autograd_tutor.views", "autograd_tutor.content", "autograd_tutor.cli",
                 "autograd_tutor.app", "rich", "typer")),
     ("content", ("autograd_tutor.views", "autograd_tutor.cli", "autograd_tutor.app")),
-    ("views", ("autograd_tutor.cli",)),
+    ("views", ("autograd_tutor.cli", "torch")),
     # Use cases return records; drawing them is the views' job.
     ("app", ("autograd_tutor.views", "autograd_tutor.cli", "rich", "typer")),
 ])

@@ -37,9 +37,9 @@ def tables(ui: UI, view: Overview, tool: str) -> None:
 
 
 def takeaways(ui: UI, found: packs.Installed) -> None:
-    basics = found.packs.get(packs.DEFAULT_PACK)
-    if basics and basics.exercises:
-        ui.markdown(basics.exercises[-1].closing)
+    default = found.packs.get(packs.DEFAULT_PACK)
+    if default and default.exercises:
+        ui.markdown(default.exercises[-1].closing)
 
 
 def all_done(ui: UI, found: packs.Installed, tool: str) -> None:
