@@ -162,7 +162,8 @@ def parse_shape(text: str) -> str:
     if wanted.strip() and not inner:  # (), [], ( ), ([]): a single number's shape
         return "()"
     parts = [part for part in re.split(r"[\s,x×*]+", inner) if part]
-    if not parts or not all(part.isdigit() and len(part) <= 9 for part in parts):
+    if not parts or not all(part.isascii() and part.isdigit() and len(part) <= 9
+                             for part in parts):
         raise AnswerError("type a shape like (4, 3), 4x3 or (3,); () for a single number")
     if len(parts) > MAX_DIMENSIONS:
         raise AnswerError(f"a shape here has at most {MAX_DIMENSIONS} dimensions")
