@@ -16,7 +16,6 @@ import typer
 from typer.core import TyperGroup
 
 from autograd_tutor.app.course import next_command, next_exercise, overview
-from autograd_tutor.app.practice import aimed_problems
 from autograd_tutor.app.progress import RUNS_SHOWN
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
@@ -514,6 +513,7 @@ def run_exercise(
     kind: Asked = Asked.EXERCISE, helpers: Any = None, retry: bool = False,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
+    from autograd_tutor.app.practice import aimed_problems
     from autograd_tutor.app.session import Recorder
     from autograd_tutor.engine.runner import LessonError, load_helpers
     from autograd_tutor.views.session import Options, Quit, Session

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct
 
-from autograd_tutor.app.practice import PracticeSources, Warn, practice_json
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
 from autograd_tutor.engine.model import Exercise, History
+
+if TYPE_CHECKING:
+    from autograd_tutor.app.practice import Warn
 
 
 def review_queue(cards: list[Any], found: packs.Installed) -> Any:
@@ -46,12 +48,15 @@ class ReviewSet(Struct, frozen=True):
     seed: int
 
     def to_json(self, session: Any) -> dict[str, Any]:
+        from autograd_tutor.app.practice import practice_json
+
         return {"due": self.due, **practice_json(self.seed)(session)}
 
 
 def draw_review(due: list[str], found: packs.Installed, seed: int, warn: Warn) -> ReviewSet:
     """Problems for the `due` concepts (one each, mixed) from the installed packs; a pack
     that breaks is left out with a warning, and its concepts with it."""
+    from autograd_tutor.app.practice import PracticeSources
     from autograd_tutor.engine import practice
 
     sources = PracticeSources(warn, found)

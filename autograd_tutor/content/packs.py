@@ -36,6 +36,7 @@ from autograd_tutor.engine.model import (
     OUTCOME_WORDS,
     OUTCOMES,
     READ_KINDS,
+    RENAMED,
     Coding,
     DeclaredName,
     Exercise,
@@ -83,7 +84,7 @@ class Catalogue(Struct, frozen=True):
     concepts: dict[str, str] = field(default_factory=dict)
     misconceptions: dict[str, tuple[str, str]] = field(default_factory=dict)  # title, text
     # Old names kept in stored histories, and the name each now stands for: the one table
-    # of them, engine.legacy.RENAMED.
+    # of them, engine.model.RENAMED.
     renamed: dict[str, str] = field(default_factory=dict)
 
     def merged(self, pack: Pack) -> Catalogue:
@@ -106,8 +107,6 @@ def builtin_catalogue() -> Catalogue:
     concepts = {str(k): str(v) for k, v in data.get("concepts", {}).items()}
     misconceptions = {str(name): (str(t.get("title", name)), str(t.get("explanation", "")))
                       for name, t in data.get("misconceptions", {}).items()}
-    from autograd_tutor.engine.legacy import RENAMED
-
     return Catalogue(concepts, misconceptions, dict(RENAMED))
 
 

@@ -10,20 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autograd_tutor.engine.model import Asked, History
+from autograd_tutor.engine.model import RENAMED, Asked, History
 
 LAST_LEGACY_VERSION = 2
-# The one table of renamed names: each misconception name older versions stored, and the
-# name it is now (the catalogue declares only the new ones). Stored history is migrated.
-RENAMED = {
-    "zero-instead-of-none": "zero-not-none",
-    "zero-is-none": "none-after-zero",
-    "everything-cut": "detach-cuts-everything",
-    # "sign-flipped" named two mistakes: the gradient's sign (Exercise 4's gradients, see
-    # `renamed`) and a step along the gradient (its updates, and the gd-step practice); in
-    # chain-rule practice it was the lost minus sign of Exercise 2.
-    "sign-flipped": "ascent-not-descent",
-}
 GRADIENT_IDS = {"w.grad@1", "b.grad@1"}
 
 

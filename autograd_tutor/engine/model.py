@@ -64,6 +64,20 @@ OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
                  "warning": "warning", "w": "warning", "warn": "warning"}
 
 
+# The one table of renamed names: each misconception name older versions stored, and the
+# name it is now (the catalogue declares only the new ones). The store migrates stored
+# history by it (engine.legacy); the catalogue reads it (content.packs).
+RENAMED = {
+    "zero-instead-of-none": "zero-not-none",
+    "zero-is-none": "none-after-zero",
+    "everything-cut": "detach-cuts-everything",
+    # "sign-flipped" named two mistakes: the gradient's sign (Exercise 4's gradients, see
+    # `legacy.renamed`) and a step along the gradient (its updates, and the gd-step practice); in
+    # chain-rule practice it was the lost minus sign of Exercise 2.
+    "sign-flipped": "ascent-not-descent",
+}
+
+
 # The one registry of figure kinds: each kind a step may ask for, and the arguments it
 # needs. `pack check` reads it; views.figures draws each kind (and fails to load without
 # a drawing for every one).
