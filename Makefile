@@ -36,6 +36,7 @@ run: compile
 lint: compile $(DEV_STAMP)
 	$(BIN)/ruff check autograd_tutor tests benchmarks
 	$(BIN)/mypy autograd_tutor
+	$(BIN)/lint-imports
 
 # Two workers (this machine's cores); property tests on their quick budget; the ten slowest shown.
 test: lint

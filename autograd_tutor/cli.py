@@ -15,14 +15,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from autograd_tutor.app.course import next_command, next_exercise, overview
+from autograd_tutor.app.progress import RUNS_SHOWN
 from autograd_tutor.content import packs
 from autograd_tutor.engine.digest import Digest
-from autograd_tutor.engine.model import Exercise, History, Pack
-from autograd_tutor.engine.store import Store, home_dir, statuses
+from autograd_tutor.engine.model import Asked, Exercise, History, Pack
+from autograd_tutor.engine.store import APP_NAME, HOME_VARIABLE, Store
+from autograd_tutor.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from autograd_tutor.views import course_view
 from autograd_tutor.views.env import Environment
 from autograd_tutor.views.ui import UI, printable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRAPH_VIEWS = ("tree", "table", "paths", "none")
 SAVED = "your answers so far are saved"
 NAME = "autograd-tutor"
@@ -102,6 +105,15 @@ app.add_typer(pack_app, name="pack", short_help=PACK_HELP)
 
 
 # Wiring -------------------------------------------------------------------------------
+
+
+def home_dir() -> Path:
+    """The progress directory: $AUTOGRAD_TUTOR_HOME when set, else the platform's app
+    directory (Typer's, so it is here and not in the engine, which is given the path)."""
+    override = os.environ.get(HOME_VARIABLE)
+    if override:
+        return Path(override).expanduser()
+    return Path(typer.get_app_dir(APP_NAME))
 
 
 def make_ui(as_json: bool = False) -> UI:
@@ -221,35 +233,6 @@ def friendly_exits(
         raise typer.Exit(EXIT_FAILED) from None
 
 
-def all_exercises(found: packs.Installed) -> list[Exercise]:
-    return [e for pack in found.packs.values() for e in pack.exercises]
-
-
-def next_exercise(history: History | Digest, found: packs.Installed,
-                  after: Exercise | None = None) -> Exercise | None:
-    """The first exercise not done: the basics pack first, then the others in order. `after`
-    an exercise, its own pack's next one not done comes first (errors/3 after errors/2)."""
-    exercises = all_exercises(found)
-    status = statuses(history, [(e.pack, e.number) for e in exercises])
-    if after is not None:
-        same = [e for e in exercises if e.pack == after.pack]
-        exercises = ([e for e in same if e.number > after.number]
-                     + [e for e in same if e.number < after.number] + exercises)
-    for exercise in exercises:
-        if status[exercise.key].status != "done":
-            return exercise
-    return None
-
-
-def next_command(history: History | Digest, found: packs.Installed,
-                 after: Exercise | None = None) -> str:
-    upcoming = next_exercise(history, found, after)
-    if upcoming is None:
-        return (f"all exercises done. Keep it fresh with '{TOOL} review', or new problems "
-                f"with '{TOOL} practice'.")
-    return f"{TOOL} exercise {packs.key_text(upcoming)}"
-
-
 # Shell completion: cheap functions of the installed packs (no torch).
 
 
@@ -328,75 +311,20 @@ def home(
     show_tables(ui, history, found, only=packs.DEFAULT_PACK)
     upcoming = next_exercise(history, found)
     if upcoming is None:
-        show_all_done(ui, found)
+        course_view.all_done(ui, found, TOOL)
     else:
         if upcoming.pack != packs.DEFAULT_PACK:  # the notebook's five are done
-            show_takeaways(ui, found)
+            course_view.takeaways(ui, found)
         ui.text(f"Next: {TOOL} exercise {packs.key_text(upcoming)}", "bold")
     ui.text(f"Help: {TOOL} --help", "dim")
-
-
-def show_takeaways(ui: UI, found: packs.Installed) -> None:
-    basics = found.packs.get(packs.DEFAULT_PACK)
-    if basics and basics.exercises:
-        ui.markdown(basics.exercises[-1].closing)
-
-
-def show_all_done(ui: UI, found: packs.Installed) -> None:
-    show_takeaways(ui, found)
-    ui.text(f"All exercises are done. Keep them fresh with: {TOOL} review   "
-            f"(or new problems: {TOOL} practice)", "bold")
 
 
 def show_tables(ui: UI, history: History | Digest, found: packs.Installed,
                 only: str | None = None) -> None:
     """One table per pack (only `only`'s when given, with a line for the others)."""
-    shown = [p for p in found.packs.values() if only is None or p.name == only]
-    keys = [(e.pack, e.number) for p in shown for e in p.exercises]
-    status = statuses(history, keys)
-    for pack in shown:
-        title = "Exercises" if pack.name == packs.DEFAULT_PACK else f"Pack {pack.name}: " \
-                f"{pack.title}"
-        ui.say(ui.exercise_table(pack.exercises, status, title=title,
-                                 prefix="" if pack.name == packs.DEFAULT_PACK
-                                 else f"{pack.name}/"))
-    others = [p for p in found.packs.values() if p not in shown]
-    if others:
-        names = ", ".join(f"{p.name} ({len(p.exercises)})" for p in others)
-        ui.text(f"More packs: {names}. See them with: {TOOL} list PACK", "dim")
     from datetime import UTC, datetime
 
-    now = datetime.now(UTC)
-    cards = (history.schedule(now) if isinstance(history, Digest)
-             else schedule_if_missed(history.attempts, now))
-    if not cards:
-        return
-    queue = review_queue(cards, found)  # what `review` can give, and only that
-    if queue.due:
-        due = queue.due
-        ui.text(f"{len(due)} review{'s' if len(due) > 1 else ''} due ({', '.join(due)}): "
-                f"{TOOL} review", "yellow")
-    elif queue.upcoming:
-        first = queue.upcoming[0]
-        ui.text(f"Next review: {first.concept}, {first.due.astimezone():%Y-%m-%d %H:%M}.",
-                "dim")
-
-
-def review_queue(cards: list[Any], found: packs.Installed) -> Any:
-    """The review queue (`review.queue`): due only what practice has problems for."""
-    from autograd_tutor.engine import practice, review
-
-    return review.queue(cards, practice.concepts(found.templates(), found.catalogue().concepts))
-
-
-def schedule_if_missed(attempts: list[Any], now: Any) -> list[Any]:
-    """The review schedule; empty, without loading the scheduler, when nothing was ever
-    missed (a concept's card starts at its first miss)."""
-    if not any(attempt.correct is False for attempt in attempts):
-        return []
-    from autograd_tutor.engine import review
-
-    return review.schedule(attempts, now)
+    course_view.tables(ui, overview(history, found, only, datetime.now(UTC)), TOOL)
 
 
 PackArg = Annotated[str | None, typer.Argument(metavar="[PACK]", show_default=False,
@@ -570,7 +498,7 @@ def next_command_(
     found = installed(ui)
     upcoming = next_exercise(open_store(ui).digest(), found)
     if upcoming is None:
-        show_all_done(ui, found)
+        course_view.all_done(ui, found, TOOL)
         if as_json:
             print(json_text({"exercise": None, "done": True}))
         return
@@ -582,9 +510,11 @@ def run_exercise(
     exercise: Exercise, pack: Pack | None, *, reveal: bool, answers: dict[str, str],
     as_json: bool, plots: Path | None, graph: str, fast: bool = False, show: bool = False,
     json_extra: Callable[[Any], dict[str, Any]] | None = None, then: str | None = None,
-    kind: str = "exercise", helpers: Any = None, retry: bool = False,
+    kind: Asked = Asked.EXERCISE, helpers: Any = None, retry: bool = False,
 ) -> None:
     """Run one exercise (or a generated practice set) and report it; exit codes as above."""
+    from autograd_tutor.app.practice import aimed_problems
+    from autograd_tutor.app.session import Recorder
     from autograd_tutor.engine.runner import LessonError, load_helpers
     from autograd_tutor.views.session import Options, Quit, Session
 
@@ -605,8 +535,8 @@ def run_exercise(
             print(json_text(lesson_error(message)), file=env.stdout, flush=True)
         ui.error(message)
         raise typer.Exit(EXIT_FAILED) from None
-    session = Session(exercise, ui, store, options, helpers=helpers, kind=kind,
-                      aimed=aimed_problems(ui) if offer else None)
+    session = Session(exercise, ui, Recorder(store), options, helpers=helpers, kind=kind,
+                      aimed=aimed_problems(ui.warn, home_dir()) if offer else None)
 
     def emit_json(error: str | None = None) -> None:
         if as_json:
@@ -633,9 +563,9 @@ def run_exercise(
             ui.error(message)
             raise typer.Exit(EXIT_FAILED) from None
     correct, asked = session.score()
-    name = f"Exercise {packs.key_text(exercise)}" if kind == "exercise" else exercise.title
+    name = f"Exercise {packs.key_text(exercise)}" if kind == Asked.EXERCISE else exercise.title
     ui.summary(name, correct, asked, then or next_command(store.digest(), packs.installed(
-        home_dir()), after=exercise))
+        home_dir()), TOOL, after=exercise))
     emit_json()
     if not session.saved:
         ui.error(f"your answers were not saved ({store.problem or 'see the warning above'}); "
@@ -657,19 +587,6 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Same seed, s
                                              "(default: a new seed, printed).")]
 
 
-def practice_json(seed: int) -> Callable[[Any], dict[str, Any]]:
-    def build(session: Any) -> dict[str, Any]:
-        steps = {p.id: step for step in session.exercise.steps for p in step.predictions}
-        items = []
-        for attempt in session.attempts:
-            step = steps[attempt.id]
-            items.append({"concept": attempt.concept, "question": step.setup,
-                          "code": step.code, **attempt.to_json()})
-        return {"seed": seed, "completed": session.completed, "items": items}
-
-    return build
-
-
 @app.command("practice", short_help="Fresh problems per concept (--list shows them).")
 def practice_command(
     concept: ConceptOpt = None,
@@ -681,105 +598,23 @@ def practice_command(
 ) -> None:
     """Fresh problems for a concept: those of the installed packs' practice templates and
     parameterised steps (--list shows them)."""
-    from autograd_tutor.engine import practice
+    from autograd_tutor.app.practice import NoPractice, concept_titles, draw_practice
 
     ui = make_ui(as_json)
     found = installed(ui)
     if list_concepts:
-        concepts = practice.concepts(found.templates(), found.catalogue().concepts)
-        print("\n".join(f"  {name:<13} {text}" for name, text in concepts.items()))
+        print("\n".join(f"  {name:<13} {text}" for name, text in concept_titles(found).items()))
         return
-    sources = PracticeSources(ui, found)
-    concepts = practice.concepts(sources.templates, found.catalogue().concepts)
-    if concept is not None and concept not in concepts:
-        raise typer.BadParameter(no_practice(concept, concepts, found), param_hint="--concept")
-    seed = seed if seed is not None else random_seed()
-    problems = sources.draw(lambda templates, helpers: practice.generate(
-        concept, count, seed, templates, helpers))
+    try:
+        drawn = draw_practice(found, concept, count, seed, ui.warn)
+    except NoPractice as problem:
+        raise typer.BadParameter(str(problem), param_hint="--concept") from None
     concept_option = f" --concept {concept}" if concept else ""
     again = (f"{TOOL} practice{concept_option} for new problems "
-             f"(add --seed {seed} to repeat these)")
-    run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=practice_json(seed), then=again, kind="practice",
-                 helpers=sources.helpers)
-
-
-def no_practice(concept: str, practised: dict[str, str], found: packs.Installed) -> str:
-    """Why `practice --concept` can't draw problems: no such concept, or (one `progress`
-    lists) a concept that no practice template covers yet, with where it is taught."""
-    names = ", ".join(practised)
-    if concept not in found.catalogue().concepts:
-        return f"{printable(concept)!r} is not a concept; choose one of: {names}"
-    taught = [packs.key_text(e) for e in all_exercises(found) if concept in e.concepts]
-    where = (f"; it is taught in exercise{'s' * (len(taught) > 1)} {', '.join(taught)}"
-             if taught else "")
-    return f"{concept!r} has no practice problems yet{where}. Concepts that have: {names}"
-
-
-def aimed_problems(ui: UI) -> Callable[[Any, tuple[str, ...], tuple[str, ...]], Any]:
-    """Draws the retry problem for a missed attempt, from every installed pack's templates
-    and parameterised steps (of the packs whose code works); None when none is aimed at
-    its misconception."""
-    from autograd_tutor.engine import practice
-
-    sources: list[PracticeSources] = []
-
-    def draw(attempt: Any, earlier: tuple[str, ...], later: tuple[str, ...]) -> Any:
-        if not sources:
-            sources.append(PracticeSources(ui, packs.installed(home_dir())))
-        return sources[0].draw(lambda templates, helpers: practice.aimed(
-            attempt.concept, attempt.misconception, random_seed(), templates, helpers,
-            later=later, earlier=earlier))
-
-    return draw
-
-
-def all_helpers(found: packs.Installed) -> dict[str, Any]:
-    """The helpers of every pack with practice templates whose helpers load."""
-    return PracticeSources(make_ui(), found).helpers
-
-
-class PracticeSources:
-    """The practice templates of every installed pack, and the helpers they may call.
-    Packs are isolated: a pack whose helpers.py fails, or whose template's code breaks out
-    of its bounds, is left out with a one-line warning naming it; the others, and the
-    built-in concepts, go on."""
-
-    def __init__(self, ui: UI, found: packs.Installed) -> None:
-        from autograd_tutor.engine.runner import LessonError, load_helpers
-
-        self.ui = ui
-        self.helpers: dict[str, Any] = {}
-        broken = set()
-        for pack in found.packs.values():
-            if not pack.practice:
-                continue
-            try:
-                self.helpers.update(load_helpers(pack))
-            except LessonError as error:
-                broken.add(pack.name)
-                self.leave_out(pack.name, error)
-        self.templates = [t for t in found.templates() if t.pack not in broken]
-
-    def leave_out(self, name: str, error: Exception) -> None:
-        self.ui.warn(f"pack {name!r} is left out of practice: {error}")
-
-    def draw(self, make: Callable[[list[Any], dict[str, Any]], Any]) -> Any:
-        """make(templates, helpers), again without a pack whose template broke out."""
-        from autograd_tutor.engine.runner import PackCodeError
-
-        while True:
-            try:
-                return make(self.templates, self.helpers)
-            except PackCodeError as error:
-                if not any(t.pack == error.pack for t in self.templates):
-                    raise
-                self.leave_out(error.pack, error)
-                self.templates = [t for t in self.templates if t.pack != error.pack]
-
-
-def random_seed() -> int:
-    return int.from_bytes(os.urandom(3), "big")
+             f"(add --seed {drawn.seed} to repeat these)")
+    run_exercise(drawn.problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=drawn.to_json, then=again, kind=Asked.PRACTICE,
+                 helpers=drawn.helpers)
 
 
 @app.command("review", short_help="Practise the concepts you missed, when due.")
@@ -791,48 +626,26 @@ def review_command(
     """Practise the concepts you missed, when they are due (FSRS spaced repetition)."""
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import practice
+    from autograd_tutor.app.practice import random_seed
+    from autograd_tutor.app.review import draw_review, review_queue
 
     ui = make_ui(as_json)
     found = installed(ui)
-    now = datetime.now(UTC)
-    queue = review_queue(open_store(ui).digest().schedule(now), found)
-    due = queue.due
-    if not due:
-        if queue.upcoming:
-            first = queue.upcoming[0]
-            ui.text(f"Nothing is due. Next review: {first.concept}, "
-                    f"{first.due.astimezone():%Y-%m-%d %H:%M}.")
-        else:
-            ui.text("Nothing to review: the queue fills with concepts you miss.")
-        if queue.unpractised:
-            ui.text(f"Missed, with no practice problems yet: {', '.join(queue.unpractised)}. "
-                    "Run their exercises again to review them.", "dim")
+    queue = review_queue(open_store(ui).digest().schedule(datetime.now(UTC)), found)
+    if not queue.due:
+        course_view.nothing_due(ui, queue)
         if as_json:
             print(json_text({"due": [], "items": []}))
         return
-    seed = random_seed()
-    chosen = due[:count]
-    ui.text(f"Due for review: {', '.join(chosen)}", "bold")
-    sources = PracticeSources(ui, found)
-    left = practice.concepts(sources.templates, found.catalogue().concepts)
-    chosen = [name for name in chosen if name in left]
-    if not chosen:  # every one was a left-out pack's: the warning above says why
+    ui.text(f"Due for review: {', '.join(queue.due[:count])}", "bold")
+    drawn = draw_review(queue.due[:count], found, random_seed(), ui.warn)
+    if drawn.problems is None:  # every one was a left-out pack's: the warning above says why
         if as_json:
             print(json_text({"due": [], "items": []}))
         raise typer.Exit(EXIT_FAILED)
-    problems = sources.draw(lambda templates, helpers: practice.generate_mix(
-        chosen, seed, templates, helpers))
-
-    def report(session: Any) -> dict[str, Any]:
-        return {"due": chosen, **practice_json(seed)(session)}
-
-    run_exercise(problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
-                 graph="none", json_extra=report, then=f"{TOOL} review", kind="review",
-                 helpers=sources.helpers)
-
-
-RUNS_SHOWN = 20  # runs `progress` lists; `--all` lists every one
+    run_exercise(drawn.problems, None, reveal=reveal, answers={}, as_json=as_json, plots=None,
+                 graph="none", json_extra=drawn.to_json, then=f"{TOOL} review",
+                 kind=Asked.REVIEW, helpers=drawn.helpers)
 
 
 @app.command("progress", short_help="Your history: accuracy, streaks, misconceptions.")
@@ -845,112 +658,26 @@ def progress_command(
     concept's chance of recall now."""
     from datetime import UTC, datetime
 
-    from autograd_tutor.engine import stats
+    from autograd_tutor.app.progress import progress_json, progress_report
 
     ui = make_ui(as_json)
     store = open_store(ui)
-    digest = store.digest()
-    now = datetime.now(UTC)
-    cards = digest.schedule(now)
-    recall = {item.concept: item.retrievability(now) for item in cards}
-    # Still being learnt (a recent miss): FSRS's recall counts whole days, so a card missed
-    # a minute ago would read 100%; the table says "learning" instead.
-    shown = {item.concept: "learning" if item.state != "review" else
-             f"{recall[item.concept]:.0%}" for item in cards}
-    order = course_order(installed(ui))
+    found = installed(ui)
     if as_json:
-        from msgspec.structs import asdict
-
-        history = store.load()  # every attempt is in the report
-        rows = history.attempts
-        print(json_text({
-            "attempts": [a.to_row() for a in rows],
-            "exercises": {summary.name: summary.to_json() for summary in sorted(
-                stats.by_exercise(rows, progress_name),
-                key=lambda summary: order(unlabelled(summary.name)))},
-            "concepts": {summary.name: {**summary.to_json(),
-                                        "retrievability": recall.get(summary.name)}
-                         for summary in stats.by_concept(rows)},
-            "checks": [asdict(c) for c in history.checks],
-        }, allow_nan=False))
+        print(json_text(progress_json(store, found, datetime.now(UTC)), allow_nan=False))
         return
-    # The tables come from the digest: a long history is not read row by row.
-    summary = digest.progress
-    if not summary.attempts and not summary.checks:
+    report = progress_report(store, found, datetime.now(UTC), every=every)
+    if report is None:
         ui.text(f"No predictions recorded yet. Start with: {TOOL} exercise 1")
         return
-    per_exercise = [tally.summary(progress_label(name)) for name, tally
-                    in sorted(summary.exercises.items(), key=lambda item: order(item[0]))]
-    per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
-    catalogue = installed(ui).catalogue()
-    ui.say(ui.progress_table("Progress by exercise", per_exercise, catalogue.title))
-    ui.say(ui.progress_table("Progress by concept", per_concept, catalogue.title, recall=shown))
-    if every:
-        runs = runs_of(store.load())
-    else:
-        runs = [(progress_label(f"{r.pack}/{r.exercise}"), r.started.replace("T", " ")[:16],
-                 r.right, r.asked, r.finished) for r in summary.recent[-RUNS_SHOWN:]]
-    ui.say(ui.runs_table(runs, total=summary.runs))
-    if len(runs) < summary.runs:
+    ui.say(ui.progress_table("Progress by exercise", report.per_exercise, report.title))
+    ui.say(ui.progress_table("Progress by concept", report.per_concept, report.title,
+                             recall=report.recall))
+    ui.say(ui.runs_table(report.runs, total=report.total_runs))
+    if len(report.runs) < report.total_runs:
         ui.text(f"Every run: {TOOL} progress --all", "dim")
-    last = summary.last_check
-    if last is not None:
-        verdict = "passed" if last.passed else "not passed yet"
-        name = str(last.exercise) if last.pack == packs.DEFAULT_PACK else \
-            f"{last.pack}/{last.exercise}"
-        ui.text(f"check {name}: {verdict} ({path_text(last.file)}, {last.time}; "
-                f"{summary.checks_passed} of {summary.checks} checks passed)")
-
-
-def progress_label(name: str) -> str:
-    """`progress`'s name for a group of `stats.exercise_name`: "exercise 3" for the basics
-    pack's, the name itself for others ("errors/2", "practice")."""
-    prefix = f"{packs.DEFAULT_PACK}/"
-    return f"exercise {name[len(prefix):]}" if name.startswith(prefix) else name
-
-
-def course_order(found: packs.Installed) -> Callable[[str], tuple[Any, ...]]:
-    """A sort key for `stats.exercise_name` names in course order: the packs as installed
-    (the built-in ones in the course's order), each pack's exercises by number; practice
-    and review after every exercise."""
-    rank = {name: index for index, name in enumerate(found.packs)}
-
-    def key(name: str) -> tuple[Any, ...]:
-        pack, _, number = name.rpartition("/")
-        if not pack or not number.isdigit():
-            return (1, 0, name, 0)
-        return (0, rank.get(pack, len(rank)), pack, int(number))
-
-    return key
-
-
-def runs_of(history: History) -> list[tuple[str, str, int, int, bool]]:
-    """Every run of an exercise, oldest first: (exercise, started, right, asked, finished)."""
-    finished = {(c.pack, c.exercise, c.run) for c in history.completed}
-    runs: dict[tuple[str | None, int | None, str], list[Any]] = {}
-    for attempt in history.attempts:
-        if attempt.kind == "exercise":
-            runs.setdefault((attempt.pack, attempt.exercise, attempt.run), []).append(attempt)
-    table = []
-    for (pack, number, run), rows in runs.items():
-        asked = [row for row in rows if row.correct is not None]
-        table.append((progress_name(rows[0]), rows[0].time.replace("T", " ")[:16],
-                      sum(1 for row in asked if row.correct), len(asked),
-                      (pack, number, run) in finished))
-    return table
-
-
-def unlabelled(label: str) -> str:
-    """`progress_label` undone: "exercise 3" is "basics/3" again."""
-    number = label.removeprefix("exercise ")
-    return f"{packs.DEFAULT_PACK}/{number}" if number != label else label
-
-
-def progress_name(attempt: Any) -> str:
-    """"exercise 3" for the basics pack, "errors/2" for others, else the kind."""
-    from autograd_tutor.engine import stats
-
-    return progress_label(stats.exercise_name(attempt))
+    if report.check_line is not None:
+        ui.text(report.check_line)
 
 
 ResetArg = Annotated[str | None, typer.Argument(metavar="[N]", show_default=False,
@@ -1028,9 +755,9 @@ def pack_list(as_json: JsonOpt = False) -> None:
     ui = make_ui(as_json)
     found = installed(ui)
     if as_json:
-        print(json_text([{"name": p.name, "title": p.title, "exercises": len(p.exercises),
-                           "path": str(p.root), "builtin": p.builtin}
-                          for p in found.packs.values()]))
+        from autograd_tutor.app.pack_admin import pack_rows
+
+        print(json_text(pack_rows(found)))
         return
     ui.say(ui.pack_table(list(found.packs.values())))
     ui.text(f"Run one with: {TOOL} exercise PACK/N   Add one with: {TOOL} pack add DIR", "dim")
@@ -1053,7 +780,9 @@ def confirm_pack_code(ui: UI, directory: Path, yes: bool, kept: str) -> None:
     """Say once, before a pack from outside the built-in set runs, that its code runs with
     the user's permissions. In a terminal, ask (no: exit 1); elsewhere (a script, a pipe)
     the notice goes to stderr and the check goes on, as `--yes` would; `--yes` skips it."""
-    if yes or is_builtin_dir(directory) or not (directory / "pack.toml").is_file():
+    from autograd_tutor.app.pack_admin import runs_code
+
+    if yes or not runs_code(directory):
         return
     ui.warn(f"{printable(str(directory))}: {PACK_CODE_NOTE}")
     if not (ui.env.stdin_isatty and ui.env.stdout_isatty):
@@ -1065,25 +794,18 @@ def confirm_pack_code(ui: UI, directory: Path, yes: bool, kept: str) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-def is_builtin_dir(directory: Path) -> bool:
-    try:
-        return directory.resolve().parent == packs.BUILTIN_DIR.resolve()
-    except (OSError, RuntimeError):
-        return False
-
-
 @pack_app.command("check", short_help="Check a pack: run every step, verify every answer.")
 def pack_check(directory: DirArg, as_json: JsonOpt = False, yes: YesOpt = False,
                timeout: StepTimeOpt = 20.0) -> None:
     """Check a pack: its files, names and expressions, then run every step with PyTorch and
     verify that every answer, by-hand value and misconception holds. Exit 0 only when sound.
     The pack's code runs in a separate process, each step with a time limit."""
-    from autograd_tutor.content.check import check_in_sandbox
+    from autograd_tutor.app.pack_admin import check_pack
 
     ui = make_ui(as_json)
     confirm_pack_code(ui, directory, yes, kept="nothing was changed")
     with friendly_exits(ui, kept="nothing was changed"):
-        result = check_in_sandbox(directory, step_seconds=timeout)
+        result = check_pack(directory, timeout)
     if as_json:
         print(json_text(result.to_json()))
     for problem in result.problems:
@@ -1107,50 +829,26 @@ def pack_add(
 ) -> None:
     """Check a pack and, when it is sound, copy it into the packs folder of your progress
     directory, where every command finds it."""
-    from autograd_tutor.content.check import check_in_sandbox
-    from autograd_tutor.content.install import InstallError, install
+    from autograd_tutor.app.pack_admin import NotAdded, add_pack, check_pack
 
     ui = make_ui()
     confirm_pack_code(ui, directory, yes, kept="nothing was added")
     with friendly_exits(ui, kept="nothing was changed"):
-        result = check_in_sandbox(directory, step_seconds=timeout)
+        result = check_pack(directory, timeout)
     if not result.ok:
         for problem in result.problems:
             ui.text(shown_lines(str(problem)), soft_wrap=True)
         ui.error(f"the pack in {path_text(directory)} was not added: fix the problems above.")
         raise typer.Exit(EXIT_FAILED)
-    found = packs.installed(home_dir())
-    existing = found.packs.get(result.name)
-    target = home_dir() / "packs" / result.name
-    if existing is not None and existing.builtin:
-        ui.error(f"{result.name!r} is a built-in pack's name; rename your pack.")
-        raise typer.Exit(EXIT_FAILED)
-    if existing is not None and existing.root.resolve() != target.resolve():
-        ui.error(f"a pack named {result.name!r} is already installed in "
-                 f"{printable(str(existing.root), None)}; rename your pack.")
-        raise typer.Exit(EXIT_FAILED)
-    if target.exists() and not force:
-        ui.error(f"a pack named {result.name!r} is already added; add --force to replace it.")
-        raise typer.Exit(EXIT_FAILED)
-    read, _ = packs.load_pack(directory, deep=False)
-    clashes = [] if read is None else packs.redefinitions(
-        read, [p for p in found.packs.values() if p.name != result.name], catalogue=False)
-    if clashes:
-        ui.error(f"the pack in {directory} was not added: {clashes[0]}")
-        raise typer.Exit(EXIT_FAILED)
     try:
-        skipped = install(directory, target, keep_out=home_dir())
-        packs.forget()
-    except InstallError as error:
-        ui.error(f"the pack in {directory} was not added: {error}")
+        added = add_pack(directory, result.name, home_dir(), force)
+    except NotAdded as problem:
+        ui.error(str(problem))
         raise typer.Exit(EXIT_FAILED) from None
-    except OSError as error:
-        ui.error(f"can't copy the pack to {path_text(target)}: {error.strerror or error}")
-        raise typer.Exit(EXIT_FAILED) from None
-    for line in skipped:
+    for line in added.skipped:
         ui.warn(f"not copied: {line}")
-    ui.text(f"Added pack {result.name} to {target}. Start it with: "
-            f"{TOOL} exercise {result.name}/1", "bold")
+    ui.text(f"Added pack {added.name} to {added.target}. Start it with: "
+            f"{TOOL} exercise {added.name}/1", "bold")
 
 
 # For instructors: export, report, pack new, pack import ---------------------------------

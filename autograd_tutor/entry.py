@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import NoReturn
 
-EXIT_INTERRUPTED = 130
+from autograd_tutor.exits import EXIT_INTERRUPTED
 
 
 def interrupted() -> NoReturn:

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 from typer.testing import CliRunner
 
-from autograd_tutor.cli import app, runs_of
+from autograd_tutor.app.progress import runs_of
+from autograd_tutor.cli import app
 from autograd_tutor.engine import review, stats
 from autograd_tutor.engine import store as store_module
 from autograd_tutor.engine.digest import Digest

@@ -15,9 +15,10 @@ import torch
 from typer.testing import CliRunner
 
 from autograd_tutor.cli import app
+from autograd_tutor.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from autograd_tutor.views.env import Environment
 from autograd_tutor.views.graph_view import number
-from autograd_tutor.views.playground import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, run_graph
+from autograd_tutor.views.playground import run_graph
 from autograd_tutor.views.ui import UI
 
 
@@ -221,7 +222,7 @@ def test_predict_four_significant_digits_are_enough():
 
 def test_end_of_input_is_exit_1_with_one_line():
     run = play("x**2", "x=3", predict=True, stdin="")
-    assert run.status == EXIT_STOPPED
+    assert run.status == EXIT_FAILED
     assert run.err.strip().count("\n") == 0 and "input ended" in run.err
 
 
@@ -229,7 +230,7 @@ def test_end_of_input_is_exit_1_with_one_line():
 def test_json_stopped_early_prints_what_was_done(stdin):
     _, grads = grads_of(lambda x, y: x * y, x=2.0, y=3.0)
     run = play("x*y", "x=2", "y=3", as_json=True, predict=True, stdin=stdin)
-    assert run.status == EXIT_STOPPED
+    assert run.status == EXIT_FAILED
     assert run.out.strip().count("\n") == 0
     data = json.loads(run.out)
     assert data["completed"] is False and data["expression"] == "x*y"
@@ -255,7 +256,7 @@ def test_cli_json_stopped_early_exit_1_with_the_object():
 
 def test_q_stops():
     run = play("x**2", "x=3", predict=True, stdin="q\n")
-    assert run.status == EXIT_STOPPED and "df/dx" not in run.out
+    assert run.status == EXIT_FAILED and "df/dx" not in run.out
 
 
 # Usage errors --------------------------------------------------------------------------

@@ -119,3 +119,14 @@ def test_show_returns_false_when_the_gui_fails(monkeypatch):
 
 def test_show_with_nothing_to_show_returns_false():
     assert plots.show([]) is False
+
+
+def test_every_declared_figure_kind_has_one_drawing() -> None:
+    """The kinds are declared once (model.FIGURE_KINDS); views.figures draws each and
+    accepts no drawing for an undeclared kind."""
+    from autograd_tutor.engine.model import FIGURE_KINDS
+    from autograd_tutor.views import figures
+
+    assert set(figures.KINDS) == set(FIGURE_KINDS)
+    with pytest.raises(ValueError, match="not declared"):
+        figures.draws("no-such-kind")

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autograd_tutor.cli import PracticeSources, aimed_problems, app, make_ui
+from autograd_tutor.app.practice import PracticeSources, aimed_problems
+from autograd_tutor.cli import app
 from autograd_tutor.content import packs
 from autograd_tutor.content.check import check_pack
 from autograd_tutor.content.packs import load_pack
@@ -266,12 +267,14 @@ def test_a_broken_helpers_costs_only_its_own_pack(tmp_path, monkeypatch):
     assert mixed.stderr.count("pack 'brk' is left out of practice") == 1
     assert "ValueError: broken on purpose" in mixed.stderr
     # The retry offered after a miss in basics 1 draws from the packs that work.
-    draw = aimed_problems(make_ui())
+    left_out: list[str] = []
+    draw = aimed_problems(left_out.append, Path(os.environ["AUTOGRAD_TUTOR_HOME"]))
     missed = Attempt(id="x.grad", prediction=31.0, actual=34.0, by_hand=34.0, correct=False,
                      skipped=False,
                      concept="polynomial", misconception="value-not-gradient")
     problem = draw(missed, (), ())
     assert problem is not None and problem.steps
+    assert [line for line in left_out if "'brk'" in line] != []
 
 
 def test_a_template_that_loops_is_left_out_of_practice(tmp_path, monkeypatch):
@@ -285,7 +288,7 @@ def test_a_template_that_loops_is_left_out_of_practice(tmp_path, monkeypatch):
     packs.forget()
     found = packs.installed(Path(os.environ["AUTOGRAD_TUTOR_HOME"]))
     assert "slow" in found.packs
-    sources = PracticeSources(make_ui(), found)
+    sources = PracticeSources(print, found)
     from autograd_tutor.engine import practice
 
     problems = sources.draw(lambda templates, helpers: practice.generate(

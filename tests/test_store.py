@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from msgspec.structs import asdict
 
+from autograd_tutor.cli import home_dir
 from autograd_tutor.engine import store as store_module
 from autograd_tutor.engine.model import Attempt, Check, Completion, History
 from autograd_tutor.engine.store import (
     FILE_NAME,
     SCHEMA_VERSION,
     Store,
-    home_dir,
     statuses,
 )
 

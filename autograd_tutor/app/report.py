@@ -16,6 +16,7 @@ from msgspec import Struct, field
 
 from autograd_tutor.app.export import Export, ExportedAttempt, ExportError, read_export
 from autograd_tutor.engine.answers import format_value
+from autograd_tutor.engine.model import Asked
 
 # How many wrong answers each prediction lists.
 TOP_WRONG = 5
@@ -201,7 +202,7 @@ def build_report(exports: Sequence[Export], files: int = 0,
     rows = [(e.learner, a) for e in exports for a in sorted(e.attempts, key=lambda a: a.time)
             if _wanted(a, pack, exercise)]
     lessons = [(learner, a) for learner, a in rows
-               if a.kind == "exercise" and a.pack is not None and a.exercise is not None]
+               if a.kind == Asked.EXERCISE and a.pack is not None and a.exercise is not None]
 
     started: dict[tuple[str, int], set[str]] = defaultdict(set)
     for learner, a in lessons:

@@ -3,7 +3,7 @@
 A pack is a directory with `pack.toml` and one TOML file per exercise (format 1 or 2,
 described in docs/authoring.md; format 2 adds hidden `prepare` code and predictions of
 shapes, flags, dtypes and grad_fns). Reading a pack parses TOML and checks fields, names and
-expression syntax; it never runs a pack's code (that is `pack check`'s job, in engine.packcheck).
+expression syntax; it never runs a pack's code (that is `pack check`'s job, in content.check).
 Nothing here imports torch.
 """
 
@@ -31,17 +31,21 @@ from autograd_tutor.content.schema import (
 )
 from autograd_tutor.engine.model import (
     EXACT,
+    FIGURE_KINDS,
     NO_ERROR,
     OUTCOME_WORDS,
     OUTCOMES,
     READ_KINDS,
+    RENAMED,
     Coding,
+    DeclaredName,
     Exercise,
     FigureSpec,
     Gradcheck,
     Kind,
     Misconception,
     Pack,
+    Param,
     Prediction,
     Step,
     Template,
@@ -57,13 +61,6 @@ DEFAULT_PACK = "basics"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.@:\[\]-]{0,59}\Z")
 CHOICE_COUNT = (2, 4)
-# Each figure kind a step may ask for, and the arguments it needs (drawn by views.figures).
-FIGURE_KINDS: dict[str, tuple[str, ...]] = {
-    "loss": ("losses",),
-    "fit": ("xs", "ys", "w", "b"),
-    "least-squares": ("xs", "ys", "w", "b", "best"),
-    "detach": ("without", "with"),
-}
 # Words an `actual` holds when it may read something other than a number or a tensor.
 _NOT_VALUE = ("shape", "requires_grad", "is_leaf", "dtype", "grad_fn", "==", "!=", "True",
               "False")
@@ -86,7 +83,8 @@ class Catalogue(Struct, frozen=True):
 
     concepts: dict[str, str] = field(default_factory=dict)
     misconceptions: dict[str, tuple[str, str]] = field(default_factory=dict)  # title, text
-    # Old names kept in stored histories, and the name each now stands for.
+    # Old names kept in stored histories, and the name each now stands for: the one table
+    # of them, engine.model.RENAMED.
     renamed: dict[str, str] = field(default_factory=dict)
 
     def merged(self, pack: Pack) -> Catalogue:
@@ -109,8 +107,7 @@ def builtin_catalogue() -> Catalogue:
     concepts = {str(k): str(v) for k, v in data.get("concepts", {}).items()}
     misconceptions = {str(name): (str(t.get("title", name)), str(t.get("explanation", "")))
                       for name, t in data.get("misconceptions", {}).items()}
-    renamed = {str(k): str(v) for k, v in data.get("renamed", {}).items()}
-    return Catalogue(concepts, misconceptions, renamed)
+    return Catalogue(concepts, misconceptions, dict(RENAMED))
 
 
 @cache
@@ -368,7 +365,7 @@ def _concepts(top: Fields, where: Where) -> dict[str, str]:
     return concepts
 
 
-def _misconceptions(table: dict[str, Any], where: Where) -> list[tuple[str, str, str]]:
+def _misconceptions(table: dict[str, Any], where: Where) -> list[DeclaredName]:
     result = []
     for name, entry in table.items():
         if not NAME_PATTERN.match(name):
@@ -379,8 +376,8 @@ def _misconceptions(table: dict[str, Any], where: Where) -> list[tuple[str, str,
             where.problem(f"[misconceptions.{name}] must be a table with title and explanation")
             continue
         fields = Fields(entry, where, f"[misconceptions.{name}]")
-        result.append((name, fields.text("title", required=True, one_line=True),
-                       fields.text("explanation", required=True)))
+        result.append(DeclaredName(name, fields.text("title", required=True, one_line=True),
+                                   fields.text("explanation", required=True)))
         fields.unknown()
     return result
 
@@ -546,7 +543,7 @@ class _Reader:
                     params=tuple(params), at=tuple(at))
 
     def step_params(self, table: dict[str, Any], where: Where
-                    ) -> tuple[list[tuple[str, float, float, bool]], list[tuple[str, float]]]:
+                    ) -> tuple[list[Param], list[tuple[str, float]]]:
         """A step's `params` (drawn for practice, as a template's) and `at` (the values the
         exercise shows); each needs the other, with the same names."""
         fields = Fields(table, where, "the step")
@@ -570,7 +567,7 @@ class _Reader:
         return params, at
 
     def params(self, table: dict[str, Any], halves: bool,
-               where: Where) -> list[tuple[str, float, float, bool]]:
+               where: Where) -> list[Param]:
         """[low, high] whole numbers, or [low, high, 0.5] for multiples of 0.5."""
         params = []
         for name, bounds in table.items():
@@ -582,10 +579,10 @@ class _Reader:
                 where.problem(f"param {name!r} must be [low, high] with low <= high, "
                               "both finite (or [low, high, 0.5] for multiples of 0.5)")
                 # Still a name, so its placeholders aren't reported as a second problem.
-                params.append((name, 0.0, 0.0, halves))
+                params.append(Param(name, 0.0, 0.0, halves))
                 continue
             half = halves or bounds[2:] == [0.5]
-            params.append((name, float(bounds[0]), float(bounds[1]), half))
+            params.append(Param(name, float(bounds[0]), float(bounds[1]), half))
         return params
 
     def check_code(self, code: str, where: Where, what: str = "code") -> None:
@@ -842,7 +839,7 @@ class _Reader:
         return step if step is not None else Step("", "", "")
 
 
-def _fill_example(table: dict[str, Any], params: list[tuple[str, float, float, bool]]) -> Any:
+def _fill_example(table: dict[str, Any], params: list[Param]) -> Any:
     """The template with each {param} replaced by its low bound, to check its syntax."""
     from autograd_tutor.engine.practice import fill_template, spelled
 

@@ -162,7 +162,8 @@ def parse_shape(text: str) -> str:
     if wanted.strip() and not inner:  # (), [], ( ), ([]): a single number's shape
         return "()"
     parts = [part for part in re.split(r"[\s,x×*]+", inner) if part]
-    if not parts or not all(part.isdigit() and len(part) <= 9 for part in parts):
+    if not parts or not all(part.isascii() and part.isdigit() and len(part) <= 9
+                             for part in parts):
         raise AnswerError("type a shape like (4, 3), 4x3 or (3,); () for a single number")
     if len(parts) > MAX_DIMENSIONS:
         raise AnswerError(f"a shape here has at most {MAX_DIMENSIONS} dimensions")
@@ -407,3 +408,15 @@ def format_marked(value: Value, wrong: list[int] | tuple[int, ...],
 
     walk(value)
     return pieces
+
+
+MAX_ECHO = 200  # characters of a typed or untrusted text shown back, at most
+
+
+def printable(text: str, limit: int | None = MAX_ECHO) -> str:
+    """What a learner typed, safe to show: control characters (escape codes) become '?',
+    and a very long line is shortened (to `limit`; None keeps it whole)."""
+    clean = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+    if limit is not None and len(clean) > limit:
+        clean = f"{clean[: limit // 2]}… ({len(clean)} characters)"
+    return clean

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec import Struct, field
 
-from autograd_tutor.engine.model import Attempt, Check, Completion, History
+from autograd_tutor.engine.model import Asked, Attempt, Check, Completion, History
 from autograd_tutor.engine.stats import Summary, exercise_name
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class Digest:
             progress.exercises.setdefault(group, Tally()).add(attempt)
             if attempt.concept:
                 progress.concepts.setdefault(attempt.concept, Tally()).add(attempt)
-            if attempt.kind != "exercise" or attempt.pack is None or attempt.exercise is None:
+            if attempt.kind != Asked.EXERCISE or attempt.pack is None or attempt.exercise is None:
                 continue
             runs = self.runs(attempt.pack, attempt.exercise)
             if attempt.run not in runs.open and attempt.run != runs.latest:  # a new run

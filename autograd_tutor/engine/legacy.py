@@ -10,17 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autograd_tutor.engine.model import History
+from autograd_tutor.engine.model import RENAMED, Asked, History
 
 LAST_LEGACY_VERSION = 2
-RENAMED = {
-    "zero-instead-of-none": "zero-not-none",
-    "zero-is-none": "none-after-zero",
-    "everything-cut": "detach-cuts-everything",
-}
-# "sign-flipped" named two mistakes: the gradient's sign (Exercise 4's gradients) and a
-# step along the gradient (its updates, and the gd-step practice); in chain-rule practice
-# it was the lost minus sign of Exercise 2.
 GRADIENT_IDS = {"w.grad@1", "b.grad@1"}
 
 
@@ -39,7 +31,7 @@ def renamed(name: str | None, row: dict[str, Any]) -> str | None:
         return "gradient-sign-flipped"
     if row.get("concept") == "chain-rule":
         return "sign-error"
-    return "ascent-not-descent"
+    return RENAMED[name]
 
 
 def convert(data: bytes) -> tuple[History, int]:
@@ -83,7 +75,7 @@ def _attempt_row(row: dict[str, Any]) -> dict[str, Any]:
     fixed = {k: v for k, v in row.items() if k != "exercise"}
     fixed.update(pack=None if practice else "basics",
                  exercise=None if practice else number,
-                 kind="practice" if practice else "exercise",
+                 kind=Asked.PRACTICE if practice else Asked.EXERCISE,
                  misconception=renamed(row.get("misconception"), row))
     fixed.setdefault("typed", "")
     fixed.setdefault("hints_used", 0)

@@ -13,7 +13,7 @@ not strings: msgspec decodes the pack cache by them without compiling any.
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from msgspec import Struct, field
 
@@ -42,6 +42,16 @@ class Kind(StrEnum):
     WHICH = "which"
 
 
+class Asked(StrEnum):
+    """Where an attempt was made, its `Attempt.kind`: an exercise of a pack, a practice or
+    review problem, or the fresh problem offered after a miss. A StrEnum: stored as text."""
+
+    EXERCISE = "exercise"
+    PRACTICE = "practice"
+    REVIEW = "review"
+    RETRY = "retry"
+
+
 # The kinds whose answer `actual` reads (every kind but OUTCOME and WHICH).
 READ_KINDS = (Kind.VALUE, Kind.SHAPE, Kind.FLAG, Kind.DTYPE, Kind.GRAD_FN)
 
@@ -52,6 +62,49 @@ NO_ERROR = "(no error)"
 OUTCOME_WORDS = {"runs": "runs", "run": "runs", "ok": "runs", "ran": "runs",
                  "error": "error", "e": "error", "err": "error",
                  "warning": "warning", "w": "warning", "warn": "warning"}
+
+
+# The one table of renamed names: each misconception name older versions stored, and the
+# name it is now (the catalogue declares only the new ones). The store migrates stored
+# history by it (engine.legacy); the catalogue reads it (content.packs).
+RENAMED = {
+    "zero-instead-of-none": "zero-not-none",
+    "zero-is-none": "none-after-zero",
+    "everything-cut": "detach-cuts-everything",
+    # "sign-flipped" named two mistakes: the gradient's sign (Exercise 4's gradients, see
+    # `legacy.renamed`) and a step along the gradient (its updates, and the gd-step practice); in
+    # chain-rule practice it was the lost minus sign of Exercise 2.
+    "sign-flipped": "ascent-not-descent",
+}
+
+
+# The one registry of figure kinds: each kind a step may ask for, and the arguments it
+# needs. `pack check` reads it; views.figures draws each kind (and fails to load without
+# a drawing for every one).
+FIGURE_KINDS: dict[str, tuple[str, ...]] = {
+    "loss": ("losses",),
+    "fit": ("xs", "ys", "w", "b"),
+    "least-squares": ("xs", "ys", "w", "b", "best"),
+    "detach": ("without", "with"),
+}
+
+
+class Param(NamedTuple):
+    """A drawn parameter: integers in [low, high], or multiples of 0.5 with `halves`.
+    A named tuple, so the pack cache stores it as the array it was."""
+
+    name: str
+    low: float
+    high: float
+    halves: bool
+
+
+class DeclaredName(NamedTuple):
+    """A misconception a pack declares in its pack.toml."""
+
+    name: str
+    title: str
+    explanation: str
 
 
 class Figures(Struct, frozen=True):
@@ -160,9 +213,9 @@ class Step(Struct, frozen=True):
     pack: str = ""
     # Hidden code: runs just before `code`, binds names as it does, and is never shown.
     prepare: str = ""
-    # A parameterised step: (name, low, high, halves) drawn for practice, as a template's,
-    # and the values (name, value) the exercise itself shows (already filled in).
-    params: tuple[tuple[str, float, float, bool], ...] = ()
+    # A parameterised step: the params drawn for practice, as a template's, and the values
+    # (name, value) the exercise itself shows (already filled in).
+    params: tuple[Param, ...] = ()
     at: tuple[tuple[str, float], ...] = ()
 
 
@@ -230,8 +283,7 @@ class Template(Struct, frozen=True):
 
     concept: str
     step: Step
-    # name -> (low, high, halves): integers in [low, high], or multiples of 0.5 with halves.
-    params: tuple[tuple[str, float, float, bool], ...]
+    params: tuple[Param, ...]
     pack: str = ""
     # For a parameterised step of an exercise: where it is ("3-non-scalar.toml: step 2").
     origin: str = ""
@@ -245,7 +297,7 @@ class Pack(Struct, frozen=True):
     root: Path
     exercises: tuple[Exercise, ...]
     concepts: tuple[tuple[str, str], ...] = ()
-    misconceptions: tuple[tuple[str, str, str], ...] = ()  # name, title, explanation
+    misconceptions: tuple[DeclaredName, ...] = ()
     practice: tuple[Template, ...] = ()
     helpers: Path | None = None
     builtin: bool = False
@@ -260,7 +312,7 @@ class Pack(Struct, frozen=True):
 class Attempt(Struct, frozen=True):
     """One judged prediction: what the reveal shows, the JSON reports and the store keeps.
 
-    `kind` says where it was asked: "exercise", "practice", "review" or "retry"; `pack`
+    `kind` says where it was asked (an `Asked`: exercise, practice, review or retry); `pack`
     and `exercise` name the exercise (None for generated practice problems).
     """
 
@@ -272,7 +324,7 @@ class Attempt(Struct, frozen=True):
     skipped: bool
     pack: str | None = None
     exercise: int | None = None
-    kind: str = "exercise"
+    kind: Asked = Asked.EXERCISE
     typed: str = ""
     hints_used: int = 0
     misconception: str | None = None

@@ -54,6 +54,7 @@ from autograd_tutor.engine.expressions import (
 )
 from autograd_tutor.engine.model import (
     NO_ERROR,
+    Asked,
     Attempt,
     Exercise,
     Kind,
@@ -286,7 +287,7 @@ class Run:
 
     def __init__(self, exercise: Exercise, helpers: Mapping[str, ModuleType | None] | None = None,
                  loader: TorchLoader | None = None, record_graphs: bool = False,
-                 kind: str = "exercise") -> None:
+                 kind: Asked = Asked.EXERCISE) -> None:
         self.exercise = exercise
         self.helpers = dict(helpers or {})
         self._step: Step | None = None
@@ -464,8 +465,8 @@ class Run:
         attempt = Attempt(
             id=prediction.id, prediction=None if guess.skipped else guess.value,
             actual=actual, by_hand=by_hand, correct=correct, skipped=guess.skipped,
-            pack=self.exercise.pack if self.kind == "exercise" else None,
-            exercise=self.exercise.number if self.kind == "exercise" else None,
+            pack=self.exercise.pack if self.kind == Asked.EXERCISE else None,
+            exercise=self.exercise.number if self.kind == Asked.EXERCISE else None,
             kind=self.kind, typed=guess.typed, hints_used=guess.hints_used,
             misconception=misconception.name if misconception else None,
             concept=prediction.concept, tolerance=prediction.tolerance.describe(),
@@ -495,8 +496,8 @@ class Run:
         """Interrupted before PyTorch ran: what was typed, kept without a verdict."""
         return [Attempt(id=g.prediction.id, prediction=g.value, actual=None, by_hand=None,
                         correct=None, skipped=False,
-                        pack=self.exercise.pack if self.kind == "exercise" else None,
-                        exercise=self.exercise.number if self.kind == "exercise" else None,
+                        pack=self.exercise.pack if self.kind == Asked.EXERCISE else None,
+                        exercise=self.exercise.number if self.kind == Asked.EXERCISE else None,
                         kind=self.kind, typed=g.typed, hints_used=g.hints_used,
                         concept=g.prediction.concept,
                         tolerance=g.prediction.tolerance.describe(), judged=False)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from autograd_tutor.engine.model import Attempt
+from autograd_tutor.engine.model import Asked, Attempt
 
 Row = Attempt
 
@@ -97,5 +97,5 @@ def _question(row: Row) -> tuple[Any, ...]:
 def exercise_name(row: Row) -> str:
     """Where an attempt was made: "errors/2", or its kind ("practice", "review")."""
     if row.exercise is None:
-        return row.kind if row.kind != "exercise" else "practice"
+        return str(row.kind if row.kind != Asked.EXERCISE else Asked.PRACTICE)
     return f"{row.pack}/{row.exercise}"

@@ -30,6 +30,7 @@ from msgspec import Struct, field
 from autograd_tutor.engine.digest import Covers, Digest, exercise_key
 from autograd_tutor.engine.model import (
     ATTEMPT_FIELDS,
+    Asked,
     Attempt,
     Check,
     Completion,
@@ -53,16 +54,6 @@ MAX_BYTES = 512 * 1024 * 1024
 MAX_LINE = 1_000_000
 
 Warn = Callable[[str], None]
-
-
-def home_dir() -> Path:
-    """$AUTOGRAD_TUTOR_HOME when set, else the platform's app directory."""
-    override = os.environ.get(HOME_VARIABLE)
-    if override:
-        return Path(override).expanduser()
-    import typer  # only for get_app_dir; already loaded by the CLI
-
-    return Path(typer.get_app_dir(APP_NAME))
 
 
 def now() -> str:
@@ -135,7 +126,7 @@ _CHECKS: dict[str, Callable[[object], bool]] = {
     "skipped": lambda v: isinstance(v, bool),
     "pack": lambda v: v is None or isinstance(v, str),
     "exercise": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
-    "kind": lambda v: v in ("exercise", "practice", "review", "retry"),
+    "kind": lambda v: v in tuple(Asked),
     "typed": lambda v: isinstance(v, str),
     "hints_used": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "misconception": lambda v: v is None or isinstance(v, str),
@@ -170,6 +161,7 @@ def attempt_from(row: dict[str, Any]) -> Attempt:
         values[name] = value
     for name in ("prediction", "actual", "by_hand"):
         values[name] = _number(values[name])
+    values["kind"] = Asked(values.get("kind", Asked.EXERCISE))
     values["warnings"] = tuple(values.get("warnings", ()))
     values["inconsistent_with"] = tuple(values.get("inconsistent_with", ()))
     return Attempt(**values)

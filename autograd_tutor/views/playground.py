@@ -10,8 +10,8 @@ The CLI calls exactly:
     raise typer.Exit(status)   # 0 done, 1 stopped (q or end of input), 2 usage error
 
 `autograd-tutor graph EXPR --at x=3 [--at w=2 ...] [--view tree|table|paths|none]
-[--predict] [--json] [--depth N]`. The expression is parsed by `expr.parse_expression`
-(never evaluated by Python) and built into float64 torch operations inside a GraphRecorder.
+[--predict] [--json] [--depth N]`. The problem is read and computed by app.playground
+(`parse_problem`, `compute`: PyTorch runs there); this module asks and shows.
 With --predict every gradient is asked first, with the exercises' prompt rules: `?` hint,
 `skip`, `q`. With --json, stdout carries exactly one JSON object and all human text goes to
 stderr (only prompts and the reveal, when predicting). A prediction run stopped early (q, end
@@ -23,25 +23,22 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
 
+from autograd_tutor.app.playground import Problem, Result, UsageError, compute, parse_problem
 from autograd_tutor.engine import runner
 from autograd_tutor.engine.answers import AnswerError, is_close, parse_value
-from autograd_tutor.engine.expressions import ExprError, Expression, parse_expression
-from autograd_tutor.engine.graph import CapturedGraph
+from autograd_tutor.engine.expressions import ExprError
 from autograd_tutor.engine.model import Prediction, Tolerance, Value
+from autograd_tutor.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from autograd_tutor.views import prompt
 from autograd_tutor.views.graph_view import VIEWS, Paths, needs_ascii, number, plural, render
 from autograd_tutor.views.ui import UI
 
-EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
-OUTPUT_NAMES = ("f", "output", "result")  # the output's name: the first no variable has
 PLAYGROUND_VIEWS = (*VIEWS, "none")
 # Gradients here involve sin, exp, ...: four significant digits typed are enough.
 TOLERANCE = Tolerance(relative=1e-4, absolute=1e-9)
@@ -51,40 +48,7 @@ INPUT_HELP = (
 )
 
 
-class UsageError(ValueError):
-    """A problem with the command line: one line for the learner, exit status 2."""
-
-
 Stopped = prompt.Quit  # the learner typed q at a prompt
-
-
-@dataclass(frozen=True)
-class Problem:
-    expression: Expression
-    values: dict[str, float]  # in the order the expression uses the variables
-
-    @property
-    def output_name(self) -> str:
-        """A name for the expression's value that no variable has (`f + output` has the
-        variables f and output, so its value is `result`)."""
-        for name in OUTPUT_NAMES:
-            if name not in self.values:
-                return name
-        count = 1
-        while f"f{count}" in self.values:
-            count += 1
-        return f"f{count}"
-
-    @property
-    def at_text(self) -> str:
-        return ", ".join(f"{name}={number(value)}" for name, value in self.values.items())
-
-
-@dataclass(frozen=True)
-class Result:
-    value: float
-    gradients: dict[str, float | None]
-    graph: CapturedGraph | None
 
 
 @dataclass
@@ -127,7 +91,7 @@ def run_graph(
                 ui.text("Stopped.", "bold")
             if as_json:  # what was done so far; nothing is revealed that was not asked
                 print(json.dumps(stopped_json(problem, guesses)), file=ui.env.stdout, flush=True)
-            return EXIT_STOPPED
+            return EXIT_FAILED
     if as_json:
         if predict:
             show_results(ui, problem, result, guesses)
@@ -146,95 +110,11 @@ def run_graph(
 # Parsing the command line -----------------------------------------------------------
 
 
-def parse_problem(expression: str, at: Sequence[str]) -> Problem:
-    """The expression and one value per variable, or UsageError / ExprError."""
-    parsed = parse_expression(expression)
-    given = parse_at(at)
-    missing = [name for name in parsed.variables if name not in given]
-    if missing:
-        example = " ".join(f"--at {name}=1" for name in missing)
-        raise UsageError(
-            f"no value for {', '.join(missing)}: give each variable a value, e.g. {example}"
-        )
-    unused = [name for name in given if name not in parsed.variables]
-    if unused:
-        raise UsageError(f"--at {', '.join(unused)}: not in the expression {expression!r}")
-    return Problem(parsed, {name: given[name] for name in parsed.variables})
-
-
-def parse_at(at: Sequence[str]) -> dict[str, float]:
-    """`x=3`, `w=-1/2`: names and numbers (the answers' number syntax)."""
-    values: dict[str, float] = {}
-    for item in at:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f"--at {item!r}: write NAME=NUMBER, e.g. --at x=3")
-        if not (name.isascii() and name.isidentifier()) or name.startswith("_"):
-            raise UsageError(f"--at {item!r}: {name!r} is not a variable name")
-        if name in values:
-            raise UsageError(f"--at {name} is given twice")
-        too_large = False
-        try:
-            value = parse_value(text)
-        except AnswerError as error:  # its words are for predictions ("or None"): not for --at
-            # A number beyond the predictions' bound is still a float64 (--at x=1e308).
-            value = _finite_float(text)
-            too_large = value is None and "too large" in str(error)
-        if too_large:
-            raise UsageError(f"--at {item!r}: {name} is too large for a float64 (the largest "
-                             f"is about {sys.float_info.max:.1e})")
-        if not isinstance(value, float):
-            raise UsageError(
-                f"--at {item!r}: {name} needs a finite number, like {name}=3, {name}=-0.5 "
-                f"or {name}=7/4"
-            )
-        values[name] = value
-    return values
-
-
-def _finite_float(text: str) -> float | None:
-    """A plain decimal number, however large, when float64 holds it; else None."""
-    if not re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", text):
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
 def check_view(view: str, depth: int | None) -> None:
     if view not in PLAYGROUND_VIEWS:
         raise UsageError(f"{view!r} is not a view; choose one of {', '.join(PLAYGROUND_VIEWS)}")
     if depth is not None and depth < 1:
         raise UsageError("--depth must be 1 or more")
-
-
-# Computing --------------------------------------------------------------------------
-
-
-def compute(problem: Problem) -> Result:
-    """Forward and backward in float64 under a GraphRecorder (so forward values are known)."""
-    import torch
-
-    from autograd_tutor.engine.graph import GraphRecorder
-
-    tensors = {
-        name: torch.tensor(value, dtype=torch.float64, requires_grad=True)
-        for name, value in problem.values.items()
-    }
-    with GraphRecorder() as recorder:
-        output = problem.expression.build(tensors)
-        if output.requires_grad:
-            output.backward()
-    value = float(output.item())
-    if not recorder.graphs:
-        return Result(value, {}, None)
-    # Variables first: for the expression `x` the output is x itself and keeps its name.
-    names: dict[str, object] = {**tensors, problem.output_name: output}
-    graph = recorder.graphs[-1].named(names)
-    gradients = {
-        name: float(t.grad.item()) if t.grad is not None else None for name, t in tensors.items()
-    }
-    return Result(value, gradients, graph)
 
 
 # Asking -----------------------------------------------------------------------------
@@ -252,8 +132,12 @@ def ask_all(ui: UI, problem: Problem, result: Result, guesses: list[Guess]) -> N
         guesses.append(guess)
 
 
+def at_text(problem: Problem) -> str:
+    return ", ".join(f"{name}={number(value)}" for name, value in problem.values.items())
+
+
 def prompt_text(problem: Problem, name: str) -> str:
-    return f"Predict d({problem.expression.text})/d{name} at {problem.at_text}: "
+    return f"Predict d({problem.expression.text})/d{name} at {at_text(problem)}: "
 
 
 def ask_one(ui: UI, problem: Problem, result: Result, name: str) -> Guess:
@@ -280,7 +164,7 @@ def hints(problem: Problem, result: Result, name: str) -> list[str]:
     first = f"Differentiate {problem.expression.text} with respect to {name}"
     if others:
         first += f", treating {', '.join(others)} as constant{'s' if len(others) > 1 else ''}"
-    first += f", then put in {problem.at_text}."
+    first += f", then put in {at_text(problem)}."
     found = [first]
     graph = result.graph
     leaf = graph.by_name(name) if graph is not None else None
@@ -302,7 +186,7 @@ def show_results(ui: UI, problem: Problem, result: Result, guesses: Sequence[Gue
         Text.assemble(
             (f"{name} = ", "bold"),
             (problem.expression.text, "bold"),
-            (f"   at {problem.at_text}" if problem.values else "", ""),
+            (f"   at {at_text(problem)}" if problem.values else "", ""),
         )
     )
     ui.out.print(Text.assemble((f"value  {name} = ", ""), (number(result.value), "green")))

@@ -16,11 +16,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from msgspec import structs
-
+from autograd_tutor.app.session import Recorder
 from autograd_tutor.engine.answers import format_marked, format_value, parse_prediction
 from autograd_tutor.engine.model import (
     OUTCOMES,
+    Asked,
     Attempt,
     Exercise,
     Figures,
@@ -37,7 +37,6 @@ from autograd_tutor.engine.runner import (
     TorchLoader,
     asked,
 )
-from autograd_tutor.engine.store import Store, now
 from autograd_tutor.views import prompt
 from autograd_tutor.views.figure_worker import FigureWorker
 from autograd_tutor.views.prompt import Quit
@@ -67,15 +66,15 @@ class Session:
     `kind` is "exercise", or "practice"/"review" for generated problems (never completed).
     """
 
-    def __init__(self, exercise: Exercise, ui: UI, store: Store, options: Options,
+    def __init__(self, exercise: Exercise, ui: UI, recorder: Recorder, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
-                 kind: str = "exercise",
+                 kind: Asked = Asked.EXERCISE,
                  aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...]],
                                  Exercise | None] | None = None
                  ) -> None:
         self.exercise = exercise
         self.ui = ui
-        self.store = store
+        self.recorder = recorder
         self.options = options
         self.kind = kind
         self.run_id = uuid.uuid4().hex[:12]
@@ -113,7 +112,7 @@ class Session:
             if self.options.reveal:
                 # Nothing to wait for: PyTorch loads while the first steps are printed.
                 self.engine.loader.start()
-            self.ui.exercise_header(self.exercise, numbered=self.kind == "exercise")
+            self.ui.exercise_header(self.exercise, numbered=self.kind == Asked.EXERCISE)
             total = len(self.exercise.steps)
             for index, step in enumerate(self.exercise.steps, start=1):
                 steps = self.exercise.steps
@@ -125,9 +124,8 @@ class Session:
                 self.worker.close()
         self.completed = True
         # A --reveal run is a demonstration: the learner predicted nothing, so it stays open.
-        if not self.options.reveal and self.kind == "exercise":
-            self.saved &= self.store.complete(self.exercise.pack, self.exercise.number,
-                                              self.run_id)
+        if not self.options.reveal and self.kind == Asked.EXERCISE:
+            self.saved &= self.recorder.complete(self.exercise, self.run_id)
         self.ui.markdown(self.exercise.closing)
         return self.attempts
 
@@ -172,7 +170,7 @@ class Session:
 
     def keep_unjudged(self, guesses: list[Guess]) -> None:
         """Interrupted before PyTorch ran: keep what was typed, without a verdict."""
-        self.saved &= self.store.record(self.stamped(self.engine.unjudged(guesses)))
+        self.saved &= self.recorder.record(self.engine.unjudged(guesses), self.run_id)
 
     # Asking ---------------------------------------------------------------------------
 
@@ -216,10 +214,7 @@ class Session:
 
     def record(self, judged: list[Judged]) -> None:
         self.judged.extend(judged)
-        self.saved &= self.store.record(self.stamped([item.attempt for item in judged]))
-
-    def stamped(self, attempts: list[Attempt]) -> list[Attempt]:
-        return [structs.replace(a, time=now(), run=self.run_id) for a in attempts]
+        self.saved &= self.recorder.record([item.attempt for item in judged], self.run_id)
 
     def show_graph(self, execution: Execution) -> None:
         if execution.graph is None:
@@ -253,8 +248,8 @@ class Session:
         if wanted not in ("", "y", "yes"):
             return
         options = replace(self.options, retry=False)
-        retry = Session(problem, self.ui, self.store, options, helpers=self.helpers,
-                        kind="retry")
+        retry = Session(problem, self.ui, self.recorder, options, helpers=self.helpers,
+                        kind=Asked.RETRY)
         try:
             retry.run()
         except Quit:

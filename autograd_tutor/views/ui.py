@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from autograd_tutor.engine.answers import format_value
+from autograd_tutor.engine.answers import format_value, printable
 from autograd_tutor.engine.model import Exercise, Pack, Value
 from autograd_tutor.views.env import Environment
 
@@ -94,7 +94,6 @@ def _wait_for_a_line(stdin: TextIO) -> None:
 
 
 NOT_BY_HAND = ("outcome", "which")  # prediction kinds with no by-hand value
-MAX_ECHO = 200
 CONTINUED = "↪ "
 
 
@@ -111,15 +110,6 @@ def fold(lines: Iterable[str], width: int, ascii_only: bool = False) -> list[str
             folded.append(marker + rest[: room - len(marker)])
             rest = rest[room - len(marker):]
     return folded
-
-
-def printable(text: str, limit: int | None = MAX_ECHO) -> str:
-    """What a learner typed, safe to show: control characters (escape codes) become '?',
-    and a very long line is shortened (to `limit`; None keeps it whole)."""
-    clean = "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
-    if limit is not None and len(clean) > limit:
-        clean = f"{clean[: limit // 2]}… ({len(clean)} characters)"
-    return clean
 
 
 def _markdown(text: str) -> RenderableType:
