@@ -106,6 +106,15 @@ def test_half_of_the_product_rule_is_named(tmp_path):
     assert "x·cos(x)" in report["diagnoses"][0]["explanation"]
 
 
+def test_a_lone_term_without_grad_output_is_not_said_to_have_it(tmp_path):
+    code, report, output = check(backward_file(tmp_path, "return torch.cos(x)"))
+    assert code == 1, output
+    assert [d["name"] for d in report["diagnoses"]] == ["half_product_rule"]
+    explanation = report["diagnoses"][0]["explanation"]
+    assert "grad_output is missing too" in explanation
+    assert "times grad_output" not in explanation
+
+
 def test_a_backward_no_diagnosis_knows_fails_gradcheck(tmp_path):
     code, report, output = check(backward_file(tmp_path, "return grad_output * torch.exp(x)"))
     assert code == 1, output

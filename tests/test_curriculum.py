@@ -92,7 +92,7 @@ def higher_order_3() -> Answers:
         return x[0] ** 2 * x[1] + x[1] ** 3
 
     x = torch.tensor([1.0, 3.0], dtype=torch.float64)
-    v = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    v = torch.tensor([2.0, -1.0], dtype=torch.float64)
     _, hv = torch.autograd.functional.hvp(f, x, v)
     return {"hv[0]": hv[0].item(), "hv[1]": hv[1].item()}
 

@@ -63,10 +63,10 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def vectors() -> dict[str, object]:
-    x = torch.tensor([1.0, 0.0, 5.0], requires_grad=True)
+    x = torch.tensor([1.0, 0.0, 5.0, 2.0], requires_grad=True)
     (x**2).sum().backward()
-    inputs = torch.ones(2, 4)
-    w = torch.full((4, 3), 0.5, requires_grad=True)
+    inputs = torch.ones(2, 3)
+    w = torch.full((3, 2), 0.5, requires_grad=True)
     out = inputs @ w
     out.sum().backward()
     assert x.grad is not None and w.grad is not None
@@ -250,18 +250,18 @@ def judged_step(exercise_number: int, step_number: int, answers: dict[str, str])
 def test_a_tensor_is_judged_element_by_element() -> None:
     expected = vectors()
     right = " ".join(format_value(v) for v in expected["x.grad"])  # typed as 2 0 10
-    judged = judged_step(1, 1, {"x.grad": right, "x.grad.shape": "3"})
+    judged = judged_step(1, 1, {"x.grad": right, "x.grad.shape": "4"})
     assert judged["x.grad"].attempt.actual == expected["x.grad"]
     assert judged["x.grad"].attempt.correct is True
     assert judged["x.grad.shape"].attempt.actual == shape_text(expected["x.grad.shape"])
     assert judged["x.grad.shape"].attempt.correct is True
-    # The values themselves: the misconception value-not-gradient, x = [1, 0, 5].
-    wrong = judged_step(1, 1, {"x.grad": "[1, 0, 5]", "x.grad.shape": "()"})
+    # x itself, [1, 0, 5, 2]: the power rule without its exponent.
+    wrong = judged_step(1, 1, {"x.grad": "[1, 0, 5, 2]", "x.grad.shape": "()"})
     assert wrong["x.grad"].attempt.correct is False
-    assert wrong["x.grad"].attempt.misconception == "value-not-gradient"
+    assert wrong["x.grad"].attempt.misconception == "exponent-not-brought-down"
     assert wrong["x.grad.shape"].attempt.misconception == "grad-is-scalar"
     x_grad = expected["x.grad"]
-    assert list(wrong["x.grad"].wrong) == [i for i, v in enumerate([1.0, 0.0, 5.0])
+    assert list(wrong["x.grad"].wrong) == [i for i, v in enumerate([1.0, 0.0, 5.0, 2.0])
                                            if v != x_grad[i]]
 
 
@@ -269,7 +269,7 @@ def test_the_reveal_says_right_values_wrong_shape_apart_from_wrong_values() -> N
     expected = vectors()
     w_grad = torch.tensor(expected["W.grad"])
     transposed = format_value(w_grad.T.tolist())
-    judged = judged_step(1, 2, {"W.grad": transposed, "W.grad.shape": "3x4"})
+    judged = judged_step(1, 2, {"W.grad": transposed, "W.grad.shape": "2x3"})
     item = judged["W.grad"]
     assert item.attempt.correct is False
     assert item.detail.startswith("right values, wrong shape")
@@ -277,7 +277,7 @@ def test_the_reveal_says_right_values_wrong_shape_apart_from_wrong_values() -> N
     assert judged["W.grad.shape"].attempt.actual == shape_text(expected["W.grad.shape"])
     assert judged["W.grad.shape"].attempt.correct is False
     one_off = w_grad.clone()
-    one_off[3, 2] += 1
+    one_off[2, 1] += 1
     judged = judged_step(1, 2, {"W.grad": format_value(one_off.tolist())})
     item = judged["W.grad"]
     assert item.detail == f"wrong values: 1 of {w_grad.numel()} elements"
@@ -285,10 +285,10 @@ def test_the_reveal_says_right_values_wrong_shape_apart_from_wrong_values() -> N
 
 
 def test_the_reveal_marks_the_wrong_elements_in_red() -> None:
-    judged = judged_step(1, 1, {"x.grad": "[2, 7, 10]"})
+    judged = judged_step(1, 1, {"x.grad": "[2, 7, 10, 4]"})
     item = judged["x.grad"]
     right = vectors()["x.grad"]
-    assert [i for i, v in enumerate([2.0, 7.0, 10.0]) if v != right[i]] == list(item.wrong)
+    assert [i for i, v in enumerate([2.0, 7.0, 10.0, 4.0]) if v != right[i]] == list(item.wrong)
     out = io.StringIO()
     env = Environment(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(),
                       stdin_isatty=False, stdout_isatty=True, stderr_isatty=False,
@@ -297,7 +297,8 @@ def test_the_reveal_marks_the_wrong_elements_in_red() -> None:
     text = out.getvalue()
     assert "\x1b[1;31m7\x1b[0m" in text  # the wrong element, bold red
     assert "\x1b[1;31m2\x1b[0m" not in text and "\x1b[1;31m10\x1b[0m" not in text
-    assert "wrong values: 1 of 3 elements" in text
+    assert "\x1b[1;31m4\x1b[0m" not in text
+    assert "wrong values: 1 of 4 elements" in text
 
 
 def test_marking_and_verdicts_of_tensors() -> None:

@@ -83,13 +83,18 @@ def half_product_rule(run: dict[str, Any], reference: dict[str, Any] | None
     if run["outcome"] != "finished" or found is None:
         return None
     xs, weights, grads = found
-    for term, text in (([x * math.cos(x) for x in xs], "x·cos(x)"),
-                       ([math.sin(x) for x in xs], "sin(x)"),
-                       ([math.cos(x) for x in xs], "cos(x)")):
+    for term, text in (([x * math.cos(x) for x in xs], "x·cos(x), one term of the product rule"),
+                       ([math.sin(x) for x in xs], "sin(x), one term of the product rule"),
+                       ([math.cos(x) for x in xs], "cos(x), the slope of sin(x) alone")):
         with_output = [w * t for w, t in zip(weights, term, strict=True)]
-        if _matches(grads, with_output) or _matches(grads, term):
-            return _diagnosis(
-                "half_product_rule", "Only part of the product rule",
-                f"x.grad holds {text} times grad_output: one term of the product rule. Both "
-                "factors of x·sin(x) depend on x, so dy/dx = sin(x) + x·cos(x).")
+        if _matches(grads, with_output):
+            held = f"{text}, times grad_output"
+        elif _matches(grads, term):
+            held = f"{text}, and grad_output is missing too"
+        else:
+            continue
+        return _diagnosis(
+            "half_product_rule", "only part of the product rule",
+            f"x.grad holds {held}. Both factors of x·sin(x) depend on x, so "
+            "dy/dx = sin(x) + x·cos(x), and backward returns grad_output times that.")
     return None
