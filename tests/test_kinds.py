@@ -557,3 +557,36 @@ def test_any_text_is_a_value_of_its_kind_or_refused_in_one_line(text: str) -> No
             assert str(problem) and "\n" not in str(problem)
             continue
         assert ok(value), (text, value)
+
+
+@pytest.mark.parametrize("typed", ["4x", "x4", "4*", "4x3x", "4,,3"])
+def test_a_shape_with_a_stray_separator_is_refused(typed: str) -> None:
+    """A separator stands between two sizes: `4x` is a slip, not the shape (4,)."""
+    with pytest.raises(AnswerError):
+        parse_shape(typed)
+
+
+def test_warnings_before_an_error_are_shown_with_it() -> None:
+    """Code that warns and then raises: the reveal shows PyTorch's warning and its error."""
+    import warnings
+
+    from autograd_tutor.engine.runner import Raised
+
+    x = torch.ones(2, requires_grad=True)
+    y = x * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _ = y.grad  # a non-leaf's .grad: PyTorch warns
+        try:
+            y.backward()  # not a scalar: PyTorch raises
+        except RuntimeError as error:
+            raised = Raised(type(error).__name__, str(error), None)
+    assert caught
+    out = io.StringIO()
+    env = Environment(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(),
+                      stdin_isatty=False, stdout_isatty=False, stderr_isatty=False,
+                      no_color=True, dumb=False, width=100)
+    UI(env).outcome("y.backward()", raised, [str(w.message) for w in caught], [])
+    text = " ".join(out.getvalue().split())
+    assert f"PyTorch warned: {' '.join(str(caught[0].message).split())}" in text
+    assert f"PyTorch raised RuntimeError: {' '.join(raised.message.split())}" in text

@@ -378,3 +378,12 @@ def test_a_step_whose_code_raises_keeps_the_typed_answers_and_names_the_pack(
     (kept,) = Store(tutor_env, warn=print).load().attempts
     assert (kept.pack, kept.exercise, kept.id, kept.typed) == ("raisey", 1, "x.grad", "11")
     assert kept.judged is False and kept.correct is None
+
+
+def test_the_summary_counts_in_words_that_agree(tmp_path: Path) -> None:
+    """`pack new`'s pack has one exercise and one prediction: "1 exercise", not "1 exercises"."""
+    made = runner.invoke(app, ["pack", "new", "solo", "--dir", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    checked = runner.invoke(app, ["pack", "check", "--yes", str(tmp_path / "solo")])
+    assert checked.exit_code == 0, checked.output
+    assert "1 exercise, 1 prediction, 0 practice templates checked" in checked.output

@@ -92,8 +92,10 @@ class CheckResult:
 
     @property
     def summary(self) -> str:
-        return (f"{self.exercises} exercises, {self.predictions} predictions, "
-                f"{self.templates} practice templates checked with PyTorch")
+        counts = [(self.exercises, "exercise"), (self.predictions, "prediction"),
+                  (self.templates, "practice template")]
+        return ", ".join(f"{n} {what}{'s' * (n != 1)}" for n, what in counts) + \
+            " checked with PyTorch"
 
     def to_json(self) -> dict[str, Any]:
         return {"pack": self.name, "ok": self.ok,

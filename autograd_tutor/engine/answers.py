@@ -161,7 +161,8 @@ def parse_shape(text: str) -> str:
     inner = wanted.strip("()[] ")
     if wanted.strip() and not inner:  # (), [], ( ), ([]): a single number's shape
         return "()"
-    parts = [part for part in re.split(r"[\s,x×*]+", inner) if part]
+    # One separator between two sizes; only a trailing comma, as in (3,), may end it.
+    parts = re.split(r"\s*[,x×*]\s*|\s+", inner.rstrip(", "))
     if not parts or not all(part.isascii() and part.isdigit() and len(part) <= 9
                              for part in parts):
         raise AnswerError("type a shape like (4, 3), 4x3 or (3,); () for a single number")

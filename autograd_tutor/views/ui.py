@@ -313,16 +313,15 @@ class UI:
                 output: Sequence[str]) -> None:
         """What really happened when the step's code ran, in PyTorch's own words."""
         self.program_output(output)
+        for warning in warned:  # warnings come first, also when an error follows them
+            self.out.print(Text(f"PyTorch warned: {warning}", style="yellow"),
+                           soft_wrap=not self.out.is_terminal)
         if error is not None:
             self.out.print(Text(f"PyTorch raised {error.type}: {error.message}", style="red"),
                            soft_wrap=not self.out.is_terminal)
             if error.line is not None:
                 self.code(code, title=f"Line {error.line} raised", mark=error.line)
-        elif warned:
-            for warning in warned:
-                self.out.print(Text(f"PyTorch warned: {warning}", style="yellow"),
-                               soft_wrap=not self.out.is_terminal)
-        else:
+        elif not warned:
             self.out.print(Text("The code ran: no error, no warning."))
         self.out.print()
 
