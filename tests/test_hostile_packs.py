@@ -358,11 +358,26 @@ def test_a_hand_edited_cache_entry_is_checked_like_the_toml(
     place = tutor_env / "cache" / "packs.json"
     cached = json.loads(place.read_text(encoding="utf-8"))
     change(cached["entries"][str(BUILTIN_DIR / "basics" / "1-polynomial.toml")]["data"])
+    cached["built"] = {}  # the packs are built again from the (edited) files' data
     place.write_text(json.dumps(cached), encoding="utf-8")
     packs.forget()
     listed = runner.invoke(app, ["list"])
     assert listed.exit_code == 0, (listed.output, listed.exception)
     assert shown in listed.stdout and ESC not in listed.stdout and listed.stderr == ""
+
+
+def test_a_hand_edited_built_pack_fails_its_seal_and_is_read_again(tutor_env: Path) -> None:
+    assert runner.invoke(app, ["list"]).exit_code == 0
+    place = tutor_env / "cache" / "packs.json"
+    cached = json.loads(place.read_text(encoding="utf-8"))
+    entry = cached["built"][str(BUILTIN_DIR / "basics")]
+    assert "Polynomial Gradient" in entry["pack"]
+    entry["pack"] = entry["pack"].replace("Polynomial Gradient", "[/]\u001b[2JHIJACKED")
+    place.write_text(json.dumps(cached), encoding="utf-8")
+    packs.forget()
+    listed = runner.invoke(app, ["list"])
+    assert listed.exit_code == 0, (listed.output, listed.exception)
+    assert "Polynomial Gradient" in listed.stdout and "HIJACKED" not in listed.stdout
 
 
 def test_a_cache_entry_emptying_a_pack_is_not_served(tutor_env: Path) -> None:

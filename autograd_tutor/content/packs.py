@@ -193,11 +193,16 @@ def _installed(home: Path, variable: str) -> Installed:
         if builtin:  # the course's order, not the alphabet's
             roots.sort(key=lambda root: course_key(root.name))
         for root in roots:
-            served = kept.served
-            pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
-            if problems and kept.served > served:  # in case the cache was edited: the files
-                pack, problems = load_pack(root, builtin=builtin, deep=False,
-                                           kept=kept.fresh())
+            pack, problems = kept.pack(root, builtin), list[Problem]()
+            if pack is None:
+                served = kept.served
+                kept.reading()
+                pack, problems = load_pack(root, builtin=builtin, deep=False, kept=kept)
+                if problems and kept.served > served:  # in case the cache was edited: the
+                    pack, problems = load_pack(root, builtin=builtin, deep=False,  # files
+                                               kept=kept.fresh())
+                if pack is not None and not problems:
+                    kept.keep_pack(pack)
             shown = visible(str(root))
             clashes = [] if pack is None else redefinitions(pack, found.packs.values())
             if pack is None or problems:
