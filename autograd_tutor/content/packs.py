@@ -98,12 +98,24 @@ class Catalogue(Struct, frozen=True):
         return self.misconceptions.get(misconception, (misconception, ""))[0] or misconception
 
 
+# The kept TOML (the pack cache) the catalogue may be read from: `installed` sets it, so a
+# command that reads the packs from the cache parses no TOML at all.
+_catalogue_kept: list[TomlCache] = []
+
+
 @cache
-def builtin_catalogue() -> Catalogue:
+def _catalogue_data() -> dict[str, Any]:
     problems: list[Problem] = []
-    data = read_toml(CATALOGUE_FILE, Where(problems, CATALOGUE_FILE.name)) or {}
+    kept = _catalogue_kept[-1] if _catalogue_kept else None
+    data = read_toml(CATALOGUE_FILE, Where(problems, CATALOGUE_FILE.name), kept) or {}
     if problems:
         raise PackError(str(problems[0]))
+    return data
+
+
+@cache
+def builtin_catalogue() -> Catalogue:
+    data = _catalogue_data()
     concepts = {str(k): str(v) for k, v in data.get("concepts", {}).items()}
     misconceptions = {str(name): (str(t.get("title", name)), str(t.get("explanation", "")))
                       for name, t in data.get("misconceptions", {}).items()}
@@ -111,13 +123,9 @@ def builtin_catalogue() -> Catalogue:
 
 
 @cache
-@cache
 def course_order() -> tuple[str, ...]:
-    """The built-in packs' names in course order (the catalogue's [course] order), read
-    once a process."""
-    problems: list[Problem] = []
-    data = read_toml(CATALOGUE_FILE, Where(problems, CATALOGUE_FILE.name)) or {}
-    order = data.get("course", {}).get("order", [])
+    """The built-in packs' names in course order (the catalogue's [course] order)."""
+    order = _catalogue_data().get("course", {}).get("order", [])
     return tuple(str(name) for name in order) if isinstance(order, list) else ()
 
 
@@ -188,6 +196,7 @@ def _installed(home: Path, variable: str) -> Installed:
 
     found = Installed()
     kept = PackCache.open(home)
+    _catalogue_kept.append(kept)
     for place, builtin in search_path(home):
         roots = _pack_dirs(place)
         if builtin:  # the course's order, not the alphabet's
