@@ -112,6 +112,28 @@ def test_after_none_after_zero_the_retry_has_another_answer(seed: int) -> None:
         assert wrong is None and right is not None
 
 
+def test_a_retry_never_teaches_what_only_a_later_step_names() -> None:
+    """Basics 5, step 2: `a.grad` through detach() is the detach-pass-through mistake. Every
+    detach template also asks about a path detach() does not cut, with the mistakes of step 3
+    ("Cutting one of two paths"); drawn after step 2, it taught step 3 in other words."""
+    exercise = builtin("basics").exercise(5)
+    index = next(i for i, s in enumerate(exercise.steps, start=1)
+                 if any(p.id == "a.grad@detach" for p in s.predictions))
+    earlier, later = steps_of("basics/5", index)
+
+    def named(steps: Any) -> set[str]:
+        return {m.name for s in steps for p in s.predictions for m in p.misconceptions}
+
+    only_later = named(exercise.steps[index:]) - named(exercise.steps[:index])
+    assert only_later  # step 3 names mistakes step 2 does not
+    spoilers = [t for t in TEMPLATES if t.concept == "detach" and named([t.step]) & only_later]
+    assert spoilers  # without the rule, these would be drawn
+    for seed in range(10):
+        problem = practice.aimed("detach", "detach-pass-through", seed, TEMPLATES,
+                                 later=later, earlier=earlier, later_names=only_later)
+        assert problem is None or not named(problem.steps) & only_later
+
+
 @pytest.mark.parametrize(("key", "number", "concept", "name", "spoiler"), [
     # errors/3's next step is the fix `y.sum().backward()`; errors/5's, `torch.no_grad()`.
     ("errors/3", 1, "non-scalar", "implicit-sum", ".sum().backward()"),

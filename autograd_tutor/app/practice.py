@@ -130,7 +130,7 @@ def practice_json(seed: int) -> Callable[[Any], dict[str, Any]]:
 
 
 def aimed_problems(warn: Warn, home: Path
-                   ) -> Callable[[Any, tuple[str, ...], tuple[str, ...]], Any]:
+                   ) -> Callable[..., Any]:
     """Draws the retry problem for a missed attempt, from every installed pack's templates
     and parameterised steps (of the packs whose code works); None when none is aimed at
     its misconception."""
@@ -138,11 +138,12 @@ def aimed_problems(warn: Warn, home: Path
 
     sources: list[PracticeSources] = []
 
-    def draw(attempt: Any, earlier: tuple[str, ...], later: tuple[str, ...]) -> Any:
+    def draw(attempt: Any, earlier: tuple[str, ...], later: tuple[str, ...],
+             later_names: frozenset[str] = frozenset()) -> Any:
         if not sources:
             sources.append(PracticeSources(warn, packs.installed(home)))
         return sources[0].draw(lambda templates, helpers: practice.aimed(
             attempt.concept, attempt.misconception, random_seed(), templates, helpers,
-            later=later, earlier=earlier))
+            later=later, earlier=earlier, later_names=later_names))
 
     return draw

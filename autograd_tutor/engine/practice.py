@@ -14,7 +14,7 @@ import difflib
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from random import Random
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +86,8 @@ def generate_mix(chosen: Sequence[str], seed: int, templates: Sequence[Template]
 
 def aimed(concept: str, misconception: str, seed: int, templates: Sequence[Template] = (),
           helpers: Helpers | None = None, later: Sequence[str] = (),
-          earlier: Sequence[str] = (), tries: int = 40) -> Exercise | None:
+          earlier: Sequence[str] = (), tries: int = 40,
+          later_names: Collection[str] = ()) -> Exercise | None:
     """One fresh problem aimed at a mistake just made, or None when there is none to give.
 
     Only templates of `concept` that name `misconception` in a prediction of that concept
@@ -94,10 +95,13 @@ def aimed(concept: str, misconception: str, seed: int, templates: Sequence[Templ
     one is kept (every draw is fair, `fair`): under the same slip the learner would get it
     wrong again, so the problem tests the mistake. A template whose code shows what one of
     the exercise's `later` steps adds to the `earlier` ones (its own step included) is never
-    used: it would give that step away.
+    used: it would give that step away. Nor is one that names a mistake only a later step
+    names (`later_names`): whatever its code, it is about what that step teaches.
     """
     candidates = [t for t in templates if t.concept == concept
-                  and _names(t, misconception) and not _repeats(t.step.code, later, earlier)]
+                  and _names(t, misconception) and not _repeats(t.step.code, later, earlier)
+                  and not set(later_names) & {m.name for p in t.step.predictions
+                                         for m in p.misconceptions}]
     if not candidates:
         return None
     rng = Random(seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -69,7 +69,7 @@ class Session:
     def __init__(self, exercise: Exercise, ui: UI, recorder: Recorder, options: Options,
                  helpers: Mapping[str, ModuleType | None] | None = None,
                  kind: Asked = Asked.EXERCISE,
-                 aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...]],
+                 aimed: Callable[[Attempt, tuple[str, ...], tuple[str, ...], frozenset[str]],
                                  Exercise | None] | None = None
                  ) -> None:
         self.exercise = exercise
@@ -98,6 +98,7 @@ class Session:
         self.aimed = aimed
         self._earlier: tuple[str, ...] = ()
         self._later: tuple[str, ...] = ()
+        self._later_names: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -118,6 +119,12 @@ class Session:
                 steps = self.exercise.steps
                 self._earlier = tuple(shown.code for shown in steps[:index])
                 self._later = tuple(later.code for later in steps[index:])
+                # The mistakes only later steps name (with the concept of the prediction
+                # naming each): a retry about one would teach that step.
+                earlier_names = {name for _, name in _mistakes(steps[:index])}
+                self._later_names = frozenset(
+                    (concept, name) for concept, name in _mistakes(steps[index:])
+                    if name not in earlier_names)
                 self.run_step(step, index, total)
         finally:
             if self.worker is not None:
@@ -237,7 +244,10 @@ class Session:
         missed = (item.attempt for item in judged
                   if item.attempt.correct is False and item.attempt.misconception
                   and item.attempt.concept)
-        drawn = (self.aimed(attempt, self._earlier, self._later) for attempt in missed)
+        drawn = (self.aimed(attempt, self._earlier, self._later,
+                            frozenset(name for concept, name in self._later_names
+                                      if concept == attempt.concept))
+                 for attempt in missed)
         problem = next((found for found in drawn if found is not None), None)
         if problem is None:
             return  # nothing aimed at these mistakes: offer nothing
@@ -347,3 +357,9 @@ def row(item: Judged) -> RevealRow:
         kind=item.prediction.kind,
         named=bool(attempt.misconception),
     )
+
+
+def _mistakes(steps: Sequence[Step]) -> frozenset[tuple[str, str]]:
+    """(concept, misconception name) for each mistake the steps' predictions name."""
+    return frozenset((p.concept, m.name) for step in steps for p in step.predictions
+                     for m in p.misconceptions)
