@@ -82,7 +82,7 @@ def test_labels_round_trip_and_sort_in_course_order(tutor_env: Path) -> None:
         assert progress.unlabelled(progress.progress_label(name)) == name
     assert progress.progress_label(f"{packs.DEFAULT_PACK}/3") == "exercise 3"
     shuffled = ["practice", *reversed(names)]
-    assert sorted(shuffled, key=progress.course_order(found)) == [*names, "practice"]
+    assert sorted(shuffled, key=progress.exercise_order(found)) == [*names, "practice"]
 
 
 def test_runs_of_counts_each_run_and_whether_it_finished() -> None:

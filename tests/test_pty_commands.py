@@ -23,7 +23,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from autograd_tutor.app.practice import all_helpers
+from autograd_tutor.app.practice import PracticeSources
 from autograd_tutor.cli import app
 from autograd_tutor.content.packs import builtin_catalogue, installed
 from autograd_tutor.engine import review
@@ -141,7 +141,7 @@ def test_practice_with_a_seed_answered_right(tutor_env: Path) -> None:
     answering generated problems as they appear at a terminal is the review test below."""
     seed = 2024
     found = installed(tutor_env)  # practice draws from every installed pack too
-    steps = generate(None, 1, seed, found.templates(), all_helpers(found, print)).steps
+    steps = generate(None, 1, seed, found.templates(), PracticeSources(print, found).helpers).steps
     answers = [value for step in steps for _, value in answers_of(step)]
     output, status = run("practice", "--seed", str(seed), "--count", "1",
                          input="".join(typed(value) + "\n" for value in answers))
@@ -169,7 +169,7 @@ def test_review_of_a_concept_missed_long_ago(tutor_env: Path) -> None:
     seed = int(child.match.group(1))
     found = installed(tutor_env)
     asked = answer_every_prompt(child, generate_mix([MISSED], seed, found.templates(),
-                                                    all_helpers(found, print)).steps)
+                                                    PracticeSources(print, found).helpers).steps)
     rest, status = finish(child)
     no_traceback(rest)
     assert status == 0, rest

@@ -61,11 +61,6 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(3), "big")
 
 
-def all_helpers(found: packs.Installed, warn: Warn) -> dict[str, Any]:
-    """The helpers of every pack with practice templates whose helpers load."""
-    return PracticeSources(warn, found).helpers
-
-
 def concept_titles(found: packs.Installed) -> dict[str, str]:
     """Every concept practice has problems for, with its title (`practice --list`)."""
     from autograd_tutor.engine import practice

@@ -38,7 +38,7 @@ def progress_name(attempt: Any) -> str:
     return progress_label(stats.exercise_name(attempt))
 
 
-def course_order(found: packs.Installed) -> Callable[[str], tuple[Any, ...]]:
+def exercise_order(found: packs.Installed) -> Callable[[str], tuple[Any, ...]]:
     """A sort key for `stats.exercise_name` names in course order: the packs as installed
     (the built-in ones in the course's order), each pack's exercises by number; practice
     and review after every exercise."""
@@ -114,7 +114,7 @@ def progress_report(store: Store, found: packs.Installed, now: datetime,
     if not summary.attempts and not summary.checks:
         return None
     _, shown = recall_shown(digest.schedule(now), now)
-    order = course_order(found)
+    order = exercise_order(found)
     per_exercise = [tally.summary(progress_label(name)) for name, tally
                     in sorted(summary.exercises.items(), key=lambda item: order(item[0]))]
     per_concept = [tally.summary(name) for name, tally in sorted(summary.concepts.items())]
@@ -134,7 +134,7 @@ def progress_json(store: Store, found: packs.Installed, now: datetime) -> dict[s
     from autograd_tutor.engine import stats
 
     recall, _ = recall_shown(store.digest().schedule(now), now)
-    order = course_order(found)
+    order = exercise_order(found)
     history = store.load()  # every attempt is in the report
     rows = history.attempts
     return {
